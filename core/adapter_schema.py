@@ -1,0 +1,216 @@
+"""The adapter schema: rank, alpha, target modules, tensor names and shapes, dtype, and the base it binds to.
+
+The schema is fixed when an adapter is created; every version's tensors must match it exactly, and it bounds
+how many bytes an upload of that adapter may carry before a single byte is buffered.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from .errors import DeserializationError, FailedPreconditionError, InvalidArgumentError
+
+__all__ = ["AdapterSchema", "TensorSpec", "LoraPair", "DTYPES", "HEADER_ALLOWANCE"]
+
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# safetensors header bytes allowed per tensor (its JSON entry) plus a fixed part for metadata
+HEADER_ALLOWANCE = 4096
+_PER_TENSOR_HEADER = 512
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_LORA_NAME = re.compile(r"^(?P<module>.+)\.lora_(?P<which>[AB])\.weight$")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One tensor of the adapter: its PEFT state-dict name and shape."""
+
+    name: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LoraPair:
+    """The A and B tensors of one adapted module; effective weight = scaling * B @ A."""
+
+    module: str
+    a_name: str
+    b_name: str
+
+
+@dataclass(frozen=True)
+class AdapterSchema:
+    """What every version of one adapter must look like."""
+
+    # LoRA hyper-parameters
+    rank: int  # r, the inner dimension of B @ A
+    alpha: float  # lora_alpha; scaling = alpha / rank
+    target_modules: tuple[str, ...]  # module name suffixes, as in LoraConfig (q_proj, v_proj, ...)
+    # tensors
+    tensors: tuple[TensorSpec, ...]  # sorted by name
+    dtype: str  # storage dtype of every tensor: float32, float16 or bfloat16
+    # binding
+    base_fingerprint: str  # SHA-256 hex of the base model's canonical weights
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rank, int) or self.rank <= 0:
+            raise InvalidArgumentError(f"adapter rank must be a positive integer, got {self.rank!r}")
+        if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha > 0):
+            raise InvalidArgumentError(f"adapter alpha must be a positive finite number, got {self.alpha!r}")
+        if not self.target_modules:
+            raise InvalidArgumentError("adapter schema names no target modules")
+        if self.dtype not in DTYPES:
+            raise InvalidArgumentError(f"adapter dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if not _HEX64.match(self.base_fingerprint):
+            raise InvalidArgumentError("base fingerprint must be 64 lowercase hex digits (a SHA-256)")
+        self._check_tensor_specs()
+
+    def _check_tensor_specs(self) -> None:
+        if not self.tensors:
+            raise InvalidArgumentError("adapter schema has no tensors")
+        names = [spec.name for spec in self.tensors]
+        if names != sorted(set(names)):
+            raise InvalidArgumentError("adapter schema tensor names must be unique and sorted")
+        for spec in self.tensors:
+            if not spec.name or len(spec.name) > 512:
+                raise InvalidArgumentError(f"tensor name {spec.name[:40]!r} must have 1 to 512 characters")
+            if not spec.shape or any((not isinstance(d, int)) or d <= 0 for d in spec.shape):
+                raise InvalidArgumentError(f"tensor {spec.name} has invalid shape {spec.shape}")
+        for pair in self.pairs():
+            a, b = self.shape_of(pair.a_name), self.shape_of(pair.b_name)
+            if len(a) != 2 or len(b) != 2 or a[0] != self.rank or b[1] != self.rank:
+                raise InvalidArgumentError(
+                    f"module {pair.module}: lora_A {a} and lora_B {b} do not have rank {self.rank}"
+                )
+
+    # derived views
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / self.rank
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        for spec in self.tensors:
+            if spec.name == name:
+                return spec.shape
+        raise InvalidArgumentError(f"tensor {name} is not in the adapter schema")
+
+    def pairs(self) -> list[LoraPair]:
+        """The (A, B) pairs by module; a tensor that is not part of a pair is refused."""
+        modules: dict[str, dict[str, str]] = {}
+        for spec in self.tensors:
+            match = _LORA_NAME.match(spec.name)
+            if match is None:
+                raise InvalidArgumentError(f"tensor {spec.name} is not a LoRA weight (…lora_A.weight/lora_B.weight)")
+            modules.setdefault(match["module"], {})[match["which"]] = spec.name
+        pairs = []
+        for module, found in sorted(modules.items()):
+            if set(found) != {"A", "B"}:
+                raise InvalidArgumentError(f"module {module} has lora_{''.join(found)} but not both A and B")
+            pairs.append(LoraPair(module=module, a_name=found["A"], b_name=found["B"]))
+        return pairs
+
+    def parameter_count(self) -> int:
+        return sum(math.prod(spec.shape) for spec in self.tensors)
+
+    def tensor_bytes(self) -> int:
+        return self.parameter_count() * self.torch_dtype.itemsize
+
+    def max_blob_bytes(self) -> int:
+        """The most bytes a valid safetensors blob of this schema can have: data plus a bounded header."""
+        return self.tensor_bytes() + HEADER_ALLOWANCE + _PER_TENSOR_HEADER * len(self.tensors)
+
+    # checks
+
+    def check_binding(self, base_fingerprint: str) -> None:
+        """Raise FailedPreconditionError when the adapter was made for another base model."""
+        if base_fingerprint != self.base_fingerprint:
+            raise FailedPreconditionError(
+                f"adapter is bound to base {self.base_fingerprint[:12]}…, this server holds {base_fingerprint[:12]}…"
+            )
+
+    def check_tensors(self, tensors: Mapping[str, torch.Tensor], *, what: str = "adapter") -> None:
+        """Raise InvalidArgumentError unless names, shapes and dtype match exactly and every value is finite."""
+        expected = {spec.name: spec.shape for spec in self.tensors}
+        missing = sorted(set(expected) - set(tensors))
+        extra = sorted(set(tensors) - set(expected))
+        if missing:
+            raise InvalidArgumentError(f"{what} is missing tensor {missing[0]} (and {len(missing) - 1} more)")
+        if extra:
+            raise InvalidArgumentError(f"{what} has tensor {extra[0]} that the schema does not name")
+        for name, shape in expected.items():
+            tensor = tensors[name]
+            if tuple(tensor.shape) != shape:
+                raise InvalidArgumentError(f"{what} tensor {name} has shape {tuple(tensor.shape)}, schema says {shape}")
+            if tensor.dtype != self.torch_dtype:
+                raise InvalidArgumentError(f"{what} tensor {name} has dtype {tensor.dtype}, schema says {self.dtype}")
+            if not bool(torch.isfinite(tensor).all()):
+                raise InvalidArgumentError(f"{what} tensor {name} has NaN or infinite values")
+
+    # serialization
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "rank": self.rank,
+                "alpha": self.alpha,
+                "target_modules": list(self.target_modules),
+                "tensors": [{"name": s.name, "shape": list(s.shape)} for s in self.tensors],
+                "dtype": self.dtype,
+                "base_fingerprint": self.base_fingerprint,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AdapterSchema:
+        """Parse a schema from untrusted JSON; failures become DeserializationError or InvalidArgumentError."""
+        try:
+            raw = json.loads(text)
+            return cls(
+                rank=int(raw["rank"]),
+                alpha=float(raw["alpha"]),
+                target_modules=tuple(str(m) for m in raw["target_modules"]),
+                tensors=tuple(TensorSpec(str(t["name"]), tuple(int(d) for d in t["shape"])) for t in raw["tensors"]),
+                dtype=str(raw["dtype"]),
+                base_fingerprint=str(raw["base_fingerprint"]),
+            )
+        except InvalidArgumentError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DeserializationError(f"adapter schema is not valid JSON of the expected form: {exc}") from exc
+
+    @classmethod
+    def from_tensors(
+        cls,
+        tensors: Mapping[str, torch.Tensor],
+        *,
+        rank: int,
+        alpha: float,
+        target_modules: tuple[str, ...],
+        base_fingerprint: str,
+    ) -> AdapterSchema:
+        """Describe existing tensors; they must all share one dtype."""
+        dtypes = {t.dtype for t in tensors.values()}
+        names = [name for name, dtype in DTYPES.items() if dtype in dtypes]
+        if len(dtypes) != 1 or not names:
+            raise InvalidArgumentError(f"adapter tensors must share one float dtype, found {sorted(map(str, dtypes))}")
+        specs = tuple(TensorSpec(name, tuple(tensors[name].shape)) for name in sorted(tensors))
+        return cls(
+            rank=rank,
+            alpha=alpha,
+            target_modules=tuple(sorted(target_modules)),
+            tensors=specs,
+            dtype=names[0],
+            base_fingerprint=base_fingerprint,
+        )
