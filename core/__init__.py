@@ -26,6 +26,7 @@ from .peft_format import (
     write_peft_folder,
 )
 from .samples import IGNORE_INDEX, RenderedBatch, Sample, render, render_batch
+from .schema_wire import schema_from_pb, schema_to_pb
 from .tensors import canonical_float32, decode_tensors, encode_tensors, sha256_hex
 
 __all__ = [
@@ -65,6 +66,8 @@ __all__ = [
     "read_peft_folder",
     "render",
     "render_batch",
+    "schema_from_pb",
+    "schema_to_pb",
     "sha256_hex",
     "weights_fingerprint",
     "write_peft_folder",

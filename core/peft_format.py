@@ -1,7 +1,8 @@
 """PEFT's own on-disk format (adapter_config.json + adapter_model.safetensors), in and out.
 
 An exported folder loads with PeftModel.from_pretrained, vLLM or LoRAX as it is. The base fingerprint rides in
-the config's `revision`-free extra key `loravault_base_fingerprint`, which PEFT ignores.
+a third file, loravault.json, which those loaders never open (an extra key in adapter_config.json would make
+peft warn on every load).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .errors import DeserializationError, InvalidArgumentError, NotFoundError
 from .tensors import decode_tensors, encode_tensors
 
 __all__ = [
+    "BINDING_FILE",
     "CONFIG_FILE",
     "WEIGHTS_FILE",
     "adapter_from_peft_model",
@@ -29,7 +31,7 @@ __all__ = [
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
-_FINGERPRINT_KEY = "loravault_base_fingerprint"
+BINDING_FILE = "loravault.json"
 
 
 def lora_config_for(schema: AdapterSchema, *, base_name: str = "") -> LoraConfig:
@@ -82,13 +84,13 @@ def write_peft_folder(
     folder.mkdir(parents=True, exist_ok=True)
     config = lora_config_for(schema, base_name=base_name).to_dict()
     config["target_modules"] = sorted(config["target_modules"])
-    config[_FINGERPRINT_KEY] = schema.base_fingerprint
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
+    (folder / BINDING_FILE).write_text(json.dumps({"base_fingerprint": schema.base_fingerprint}, indent=2))
     (folder / WEIGHTS_FILE).write_bytes(encode_tensors(tensors))
 
 
 def read_peft_folder(folder: Path, *, base_fingerprint: str | None = None) -> tuple[AdapterSchema, dict[str, torch.Tensor]]:
-    """Read a PEFT LoRA folder. The fingerprint comes from the config, else from `base_fingerprint`."""
+    """Read a PEFT LoRA folder. The fingerprint comes from loravault.json, else from `base_fingerprint`."""
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     if not config_path.is_file() or not weights_path.is_file():
         raise NotFoundError(f"{folder} is not a PEFT adapter folder: needs {CONFIG_FILE} and {WEIGHTS_FILE}")
@@ -98,9 +100,9 @@ def read_peft_folder(folder: Path, *, base_fingerprint: str | None = None) -> tu
         raise DeserializationError(f"{config_path} is not valid JSON: {exc}") from exc
     if config.get("peft_type") != "LORA":
         raise InvalidArgumentError(f"{config_path}: peft_type is {config.get('peft_type')!r}, only LORA is supported")
-    fingerprint = config.get(_FINGERPRINT_KEY) or base_fingerprint
+    fingerprint = _bound_fingerprint(folder) or base_fingerprint
     if not fingerprint:
-        raise InvalidArgumentError(f"{config_path} names no base fingerprint; pass the base it was trained on")
+        raise InvalidArgumentError(f"{folder} names no base fingerprint; pass the base it was trained on")
     tensors = decode_tensors(weights_path.read_bytes())
     targets = config.get("target_modules") or []
     schema = AdapterSchema.from_tensors(
@@ -109,3 +111,13 @@ def read_peft_folder(folder: Path, *, base_fingerprint: str | None = None) -> tu
         base_fingerprint=fingerprint,
     )
     return schema, tensors
+
+
+def _bound_fingerprint(folder: Path) -> str | None:
+    path = folder / BINDING_FILE
+    if not path.is_file():
+        return None
+    try:
+        return str(json.loads(path.read_text())["base_fingerprint"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DeserializationError(f"{path} does not hold a base_fingerprint: {exc}") from exc
