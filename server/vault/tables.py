@@ -1,0 +1,97 @@
+"""The metadata tables as SQLAlchemy Core objects: what queries are written against.
+
+The schema itself is created and evolved only by the alembic migrations in `migrations/versions`; this module
+must describe the same tables as the newest migration (a test compares them).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+
+__all__ = ["adapters", "keys", "metadata", "tenants", "tokens", "versions"]
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("signing_threshold", Integer, nullable=False, server_default=text("1")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("label", String(200), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint(
+        "(role = 'admin' AND tenant_id IS NULL) OR (role = 'tenant' AND tenant_id IS NOT NULL)",
+        name="ck_tokens_role_tenant",
+    ),
+)
+
+keys = Table(
+    "keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("keyid", String(64), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant_id", "keyid", name="uq_keys_tenant_keyid"),
+    CheckConstraint("status IN ('active', 'revoked')", name="ck_keys_status"),
+)
+
+adapters = Table(
+    "adapters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("schema_json", Text, nullable=False),
+    Column("base_fingerprint", String(64), nullable=False),
+    Column("head_version", Integer, nullable=False, server_default=text("0")),
+    Column("erasure_floor", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant_id", "name", name="uq_adapters_tenant_name"),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("adapter_id", Integer, ForeignKey("adapters.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("blob_sha256", String(64), nullable=False, index=True),
+    Column("size", BigInteger, nullable=False),
+    Column("parent_version", Integer, nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("manifest_hash", String(64), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("purged", Boolean, nullable=False, server_default=false()),
+    UniqueConstraint("adapter_id", "number", name="uq_versions_adapter_number"),
+    CheckConstraint("kind IN ('upload', 'erasure', 'federation-round', 'rollback')", name="ck_versions_kind"),
+)

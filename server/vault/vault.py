@@ -1,0 +1,463 @@
+"""The `Vault`: the one object the server uses to store tenants, credentials, adapters and their versions.
+
+    >>> vault = Vault.open(Path("data"), base_fingerprint=base.fingerprint)
+    >>> vault.create_tenant("acme")
+    >>> adapter = vault.create_adapter(tenant="acme", name="support", schema=schema)
+    >>> with vault.new_blob_writer(max_bytes=schema.max_blob_bytes()) as writer:
+    ...     writer.write(safetensors_bytes)
+    ...     staged = writer.finish()
+    >>> vault.commit_version(tenant="acme", adapter="support", parent_version=0, blob=staged, kind="upload")
+
+Guarantees: the head moves only by compare-and-swap on the parent version; a blob is durable before any row
+references it; a blob file is deleted only after the commit that made it unreferenced, and never while a live
+version or a staged upload still uses it. Thread-safe: share one Vault across a gRPC thread pool. The only
+lock it holds is the blob store's, for file renames and unlinks, never during model compute.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator, Set
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, func, select
+
+from loravault.core import (
+    AdapterSchema,
+    DataLossError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    UnavailableError,
+)
+
+from . import adapters as adapter_rows
+from . import commits
+from . import keys as key_rows
+from . import tenants as tenant_rows
+from . import tokens as token_rows
+from . import versions as version_rows
+from .blobs import BlobReader, BlobStore, BlobWriter, StagedBlob, check_sha256
+from .commits import label_of
+from .database import open_engine, read_transaction, upgrade, write_transaction
+from .durable import write_file_durably
+from .fsck import run_fsck
+from .names import check_name
+from .records import (
+    AdapterRecord,
+    DeleteResult,
+    FsckReport,
+    IssuedToken,
+    KeyRecord,
+    Principal,
+    TenantRecord,
+    TokenRecord,
+    VersionRecord,
+)
+from .tables import tokens
+
+__all__ = ["Vault"]
+
+log = logging.getLogger(__name__)
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_COMMIT_KINDS = ("upload", "federation-round")
+_T = TypeVar("_T")
+
+
+class Vault:
+    """Tenants, tokens, keys, adapters and versions over one database and one blob folder. Use `Vault.open`."""
+
+    def __init__(self, *, engine: Engine, store: BlobStore, base_fingerprint: str) -> None:
+        self._engine = engine
+        self._store = store
+        self._base_fingerprint = base_fingerprint
+        self._closed = False
+
+    @classmethod
+    def open(cls, data_dir: Path, *, base_fingerprint: str, database_url: str | None = None) -> Vault:
+        """Open (creating if needed) the vault in `data_dir` and bring its schema to the newest migration.
+
+        The default database is SQLite at `<data_dir>/vault.db`; blobs live in `<data_dir>/blobs`.
+        """
+        if not isinstance(base_fingerprint, str) or not _HEX64.fullmatch(base_fingerprint):
+            raise InvalidArgumentError("base fingerprint must be 64 lowercase hex digits (a SHA-256)")
+        data_dir = Path(data_dir)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        engine = open_engine(database_url or f"sqlite:///{data_dir.resolve() / 'vault.db'}")
+        try:
+            upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        log.info("opened vault in %s (%s)", data_dir, engine.dialect.name)
+        return cls(engine=engine, store=BlobStore(data_dir / "blobs"), base_fingerprint=base_fingerprint)
+
+    @property
+    def base_fingerprint(self) -> str:
+        return self._base_fingerprint
+
+    def close(self) -> None:
+        """Release database connections; later calls raise UnavailableError."""
+        self._closed = True
+        self._engine.dispose()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # tenants
+
+    def create_tenant(self, name: str) -> TenantRecord:
+        check_name(name, what="tenant")
+        with self._write() as conn:
+            return tenant_rows.insert_tenant(conn, name)
+
+    def list_tenants(self) -> list[TenantRecord]:
+        with self._read() as conn:
+            return tenant_rows.list_tenant_records(conn)
+
+    def delete_tenant(self, name: str) -> DeleteResult:
+        """Delete a tenant with its adapters, versions, tokens and keys, then the blobs nobody else uses."""
+        check_name(name, what="tenant")
+        with self._write() as conn:
+            tenant_id = tenant_rows.get_tenant_id(conn, name)
+            adapter_count, version_count, digests = tenant_rows.delete_tenant_rows(conn, tenant_id)
+        purged = self._collect_garbage(digests)
+        log.info("deleted tenant %s: %d adapters, %d blobs", name, adapter_count, purged)
+        return DeleteResult(deleted_adapters=adapter_count, deleted_versions=version_count, purged_blobs=purged)
+
+    # tokens
+
+    def issue_token(self, *, role: str, tenant: str | None = None, label: str = "") -> IssuedToken:
+        """A new token; its secret is in the result only. NotFoundError when the tenant does not exist."""
+        checked_role = token_rows.check_role(role, tenant)
+        with self._write() as conn:
+            tenant_id = None if tenant is None else self._tenant_id(conn, tenant)
+            return token_rows.insert_token(conn, role=checked_role, tenant_id=tenant_id, label=label)
+
+    def revoke_token(self, token_id: str, *, tenant: str | None = None) -> None:
+        """Revoke a token; with `tenant`, another tenant's token is NotFoundError, like a missing one."""
+        with self._write() as conn:
+            tenant_id = None if tenant is None else self._tenant_id(conn, tenant)
+            token_rows.revoke_token_row(conn, token_id, tenant_id=tenant_id)
+
+    def list_tokens(self, *, tenant: str | None = None) -> list[TokenRecord]:
+        """Every token (tenant=None) or one tenant's tokens; never their secrets."""
+        with self._read() as conn:
+            tenant_id = None if tenant is None else self._tenant_id(conn, tenant)
+            return token_rows.list_token_records(conn, tenant_id=tenant_id)
+
+    def authenticate(self, secret: str) -> Principal:
+        """Who `secret` speaks for; UnauthenticatedError if it is unknown or revoked."""
+        with self._read() as conn:
+            return token_rows.authenticate_secret(conn, secret)
+
+    def ensure_admin_token(self, path: Path) -> str | None:
+        """On a vault with no tokens at all, issue an admin token and write it to `path` (mode 0600).
+
+        Returns the secret, or None when the vault already has tokens. The file is created exclusively and
+        with mode 0600 from the start; an existing file is never overwritten (AlreadyExistsError). The token
+        row commits only if the file was written, and the file is removed if the commit fails.
+        """
+        path = Path(path)
+        written = False
+        try:
+            with self._write() as conn:
+                if conn.scalar(select(func.count()).select_from(tokens)):
+                    return None
+                issued = token_rows.insert_token(conn, role="admin", tenant_id=None, label="initial admin")
+                write_file_durably(path, (issued.secret + "\n").encode(), mode=0o600, exclusive=True)
+                written = True
+        except BaseException:
+            if written:
+                path.unlink(missing_ok=True)
+            raise
+        log.info("wrote the initial admin token to %s", path)
+        return issued.secret
+
+    # keys
+
+    def add_key(self, *, tenant: str, public_key: dict[str, Any]) -> str:
+        """Register an ed25519 public key (securesystemslib form) and return its key id."""
+        with self._write() as conn:
+            tenant_id = self._tenant_id(conn, tenant)
+            return key_rows.insert_key(conn, tenant_id=tenant_id, tenant=tenant, public_key=public_key)
+
+    def list_keys(self, *, tenant: str) -> list[KeyRecord]:
+        with self._read() as conn:
+            return key_rows.list_key_records(conn, tenant_id=self._tenant_id(conn, tenant))
+
+    def revoke_key(self, *, tenant: str, keyid: str) -> None:
+        """Revoke a key; refused (FailedPreconditionError) if fewer active keys than the threshold would remain."""
+        with self._write() as conn:
+            tenant_id = self._tenant_id(conn, tenant)
+            key_rows.revoke_key_row(conn, tenant_id=tenant_id, tenant=tenant, keyid=keyid)
+
+    def set_threshold(self, *, tenant: str, threshold: int) -> None:
+        """Set how many active keys must sign; 1 up to the number of active keys."""
+        if not isinstance(threshold, int) or isinstance(threshold, bool):
+            raise InvalidArgumentError(f"signing threshold must be an integer, got {threshold!r}")
+        with self._write() as conn:
+            tenant_id = self._tenant_id(conn, tenant)
+            active = key_rows.active_key_count(conn, tenant_id=tenant_id)
+            if not 1 <= threshold <= active:
+                raise FailedPreconditionError(
+                    f"tenant {tenant}: threshold {threshold} must be between 1 and its {active} active key(s)"
+                )
+            tenant_rows.set_signing_threshold(conn, tenant_id, threshold)
+
+    def get_threshold(self, *, tenant: str) -> int:
+        with self._read() as conn:
+            return tenant_rows.get_signing_threshold(conn, self._tenant_id(conn, tenant))
+
+    # adapters
+
+    def create_adapter(self, *, tenant: str, name: str, schema: AdapterSchema) -> AdapterRecord:
+        """Create an empty adapter (head 0); FailedPreconditionError when the schema binds another base."""
+        check_name(name, what="adapter")
+        schema.check_binding(self._base_fingerprint)
+        with self._write() as conn:
+            tenant_id = self._tenant_id(conn, tenant)
+            return adapter_rows.insert_adapter(conn, tenant_id=tenant_id, tenant=tenant, name=name, schema=schema)
+
+    def get_adapter(self, *, tenant: str, name: str) -> AdapterRecord:
+        with self._read() as conn:
+            return adapter_rows.to_record(self._adapter(conn, tenant=tenant, name=name), tenant=tenant)
+
+    def list_adapters(self, *, tenant: str) -> list[AdapterRecord]:
+        with self._read() as conn:
+            tenant_id = self._tenant_id(conn, tenant)
+            return adapter_rows.list_adapter_records(conn, tenant_id=tenant_id, tenant=tenant)
+
+    def delete_adapter(self, *, tenant: str, name: str) -> int:
+        """Delete an adapter and all its versions; returns how many blob files were deleted."""
+        with self._write() as conn:
+            row = self._adapter(conn, tenant=tenant, name=name)
+            _, digests = adapter_rows.delete_adapter_rows(conn, adapter_id=row["id"])
+        return self._collect_garbage(digests)
+
+    # versions
+
+    def list_versions(self, *, tenant: str, adapter: str) -> list[VersionRecord]:
+        """Every version, oldest first, purged ones included (their hashes stay)."""
+        with self._read() as conn:
+            row = self._adapter(conn, tenant=tenant, name=adapter)
+            return version_rows.list_version_records(conn, adapter_id=row["id"])
+
+    def get_version(self, *, tenant: str, adapter: str, version: int | None = None) -> VersionRecord:
+        """One version, or the head for None; NotFoundError when there is no such version (or none yet)."""
+        with self._read() as conn:
+            row = self._adapter(conn, tenant=tenant, name=adapter)
+            number = row["head_version"] if version is None else version
+            if version is None and number == 0:
+                raise NotFoundError(f"adapter {label_of(tenant, adapter)} has no versions yet; upload one")
+            return version_rows.version_record(conn, adapter=row, label=label_of(tenant, adapter), number=number)
+
+    def new_blob_writer(self, *, max_bytes: int) -> BlobWriter:
+        """A streaming writer for one blob of at most `max_bytes`; pass its StagedBlob to a commit."""
+        self._check_open()
+        return self._store.new_writer(max_bytes=max_bytes)
+
+    def discard_blob(self, blob: StagedBlob) -> None:
+        """Give up a staged blob that will not be committed; its file goes unless a version uses it."""
+        self._store.release(blob.sha256)
+        self._collect_garbage({blob.sha256})
+
+    def commit_version(
+        self,
+        *,
+        tenant: str,
+        adapter: str,
+        parent_version: int,
+        blob: StagedBlob,
+        kind: str = "upload",
+        manifest_hash: str | None = None,
+    ) -> VersionRecord:
+        """Add version parent_version+1 holding `blob` if parent_version is still the head.
+
+        `kind` is upload or federation-round (erasures and rollbacks have their own methods). The staged blob
+        is consumed whatever happens. Raises AbortedError naming the head when another commit won,
+        NotFoundError, FailedPreconditionError (adapter bound to another base), InvalidArgumentError.
+        """
+
+        def body(conn: Connection, row: dict[str, Any], label: str) -> VersionRecord:
+            if kind not in _COMMIT_KINDS:
+                raise InvalidArgumentError(
+                    f"version kind {kind!r} is not one of {', '.join(_COMMIT_KINDS)}; "
+                    "use erasure_commit or rollback"
+                )
+            return commits.commit_blob(
+                conn, adapter=row, label=label, parent=parent_version, blob=blob,
+                kind="upload" if kind == "upload" else "federation-round", manifest_hash=manifest_hash,
+            )
+
+        return self._commit_staged(tenant, adapter, parent_version, blob, manifest_hash, body)
+
+    def erasure_commit(
+        self,
+        *,
+        tenant: str,
+        adapter: str,
+        parent_version: int,
+        blob: StagedBlob,
+        manifest_hash: str,
+        parent_sha256: str | None = None,
+    ) -> VersionRecord:
+        """Commit an erasure: new version, floor raised to it, every older version purged, in one transaction.
+
+        With `parent_sha256`, the parent version's blob must have that digest (FailedPreconditionError).
+        Purged versions' blob files are deleted after the commit unless a live version (of any tenant) uses
+        them; a crash in between leaves orphans that `fsck(repair=True)` removes.
+        """
+        if parent_sha256 is not None:
+            check_sha256(parent_sha256)
+
+        def body(conn: Connection, row: dict[str, Any], label: str) -> tuple[VersionRecord, set[str]]:
+            return commits.commit_erasure(
+                conn, adapter=row, label=label, parent=parent_version, parent_sha256=parent_sha256, blob=blob,
+                manifest_hash=manifest_hash,
+            )
+
+        record, purged = self._commit_staged(tenant, adapter, parent_version, blob, manifest_hash, body)
+        deleted = self._collect_garbage(purged)
+        log.info("erasure %s/%s v%d: floor raised, %d blob(s) deleted", tenant, adapter, record.number, deleted)
+        return record
+
+    def rollback(self, *, tenant: str, adapter: str, to_version: int, parent_version: int) -> VersionRecord:
+        """Add a version of kind rollback reusing the blob of `to_version`, if parent_version is the head.
+
+        Refused with FailedPreconditionError below the erasure floor (purged), and DataLossError when the
+        older blob no longer hashes right.
+        """
+        _check_version_number(parent_version, what="parent version")
+        _check_version_number(to_version, what="rollback target")
+        target = self.get_version(tenant=tenant, adapter=adapter, version=to_version)
+        if not target.purged:
+            self._store.read(target.blob_sha256)  # DataLossError before any row is written
+        with self._write() as conn:
+            row = self._adapter(conn, tenant=tenant, name=adapter)
+            label = label_of(tenant, adapter)
+            commits.check_bound(row, label=label, base_fingerprint=self._base_fingerprint)
+            return commits.commit_rollback(conn, adapter=row, label=label, parent=parent_version, to_version=to_version)
+
+    def open_version_blob(self, *, tenant: str, adapter: str, version: int | None = None) -> BlobReader:
+        """A reader over a version's bytes that verifies the digest at the end (see BlobReader).
+
+        FailedPreconditionError for a purged version; DataLossError when the blob is missing or corrupt.
+        """
+        record = self._downloadable(tenant, adapter, version)
+        try:
+            return self._store.open(record.blob_sha256)
+        except DataLossError:
+            self._downloadable(tenant, adapter, record.number)  # purged meanwhile: say so instead
+            raise
+
+    def read_version_blob(self, *, tenant: str, adapter: str, version: int | None = None) -> bytes:
+        """A version's bytes, verified against its digest before they are returned."""
+        record = self._downloadable(tenant, adapter, version)
+        try:
+            return self._store.read(record.blob_sha256)
+        except DataLossError:
+            self._downloadable(tenant, adapter, record.number)
+            raise
+
+    def fsck(self, *, repair: bool = False) -> FsckReport:
+        """Check every live version's blob; report (and with `repair`, remove) orphans and temporary files."""
+        with self._read() as conn:
+            live = version_rows.live_blob_counts(conn)
+        return run_fsck(self._store, live, is_live=self._blob_is_live, repair=repair)
+
+    # helpers
+
+    def _commit_staged(
+        self,
+        tenant: str,
+        adapter: str,
+        parent_version: int,
+        blob: StagedBlob,
+        manifest_hash: str | None,
+        body: Callable[[Connection, dict[str, Any], str], _T],
+    ) -> _T:
+        """Run a commit body in a write transaction, then release the staged blob (deleting it on failure)."""
+        try:
+            _check_version_number(parent_version, what="parent version", allow_zero=True)
+            if manifest_hash is not None:
+                check_sha256(manifest_hash)
+            self._check_staged(blob)
+            with self._write() as conn:
+                row = self._adapter(conn, tenant=tenant, name=adapter)
+                label = label_of(tenant, adapter)
+                commits.check_bound(row, label=label, base_fingerprint=self._base_fingerprint)
+                result = body(conn, row, label)
+        except BaseException:
+            if self._store.is_pinned(blob.sha256):
+                self.discard_blob(blob)
+            raise
+        self._store.release(blob.sha256)
+        return result
+
+    def _check_staged(self, blob: StagedBlob) -> None:
+        """The blob must have been staged by this vault's writer and not committed or discarded yet."""
+        path = self._store.path_for(blob.sha256)
+        if not self._store.is_pinned(blob.sha256) or blob.path != path:
+            raise FailedPreconditionError(
+                f"blob {blob.sha256[:12]}… is not staged in this vault (already committed or discarded); "
+                "write it again with new_blob_writer"
+            )
+        if path.stat().st_size != blob.size:
+            raise DataLossError(f"staged blob {blob.sha256[:12]}… has {path.stat().st_size} bytes, not {blob.size}")
+
+    def _downloadable(self, tenant: str, adapter: str, version: int | None) -> VersionRecord:
+        record = self.get_version(tenant=tenant, adapter=adapter, version=version)
+        if record.purged:
+            floor = self.get_adapter(tenant=tenant, name=adapter).floor
+            raise FailedPreconditionError(
+                f"adapter {label_of(tenant, adapter)} v{record.number} is below the erasure floor v{floor} "
+                "and was purged; download the head instead"
+            )
+        return record
+
+    def _collect_garbage(self, digests: Set[str]) -> int:
+        """Delete the blob files of `digests` that no live version and no staged upload uses."""
+        return len(self._store.delete_unreferenced(digests, is_referenced=self._blob_is_live))
+
+    def _blob_is_live(self, sha256: str) -> bool:
+        with self._read() as conn:
+            return version_rows.blob_is_live(conn, sha256)
+
+    def _tenant_id(self, conn: Connection, tenant: str) -> int:
+        return tenant_rows.get_tenant_id(conn, check_name(tenant, what="tenant"))
+
+    def _adapter(self, conn: Connection, *, tenant: str, name: str) -> dict[str, Any]:
+        check_name(tenant, what="tenant")
+        check_name(name, what="adapter")
+        return adapter_rows.find_adapter(conn, tenant=tenant, name=name)
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        self._check_open()
+        with read_transaction(self._engine) as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        self._check_open()
+        with write_transaction(self._engine) as conn:
+            yield conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UnavailableError("the vault is closed (the server is shutting down)")
+
+
+def _check_version_number(number: object, *, what: str, allow_zero: bool = False) -> None:
+    """Version numbers are ints >= 1 (a parent may be 0: no version yet); bools are refused."""
+    low = 0 if allow_zero else 1
+    if not isinstance(number, int) or isinstance(number, bool) or number < low:
+        raise InvalidArgumentError(f"{what} must be an integer >= {low}, got {number!r}")

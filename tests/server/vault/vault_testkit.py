@@ -1,0 +1,46 @@
+"""Helpers shared by the vault tests: a tiny schema, distinct adapter bytes, staging and uploading."""
+
+from __future__ import annotations
+
+import torch
+
+from loravault.core import AdapterSchema, TensorSpec, encode_tensors
+from loravault.server.vault import StagedBlob, Vault, VersionRecord
+
+FINGERPRINT = "ab" * 32
+OTHER_FINGERPRINT = "cd" * 32
+A, B = "m.q_proj.lora_A.weight", "m.q_proj.lora_B.weight"
+MANIFEST = "ee" * 32
+
+
+def make_schema(fingerprint: str = FINGERPRINT) -> AdapterSchema:
+    return AdapterSchema(
+        rank=2,
+        alpha=4.0,
+        target_modules=("q_proj",),
+        tensors=(TensorSpec(A, (2, 4)), TensorSpec(B, (4, 2))),
+        dtype="float32",
+        base_fingerprint=fingerprint,
+    )
+
+
+def adapter_bytes(seed: int) -> bytes:
+    """Distinct, valid safetensors bytes per seed."""
+    generator = torch.Generator().manual_seed(seed)
+    return encode_tensors({A: torch.randn(2, 4, generator=generator), B: torch.randn(4, 2, generator=generator)})
+
+
+def stage(vault: Vault, data: bytes) -> StagedBlob:
+    writer = vault.new_blob_writer(max_bytes=len(data))
+    writer.write(data)
+    return writer.finish()
+
+
+def upload(vault: Vault, *, tenant: str, adapter: str, data: bytes, parent: int) -> VersionRecord:
+    return vault.commit_version(tenant=tenant, adapter=adapter, parent_version=parent, blob=stage(vault, data))
+
+
+def erase(vault: Vault, *, tenant: str, adapter: str, data: bytes, parent: int) -> VersionRecord:
+    return vault.erasure_commit(
+        tenant=tenant, adapter=adapter, parent_version=parent, blob=stage(vault, data), manifest_hash=MANIFEST
+    )
