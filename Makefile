@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BASE ?= tiny
+DEMO_BASE ?= smollm2-135m
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 export PYTHONHASHSEED := 0
 export HF_HUB_OFFLINE := 1
@@ -22,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m loravault.client.demo --base $(if $(filter tiny,$(BASE)),smollm2-135m,$(BASE))
+	$(BIN)/python -m loravault.client.demo --base $(DEMO_BASE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

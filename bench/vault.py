@@ -1,0 +1,214 @@
+"""`make bench-vault`: adapter upload and download throughput against a raw gRPC stream of the same bytes,
+and head and list latency with 10,000 versions in the vault.
+
+Both servers run in this process on 127.0.0.1 with the same thread pool and message limits, so the ratio
+measures what the vault adds (hashing, the durable blob write, safetensors checks, metadata commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from concurrent import futures
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import grpc
+import torch
+from tqdm import tqdm
+
+from loravault.client import VaultClient
+from loravault.core import AdapterSchema, TensorSpec, encode_tensors, load_base
+from loravault.server import ServerConfig, ServerState, create_server
+from loravault.server.config import MAX_CHUNK_BYTES
+from loravault.server.vault import Vault
+
+from .harness import machine, markdown_table, time_calls, write_results
+
+logger = logging.getLogger(__name__)
+MIB = 1 << 20
+_RAW_UP = "/bench.Raw/Up"
+_RAW_DOWN = "/bench.Raw/Down"
+
+
+@dataclass(frozen=True)
+class VaultBenchConfig:
+    """What the benchmark measures."""
+
+    adapter_mib: int = 64  # size of the adapter streamed up and down
+    repeats: int = 3  # transfers per direction; the median is reported
+    versions: int = 10_000  # versions of one adapter in the vault for the latency part
+    latency_calls: int = 500  # head and list calls timed
+
+
+def _schema(fingerprint: str, mib: int) -> AdapterSchema:
+    width = mib * MIB // (2 * 8 * 4)  # two float32 tensors of rank 8
+    return AdapterSchema(rank=8, alpha=16.0, target_modules=("q_proj",),
+                         tensors=(TensorSpec("m.q_proj.lora_A.weight", (8, width)),
+                                  TensorSpec("m.q_proj.lora_B.weight", (width, 8))),
+                         dtype="float32", base_fingerprint=fingerprint)
+
+
+def _payload(schema: AdapterSchema, seed: int) -> bytes:
+    generator = torch.Generator().manual_seed(seed)
+    return encode_tensors({t.name: torch.randn(t.shape, generator=generator) for t in schema.tensors})
+
+
+def _raw_server(payload: bytes) -> tuple[grpc.Server, int]:
+    """A bare gRPC server with one streaming upload and one streaming download of opaque bytes."""
+
+    def up(chunks, context):
+        return str(sum(len(c) for c in chunks)).encode()
+
+    def down(request, context):
+        for offset in range(0, len(payload), MAX_CHUNK_BYTES):
+            yield payload[offset : offset + MAX_CHUNK_BYTES]
+
+    handlers = grpc.method_handlers_generic_handler("bench.Raw", {
+        "Up": grpc.stream_unary_rpc_method_handler(up),
+        "Down": grpc.unary_stream_rpc_method_handler(down),
+    })
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
+                         options=[("grpc.max_receive_message_length", 4 * MIB)])
+    server.add_generic_rpc_handlers((handlers,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+def _raw_throughput(port: int, payload: bytes, repeats: int) -> tuple[float, float]:
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 4 * MIB)]) as ch:
+        up, down = ch.stream_unary(_RAW_UP), ch.unary_stream(_RAW_DOWN)
+        ups, downs = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            up(iter([payload[o : o + MAX_CHUNK_BYTES] for o in range(0, len(payload), MAX_CHUNK_BYTES)]))
+            ups.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            received = b"".join(down(b""))
+            downs.append(time.perf_counter() - start)
+            assert len(received) == len(payload)
+    return len(payload) / MIB / statistics.median(ups), len(payload) / MIB / statistics.median(downs)
+
+
+def _vault_throughput(client: VaultClient, schema: AdapterSchema, payloads: list[bytes]) -> tuple[float, float]:
+    client.create_adapter("throughput", schema)
+    ups, downs = [], []
+    for data in tqdm(payloads, desc="vault transfers", unit="adapter"):
+        start = time.perf_counter()
+        client.upload_bytes("throughput", data)
+        ups.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        client.download_tensors("throughput")
+        downs.append(time.perf_counter() - start)
+    size = len(payloads[0]) / MIB
+    return size / statistics.median(ups), size / statistics.median(downs)
+
+
+def _fill_versions(vault: Vault, *, tenant: str, count: int, fingerprint: str) -> float:
+    """Commit `count` versions of one small adapter through the vault API; returns seconds taken."""
+    small = AdapterSchema(rank=8, alpha=16.0, target_modules=("q_proj",),
+                          tensors=(TensorSpec("m.q_proj.lora_A.weight", (8, 16)),
+                                   TensorSpec("m.q_proj.lora_B.weight", (16, 8))),
+                          dtype="float32", base_fingerprint=fingerprint)
+    vault.create_adapter(tenant=tenant, name="history", schema=small)
+    start = time.perf_counter()
+    for number in tqdm(range(count), desc="filling versions", unit="version"):
+        tensors = {"m.q_proj.lora_A.weight": torch.full((8, 16), float(number)),
+                   "m.q_proj.lora_B.weight": torch.zeros(16, 8)}
+        data = encode_tensors(tensors)
+        writer = vault.new_blob_writer(max_bytes=len(data))
+        writer.write(data)
+        vault.commit_version(tenant=tenant, adapter="history", parent_version=number, blob=writer.finish(),
+                             kind="upload")
+    return time.perf_counter() - start
+
+
+def run(config: VaultBenchConfig) -> dict:
+    fingerprint = load_base("tiny").fingerprint
+    schema = _schema(fingerprint, config.adapter_mib)
+    payloads = [_payload(schema, seed) for seed in range(config.repeats)]
+    with tempfile.TemporaryDirectory(prefix="loravault-bench-") as scratch:
+        data = Path(scratch)
+        vault = Vault.open(data, base_fingerprint=fingerprint)
+        admin_token = vault.ensure_admin_token(data / "admin.token")
+        state = ServerState(vault=vault, base_name="tiny", base_fingerprint=fingerprint,
+                            max_chunk_bytes=MAX_CHUNK_BYTES)
+        server, port = create_server(ServerConfig(data_dir=data, port=0), state=state)
+        server.start()
+        raw_server, raw_port = _raw_server(payloads[0])
+        load_before = machine()
+        try:
+            with VaultClient(f"127.0.0.1:{port}", token=admin_token, timeout=600) as admin:
+                admin.create_tenant("bench")
+                token = admin.issue_token(tenant="bench").token
+            with VaultClient(f"127.0.0.1:{port}", token=token, timeout=600) as client:
+                raw_up, raw_down = _raw_throughput(raw_port, payloads[0], config.repeats)
+                vault_up, vault_down = _vault_throughput(client, schema, payloads)
+                fill_seconds = _fill_versions(vault, tenant="bench", count=config.versions, fingerprint=fingerprint)
+                head = time_calls(lambda: client.get_adapter("history"), count=config.latency_calls)
+                listing = time_calls(lambda: client.versions("history"), count=max(50, config.latency_calls // 5))
+                adapters = time_calls(lambda: client.list_adapters(), count=config.latency_calls)
+        finally:
+            server.stop(None)
+            raw_server.stop(None)
+            vault.close()
+    return {
+        "config": asdict(config),
+        "machine_before": load_before,
+        "machine_after": machine(),
+        "adapter_mib": round(len(payloads[0]) / MIB, 2),
+        "raw_upload_mib_s": round(raw_up, 1), "vault_upload_mib_s": round(vault_up, 1),
+        "raw_download_mib_s": round(raw_down, 1), "vault_download_mib_s": round(vault_down, 1),
+        "upload_ratio_to_raw": round(vault_up / raw_up, 3),
+        "download_ratio_to_raw": round(vault_down / raw_down, 3),
+        "versions": config.versions,
+        "fill_versions_per_s": round(config.versions / fill_seconds, 1),
+        "head_p50_ms": head["p50_ms"], "head_p99_ms": head["p99_ms"],
+        "list_p50_ms": listing["p50_ms"], "list_p99_ms": listing["p99_ms"],
+        "list_page_size": 1000,
+        "list_adapters_p50_ms": adapters["p50_ms"], "list_adapters_p99_ms": adapters["p99_ms"],
+    }
+
+
+def table(results: dict) -> str:
+    rows = [
+        ["upload", f"{results['vault_upload_mib_s']} MiB/s", f"{results['raw_upload_mib_s']} MiB/s",
+         f"{results['upload_ratio_to_raw']:.0%}"],
+        ["download", f"{results['vault_download_mib_s']} MiB/s", f"{results['raw_download_mib_s']} MiB/s",
+         f"{results['download_ratio_to_raw']:.0%}"],
+    ]
+    latency = [
+        ["GetAdapter (head)", results["head_p50_ms"], results["head_p99_ms"]],
+        [f"ListVersions (page of {results['list_page_size']})", results["list_p50_ms"], results["list_p99_ms"]],
+        ["ListAdapters", results["list_adapters_p50_ms"], results["list_adapters_p99_ms"]],
+    ]
+    load = results["machine_before"]
+    return (
+        f"Adapter of {results['adapter_mib']} MiB, {load['cpus']} CPUs, load average {load['loadavg_1m']} "
+        f"(1 min) before the run, {results['machine_after']['loadavg_1m']} after.\n\n"
+        + markdown_table(["transfer", "vault", "raw gRPC", "vault / raw"], rows)
+        + f"\nWith {results['versions']} versions of one adapter in the vault:\n\n"
+        + markdown_table(["RPC", "p50 ms", "p99 ms"], latency)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--adapter-mib", type=int, default=64)
+    parser.add_argument("--versions", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    results = run(VaultBenchConfig(adapter_mib=args.adapter_mib, versions=args.versions, repeats=args.repeats))
+    text = table(results)
+    write_results("vault", results, text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The `loravault` command line: tenant and admin subcommands over the SDK; `serve` runs the server module.
+
+    loravault --server 127.0.0.1:50051 --token-file data/admin.token tenants create acme
+    loravault --token $TOKEN adapters upload support ./my-peft-folder
+    loravault serve --data ./data --port 50051 --base smollm2-135m
+
+The server commands run `python -m loravault.server` in place of this process, so the client part never
+imports the server part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+from loravault.core.errors import LoravaultError
+from loravault.core.peft_format import read_peft_folder
+from loravault.core.tensors import encode_tensors
+
+from .sdk import VaultClient
+
+__all__ = ["main", "build_parser"]
+
+SERVER_COMMANDS = ("serve", "audit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loravault", description="loravault: LoRA adapter vault client")
+    parser.add_argument("--server", default=os.environ.get("LORAVAULT_SERVER", "127.0.0.1:50051"),
+                        help="host:port of the server (env LORAVAULT_SERVER)")
+    parser.add_argument("--token", default=os.environ.get("LORAVAULT_TOKEN"), help="bearer token (env LORAVAULT_TOKEN)")
+    parser.add_argument("--token-file", type=Path, help="read the bearer token from this file")
+    parser.add_argument("--tenant", default="", help="tenant to act on (admins only; tenants act on themselves)")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    groups = parser.add_subparsers(dest="group", required=True)
+    groups.add_parser("serve", help="run the server (see `loravault serve --help`)", add_help=False)
+    groups.add_parser("audit", help="verify the audit log offline", add_help=False)
+    groups.add_parser("whoami", help="show the caller's role, tenant and the server's base model")
+
+    tenants = groups.add_parser("tenants", help="create, list and delete tenants (admin)").add_subparsers(
+        dest="action", required=True)
+    tenants.add_parser("create").add_argument("name")
+    tenants.add_parser("list")
+    tenants.add_parser("delete").add_argument("name")
+
+    tokens = groups.add_parser("tokens", help="issue, list and revoke tokens").add_subparsers(dest="action", required=True)
+    tokens.add_parser("issue").add_argument("--label", default="")
+    tokens.add_parser("list")
+    tokens.add_parser("revoke").add_argument("token_id")
+
+    keys = groups.add_parser("keys", help="register Ed25519 signing keys").add_subparsers(dest="action", required=True)
+    keys.add_parser("add").add_argument("public_key_file", type=Path, help="securesystemslib public key JSON")
+    keys.add_parser("list")
+    keys.add_parser("revoke").add_argument("keyid")
+    keys.add_parser("threshold").add_argument("threshold", type=int)
+
+    adapters = groups.add_parser("adapters", help="adapters and their versions").add_subparsers(
+        dest="action", required=True)
+    adapters.add_parser("create", help="create from a PEFT folder's schema").add_argument("name")
+    adapters.choices["create"].add_argument("peft_folder", type=Path)
+    adapters.add_parser("list")
+    adapters.add_parser("versions").add_argument("name")
+    upload = adapters.add_parser("upload", help="upload a PEFT folder as a new version (creates the adapter)")
+    upload.add_argument("name")
+    upload.add_argument("peft_folder", type=Path)
+    download = adapters.add_parser("download", help="write a version's safetensors bytes to a file")
+    download.add_argument("name")
+    download.add_argument("output", type=Path)
+    download.add_argument("--version", type=int, default=0, help="0 = head")
+    export = adapters.add_parser("export", help="write a version as a PEFT folder")
+    export.add_argument("name")
+    export.add_argument("folder", type=Path)
+    export.add_argument("--version", type=int, default=0, help="0 = head")
+    rollback = adapters.add_parser("rollback", help="make an older version the head again")
+    rollback.add_argument("name")
+    rollback.add_argument("to_version", type=int)
+    adapters.add_parser("delete").add_argument("name")
+
+    admin = groups.add_parser("admin", help="operator commands").add_subparsers(dest="action", required=True)
+    admin.add_parser("fsck", help="check every version's blob").add_argument("--repair", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SERVER_COMMANDS:
+        os.execv(sys.executable, [sys.executable, "-m", "loravault.server", *argv])
+    args = build_parser().parse_args(argv)
+    token = args.token or (args.token_file.read_text().strip() if args.token_file else None)
+    if not token:
+        sys.stderr.write("loravault: no token: pass --token, --token-file or set LORAVAULT_TOKEN\n")
+        return 2
+    try:
+        with VaultClient(args.server, token=token) as client:
+            result = _run(client, args)
+    except LoravaultError as error:
+        sys.stderr.write(f"loravault: {type(error).__name__}: {error}\n")
+        return 1
+    _print(result, as_json=args.json)
+    return 0
+
+
+def _run(client: VaultClient, args: argparse.Namespace) -> Any:
+    group, action, tenant = args.group, getattr(args, "action", None), args.tenant
+    if group == "whoami":
+        return client.whoami()
+    if group == "tenants":
+        return {"create": lambda: client.create_tenant(args.name), "list": client.list_tenants,
+                "delete": lambda: {"purged_blobs": client.delete_tenant(args.name)}}[action]()
+    if group == "tokens":
+        return {"issue": lambda: client.issue_token(tenant=tenant, label=args.label),
+                "list": lambda: client.list_tokens(tenant=tenant),
+                "revoke": lambda: client.revoke_token(args.token_id, tenant=tenant)}[action]()
+    if group == "keys":
+        return {"add": lambda: client.add_key(json.loads(args.public_key_file.read_text()), tenant=tenant),
+                "list": lambda: client.list_keys(tenant=tenant),
+                "revoke": lambda: client.revoke_key(args.keyid, tenant=tenant),
+                "threshold": lambda: client.set_threshold(args.threshold, tenant=tenant)}[action]()
+    if group == "admin":
+        return client.fsck(repair=args.repair)
+    return _run_adapters(client, args, tenant)
+
+
+def _run_adapters(client: VaultClient, args: argparse.Namespace, tenant: str) -> Any:
+    action = args.action
+    if action == "create":
+        schema, _ = read_peft_folder(args.peft_folder, base_fingerprint=client.whoami().base_fingerprint)
+        return client.create_adapter(args.name, schema, tenant=tenant)
+    if action == "list":
+        return client.list_adapters(tenant=tenant)
+    if action == "versions":
+        return client.versions(args.name, tenant=tenant)
+    if action == "upload":
+        return client.upload(args.name, args.peft_folder, tenant=tenant)
+    if action == "download":
+        _, version, tensors = client.download_tensors(args.name, version=args.version, tenant=tenant)
+        args.output.write_bytes(encode_tensors(tensors))
+        return version
+    if action == "export":
+        return client.download(args.name, args.folder, version=args.version, tenant=tenant)
+    if action == "rollback":
+        return client.rollback(args.name, args.to_version, tenant=tenant)
+    return {"purged_blobs": client.delete_adapter(args.name, tenant=tenant)}
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "DESCRIPTOR"):
+        return MessageToDict(value, preserving_proto_field_name=True)
+    return value
+
+
+def _print(result: Any, *, as_json: bool) -> None:
+    plain = _plain(result)
+    if as_json or not isinstance(plain, list):
+        sys.stdout.write(json.dumps(plain, indent=None if as_json else 2, default=str) + "\n")
+        return
+    for row in plain:
+        sys.stdout.write((json.dumps(row, default=str) if isinstance(row, (dict, list)) else str(row)) + "\n")

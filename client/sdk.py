@@ -1,0 +1,230 @@
+"""The tenant and admin SDK: `VaultClient`, a context manager over one gRPC channel.
+
+    >>> with VaultClient("127.0.0.1:50051", token=token) as vault:
+    ...     vault.upload("support", peft_model)          # creates the adapter on first upload
+    ...     model = vault.load_peft("support", base_model)
+
+Every failure raises a loravault.core.errors class mapped from the status code (NotFoundError,
+AbortedError, ...), never a bare grpc.RpcError.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import torch
+from peft import PeftModel
+from transformers import PreTrainedModel
+
+from loravault.core.adapter_schema import AdapterSchema
+from loravault.core.errors import DataLossError, NotFoundError
+from loravault.core.peft_format import adapter_from_peft_model, peft_model_with_adapter, read_peft_folder, write_peft_folder
+from loravault.core.schema_wire import schema_to_pb
+from loravault.core.tensors import decode_tensors, encode_tensors, sha256_hex
+from loravault.proto import loravault_pb2 as pb
+from loravault.proto import loravault_pb2_grpc as pb_grpc
+
+from .errors import from_rpc_error
+from .records import AdapterInfo, FsckResult, Identity, IssuedToken, KeyInfo, VersionInfo
+
+__all__ = ["VaultClient", "CHUNK_BYTES"]
+
+CHUNK_BYTES = 1 << 20
+T = TypeVar("T")
+
+
+class VaultClient:
+    """One connection to a loravault server, authenticated by a bearer token.
+
+    `tenant` arguments may be left empty by a tenant (it acts on itself); an admin names the tenant.
+    TLS: pass `root_certificates` (PEM bytes); for mTLS also `private_key` and `certificate_chain`.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str,
+        timeout: float = 60.0,
+        root_certificates: bytes | None = None,
+        private_key: bytes | None = None,
+        certificate_chain: bytes | None = None,
+    ) -> None:
+        options = [("grpc.max_receive_message_length", 4 * CHUNK_BYTES),
+                   ("grpc.max_send_message_length", 4 * CHUNK_BYTES)]
+        if root_certificates is None:
+            self._channel = grpc.insecure_channel(target, options=options)
+        else:
+            credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
+            self._channel = grpc.secure_channel(target, credentials, options=options)
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._timeout = timeout
+        self._admin = pb_grpc.AdminStub(self._channel)
+        self._tenants = pb_grpc.TenantsStub(self._channel)
+        self._adapters = pb_grpc.AdaptersStub(self._channel)
+
+    def __enter__(self) -> VaultClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Callable[..., T], request: Any, **kwargs: Any) -> T:
+        try:
+            return method(request, metadata=self._metadata, timeout=self._timeout, **kwargs)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    # ------------------------------------------------------------ identity and admin
+
+    def whoami(self) -> Identity:
+        r = self._call(self._tenants.WhoAmI, pb.WhoAmIRequest())
+        return Identity(r.role, r.tenant, r.base_name, r.base_fingerprint, r.max_chunk_bytes)
+
+    def create_tenant(self, name: str) -> str:
+        return self._call(self._admin.CreateTenant, pb.CreateTenantRequest(name=name)).name
+
+    def list_tenants(self) -> list[str]:
+        return [t.name for t in self._call(self._admin.ListTenants, pb.ListTenantsRequest()).tenants]
+
+    def delete_tenant(self, name: str) -> int:
+        """Delete a tenant with its adapters, tokens and keys; returns how many blobs were purged."""
+        return self._call(self._admin.DeleteTenant, pb.DeleteTenantRequest(name=name)).purged_blobs
+
+    def fsck(self, *, repair: bool = False) -> FsckResult:
+        r = self._call(self._admin.Fsck, pb.FsckRequest(repair=repair))
+        return FsckResult(r.checked_versions, tuple(r.missing), tuple(r.corrupt), tuple(r.orphans),
+                          tuple(r.temp_files), r.repaired, r.clean)
+
+    # ------------------------------------------------------------ tokens and keys
+
+    def issue_token(self, *, tenant: str = "", label: str = "") -> IssuedToken:
+        r = self._call(self._tenants.IssueToken, pb.IssueTokenRequest(tenant=tenant, label=label))
+        return IssuedToken(r.token_id, r.token)
+
+    def revoke_token(self, token_id: str, *, tenant: str = "") -> None:
+        self._call(self._tenants.RevokeToken, pb.RevokeTokenRequest(tenant=tenant, token_id=token_id))
+
+    def list_tokens(self, *, tenant: str = "") -> list[pb.TokenInfo]:
+        return list(self._call(self._tenants.ListTokens, pb.ListTokensRequest(tenant=tenant)).tokens)
+
+    def add_key(self, public_key: dict, *, tenant: str = "") -> KeyInfo:
+        request = pb.AddKeyRequest(tenant=tenant, public_key_json=json.dumps(public_key, sort_keys=True))
+        r = self._call(self._tenants.AddKey, request)
+        return KeyInfo(r.keyid, r.public_key_json, r.status)
+
+    def list_keys(self, *, tenant: str = "") -> tuple[list[KeyInfo], int]:
+        r = self._call(self._tenants.ListKeys, pb.ListKeysRequest(tenant=tenant))
+        return [KeyInfo(k.keyid, k.public_key_json, k.status) for k in r.keys], r.threshold
+
+    def revoke_key(self, keyid: str, *, tenant: str = "") -> KeyInfo:
+        r = self._call(self._tenants.RevokeKey, pb.RevokeKeyRequest(tenant=tenant, keyid=keyid))
+        return KeyInfo(r.keyid, r.public_key_json, r.status)
+
+    def set_threshold(self, threshold: int, *, tenant: str = "") -> int:
+        return self._call(self._tenants.SetThreshold, pb.SetThresholdRequest(tenant=tenant, threshold=threshold)).threshold
+
+    # ------------------------------------------------------------ adapters
+
+    def create_adapter(self, name: str, schema: AdapterSchema, *, tenant: str = "") -> AdapterInfo:
+        request = pb.CreateAdapterRequest(ref=_ref(tenant, name), schema=schema_to_pb(schema))
+        return AdapterInfo.from_pb(self._call(self._adapters.CreateAdapter, request))
+
+    def get_adapter(self, name: str, *, tenant: str = "") -> AdapterInfo:
+        return AdapterInfo.from_pb(self._call(self._adapters.GetAdapter, pb.GetAdapterRequest(ref=_ref(tenant, name))))
+
+    def list_adapters(self, *, tenant: str = "") -> list[AdapterInfo]:
+        r = self._call(self._adapters.ListAdapters, pb.ListAdaptersRequest(tenant=tenant))
+        return [AdapterInfo.from_pb(a) for a in r.adapters]
+
+    def versions(self, name: str, *, tenant: str = "", after: int = 0, limit: int = 0) -> list[VersionInfo]:
+        request = pb.ListVersionsRequest(ref=_ref(tenant, name), after=after, limit=limit)
+        return [VersionInfo.from_pb(v) for v in self._call(self._adapters.ListVersions, request).versions]
+
+    def delete_adapter(self, name: str, *, tenant: str = "") -> int:
+        return self._call(self._adapters.DeleteAdapter, pb.DeleteAdapterRequest(ref=_ref(tenant, name))).purged_blobs
+
+    def upload_tensors(
+        self, name: str, tensors: dict[str, torch.Tensor], *, parent_version: int | None = None, tenant: str = ""
+    ) -> VersionInfo:
+        """Upload one version; `parent_version` defaults to the current head (compare-and-swap on it)."""
+        return self.upload_bytes(name, encode_tensors(tensors), parent_version=parent_version, tenant=tenant)
+
+    def upload_bytes(
+        self, name: str, data: bytes, *, parent_version: int | None = None, tenant: str = ""
+    ) -> VersionInfo:
+        """Stream safetensors bytes in chunks of at most 1 MiB; the server checks size and digest."""
+        if parent_version is None:
+            parent_version = self.get_adapter(name, tenant=tenant).head_version
+        header = pb.UploadHeader(ref=_ref(tenant, name), parent_version=parent_version, total_size=len(data),
+                                 sha256=sha256_hex(data))
+        return VersionInfo.from_pb(self._call(self._adapters.Upload, _upload_stream(header, data)))
+
+    def upload(self, name: str, source: PeftModel | Path | str, *, tenant: str = "") -> VersionInfo:
+        """Upload a PeftModel's active LoRA adapter or a PEFT folder, creating the adapter on first upload.
+
+        Raises FailedPreconditionError when the adapter was trained on another base model than the server's.
+        """
+        fingerprint = self.whoami().base_fingerprint
+        if isinstance(source, PeftModel):
+            schema, tensors = adapter_from_peft_model(source, base_fingerprint=fingerprint)
+        else:
+            schema, tensors = read_peft_folder(Path(source), base_fingerprint=fingerprint)
+        try:
+            head = self.get_adapter(name, tenant=tenant).head_version
+        except NotFoundError:
+            head = self.create_adapter(name, schema, tenant=tenant).head_version
+        return self.upload_tensors(name, tensors, parent_version=head, tenant=tenant)
+
+    def download_tensors(
+        self, name: str, *, version: int = 0, tenant: str = ""
+    ) -> tuple[AdapterInfo, VersionInfo, dict[str, torch.Tensor]]:
+        """Download a version (0 = head) and check its bytes against the version's recorded digest."""
+        request = pb.DownloadRequest(ref=_ref(tenant, name), version=version)
+        try:
+            stream: Iterator[pb.DownloadMessage] = self._adapters.Download(
+                request, metadata=self._metadata, timeout=self._timeout)
+            header = next(stream).header
+            data = b"".join(message.chunk for message in stream)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        info, found = AdapterInfo.from_pb(header.adapter), VersionInfo.from_pb(header.version)
+        if sha256_hex(data) != found.blob_sha256 or len(data) != found.size:
+            raise DataLossError(f"download of {name} v{found.number} does not match its recorded digest")
+        return info, found, decode_tensors(data)
+
+    def download(self, name: str, folder: Path | str, *, version: int = 0, tenant: str = "") -> VersionInfo:
+        """Export a version as a PEFT folder (adapter_config.json + adapter_model.safetensors)."""
+        info, found, tensors = self.download_tensors(name, version=version, tenant=tenant)
+        write_peft_folder(Path(folder), info.schema, tensors, base_name=self.whoami().base_name)
+        return found
+
+    def load_peft(self, name: str, base_model: PreTrainedModel, *, version: int = 0, tenant: str = "") -> PeftModel:
+        """Download a version straight into a PeftModel over `base_model` (which peft modifies in place)."""
+        info, _, tensors = self.download_tensors(name, version=version, tenant=tenant)
+        return peft_model_with_adapter(base_model, info.schema, tensors)
+
+    def rollback(self, name: str, to_version: int, *, parent_version: int | None = None, tenant: str = "") -> VersionInfo:
+        """Make a new head that points at an older version's bytes (never below the erasure floor)."""
+        if parent_version is None:
+            parent_version = self.get_adapter(name, tenant=tenant).head_version
+        request = pb.RollbackRequest(ref=_ref(tenant, name), to_version=to_version, parent_version=parent_version)
+        return VersionInfo.from_pb(self._call(self._adapters.Rollback, request))
+
+
+def _ref(tenant: str, name: str) -> pb.AdapterRef:
+    return pb.AdapterRef(tenant=tenant, adapter=name)
+
+
+def _upload_stream(header: pb.UploadHeader, data: bytes) -> Iterator[pb.UploadMessage]:
+    yield pb.UploadMessage(header=header)
+    view = memoryview(data)
+    for offset in range(0, len(data), CHUNK_BYTES):
+        yield pb.UploadMessage(chunk=bytes(view[offset : offset + CHUNK_BYTES]))

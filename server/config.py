@@ -1,0 +1,46 @@
+"""The server's configuration, built once in main() and passed in; nothing reads the environment later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from loravault.core.errors import InvalidArgumentError
+
+__all__ = ["ServerConfig", "MAX_CHUNK_BYTES"]
+
+MAX_CHUNK_BYTES = 1 << 20  # adapters stream in chunks of at most 1 MiB (gRPC's receive limit is 4 MiB)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the server keeps its state, what it serves and how it listens."""
+
+    # state
+    data_dir: Path  # metadata database, blobs, admin token file, server key
+    base: str = "tiny"  # tiny | smollm2-135m | a local Hugging Face model folder
+    database_url: str | None = None  # SQLAlchemy URL; None = SQLite (WAL) inside data_dir
+    # network
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = any free port (tests)
+    max_workers: int = 16  # threads serving RPCs
+    max_concurrent_rpcs: int = 64  # beyond this, calls answer RESOURCE_EXHAUSTED at once
+    grace_seconds: float = 10.0  # how long SIGTERM lets calls in flight finish
+    # optional TLS and mTLS
+    tls_cert: Path | None = None  # server certificate chain (PEM)
+    tls_key: Path | None = None  # server private key (PEM)
+    tls_client_ca: Path | None = None  # when set, clients must present a certificate signed by this CA
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise InvalidArgumentError(f"port {self.port} is outside 0..65535")
+        if self.max_workers < 1 or self.max_concurrent_rpcs < 1:
+            raise InvalidArgumentError("max_workers and max_concurrent_rpcs must be at least 1")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise InvalidArgumentError("TLS needs both --tls-cert and --tls-key")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise InvalidArgumentError("mTLS (--tls-client-ca) needs --tls-cert and --tls-key")
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin.token"

@@ -1,0 +1,90 @@
+"""`python -m loravault.server serve`: open the vault, load the base, listen, stop gracefully on SIGTERM.
+
+The `loravault serve` command of the CLI runs this module, so the client never imports the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from loravault.core.models import load_base
+
+from .config import MAX_CHUNK_BYTES, ServerConfig
+from .logs import configure_json_logging
+from .rpc.app import create_server
+from .rpc.state import ServerState
+from .vault import Vault
+
+__all__ = ["main", "serve", "READY_FILE"]
+
+logger = logging.getLogger(__name__)
+READY_FILE = "serve.json"  # written once the port is bound: {"port": N, "pid": P}
+
+
+def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT (or `stop` is set), then let calls in flight finish for grace_seconds."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    base = load_base(config.base)
+    vault = Vault.open(config.data_dir, base_fingerprint=base.fingerprint, database_url=config.database_url)
+    if vault.ensure_admin_token(config.admin_token_path):
+        logger.info("wrote the admin token to %s (readable by its owner only)", config.admin_token_path)
+    state = ServerState(vault=vault, base_name=config.base, base_fingerprint=base.fingerprint,
+                        max_chunk_bytes=MAX_CHUNK_BYTES)
+    server, port = create_server(config, state=state)
+    server.start()
+    _write_ready_file(config.data_dir, port)
+    logger.info("serving base %s (%s) on %s:%d", config.base, base.fingerprint[:12], config.host, port)
+    stop = stop or threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    logger.info("shutting down: %.0f s for calls in flight", config.grace_seconds)
+    server.stop(config.grace_seconds).wait()
+    vault.close()
+    (config.data_dir / READY_FILE).unlink(missing_ok=True)
+
+
+def _write_ready_file(data_dir: Path, port: int) -> None:
+    path = data_dir / READY_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"port": port, "pid": os.getpid()}))
+    tmp.replace(path)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loravault", description="loravault server commands")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run the vault server")
+    serve_cmd.add_argument("--data", type=Path, required=True, help="data folder (created if missing)")
+    serve_cmd.add_argument("--port", type=int, default=50051, help="port to listen on (0 = any free port)")
+    serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve_cmd.add_argument("--base", default="tiny", help="tiny, smollm2-135m, or a local model folder")
+    serve_cmd.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in --data)")
+    serve_cmd.add_argument("--max-concurrent-rpcs", type=int, default=64)
+    serve_cmd.add_argument("--tls-cert", type=Path, default=None)
+    serve_cmd.add_argument("--tls-key", type=Path, default=None)
+    serve_cmd.add_argument("--tls-client-ca", type=Path, default=None, help="require client certificates (mTLS)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_json_logging()
+    config = ServerConfig(
+        data_dir=args.data, base=args.base, database_url=args.database_url, host=args.host, port=args.port,
+        max_concurrent_rpcs=args.max_concurrent_rpcs, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+    )
+    serve(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

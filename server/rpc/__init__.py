@@ -1,0 +1,1 @@
+"""The gRPC edge of the server: auth, error translation, servicers and the server factory."""

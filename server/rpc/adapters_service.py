@@ -1,0 +1,97 @@
+"""The Adapters service: schemas, versions, streaming upload and download, rollback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from loravault.core.errors import InvalidArgumentError
+from loravault.proto import loravault_pb2 as pb
+from loravault.proto import loravault_pb2_grpc as pb_grpc
+
+from ..uploads import UploadHeader, receive_version
+from .auth import PrincipalContext, tenant_scope
+from .convert import adapter_to_pb, schema_from_pb, version_to_pb
+from .edge import check_known_fields, streaming_response, unary
+from .state import ServerState
+
+__all__ = ["AdaptersService"]
+
+_DEFAULT_PAGE = 1000
+
+
+class AdaptersService(pb_grpc.AdaptersServicer):
+    def __init__(self, state: ServerState) -> None:
+        self._state = state
+
+    @unary
+    def CreateAdapter(self, request: pb.CreateAdapterRequest, context: PrincipalContext) -> pb.Adapter:
+        tenant = tenant_scope(context.principal, request.ref.tenant)
+        schema = schema_from_pb(request.schema)
+        schema.check_binding(self._state.base_fingerprint)
+        return adapter_to_pb(self._state.vault.create_adapter(tenant=tenant, name=request.ref.adapter, schema=schema))
+
+    @unary
+    def GetAdapter(self, request: pb.GetAdapterRequest, context: PrincipalContext) -> pb.Adapter:
+        tenant = tenant_scope(context.principal, request.ref.tenant)
+        return adapter_to_pb(self._state.vault.get_adapter(tenant=tenant, name=request.ref.adapter))
+
+    @unary
+    def ListAdapters(self, request: pb.ListAdaptersRequest, context: PrincipalContext) -> pb.ListAdaptersResponse:
+        tenant = tenant_scope(context.principal, request.tenant)
+        return pb.ListAdaptersResponse(adapters=[adapter_to_pb(a) for a in self._state.vault.list_adapters(tenant=tenant)])
+
+    @unary
+    def ListVersions(self, request: pb.ListVersionsRequest, context: PrincipalContext) -> pb.ListVersionsResponse:
+        tenant = tenant_scope(context.principal, request.ref.tenant)
+        versions = self._state.vault.list_versions(tenant=tenant, adapter=request.ref.adapter)
+        page = [v for v in versions if v.number > request.after][: request.limit or _DEFAULT_PAGE]
+        return pb.ListVersionsResponse(versions=[version_to_pb(v) for v in page])
+
+    @unary
+    def DeleteAdapter(self, request: pb.DeleteAdapterRequest, context: PrincipalContext) -> pb.DeleteAdapterResponse:
+        tenant = tenant_scope(context.principal, request.ref.tenant)
+        purged = self._state.vault.delete_adapter(tenant=tenant, name=request.ref.adapter)
+        return pb.DeleteAdapterResponse(purged_blobs=purged)
+
+    @unary
+    def Upload(self, request_iterator: Iterator[pb.UploadMessage], context: PrincipalContext) -> pb.Version:
+        first = next(request_iterator, None)
+        if first is not None:
+            check_known_fields(first)
+        if first is None or first.WhichOneof("part") != "header":
+            raise InvalidArgumentError("upload stream must start with a header message")
+        header = first.header
+        tenant = tenant_scope(context.principal, header.ref.tenant)
+        upload = UploadHeader(tenant=tenant, adapter=header.ref.adapter, parent_version=header.parent_version,
+                              total_size=header.total_size, sha256=header.sha256)
+        chunks = (_chunk_of(message) for message in request_iterator)
+        record = receive_version(self._state.vault, upload, chunks, max_chunk_bytes=self._state.max_chunk_bytes)
+        return version_to_pb(record)
+
+    @streaming_response
+    def Download(self, request: pb.DownloadRequest, context: PrincipalContext) -> Iterator[pb.DownloadMessage]:
+        tenant = tenant_scope(context.principal, request.ref.tenant)
+        vault = self._state.vault
+        adapter = vault.get_adapter(tenant=tenant, name=request.ref.adapter)
+        version = vault.get_version(tenant=tenant, adapter=request.ref.adapter, version=request.version or None)
+        data = vault.read_version_blob(tenant=tenant, adapter=request.ref.adapter, version=version.number)
+        yield pb.DownloadMessage(header=pb.DownloadHeader(adapter=adapter_to_pb(adapter), version=version_to_pb(version)))
+        step = self._state.max_chunk_bytes
+        for offset in range(0, len(data), step):
+            yield pb.DownloadMessage(chunk=data[offset : offset + step])
+
+    @unary
+    def Rollback(self, request: pb.RollbackRequest, context: PrincipalContext) -> pb.Version:
+        tenant = tenant_scope(context.principal, request.ref.tenant)
+        record = self._state.vault.rollback(
+            tenant=tenant, adapter=request.ref.adapter, to_version=request.to_version,
+            parent_version=request.parent_version,
+        )
+        return version_to_pb(record)
+
+
+def _chunk_of(message: pb.UploadMessage) -> bytes:
+    check_known_fields(message)
+    if message.WhichOneof("part") != "chunk":
+        raise InvalidArgumentError("upload stream may carry only one header, then chunks")
+    return message.chunk

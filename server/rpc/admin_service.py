@@ -1,0 +1,55 @@
+"""The Admin service: tenants and storage checks, for the admin role only.
+
+StreamAuditLog answers UNIMPLEMENTED (the generated base class) until the signed erasure protocol lands.
+"""
+
+from __future__ import annotations
+
+from loravault.proto import loravault_pb2 as pb
+from loravault.proto import loravault_pb2_grpc as pb_grpc
+
+from .auth import PrincipalContext, require_admin
+from .convert import unix_ms
+from .edge import unary
+from .state import ServerState
+
+__all__ = ["AdminService"]
+
+
+class AdminService(pb_grpc.AdminServicer):
+    def __init__(self, state: ServerState) -> None:
+        self._state = state
+
+    @unary
+    def CreateTenant(self, request: pb.CreateTenantRequest, context: PrincipalContext) -> pb.Tenant:
+        require_admin(context.principal)
+        record = self._state.vault.create_tenant(request.name)
+        return pb.Tenant(name=record.name, created_unix_ms=unix_ms(record.created_at))
+
+    @unary
+    def ListTenants(self, request: pb.ListTenantsRequest, context: PrincipalContext) -> pb.ListTenantsResponse:
+        require_admin(context.principal)
+        tenants = self._state.vault.list_tenants()
+        return pb.ListTenantsResponse(
+            tenants=[pb.Tenant(name=t.name, created_unix_ms=unix_ms(t.created_at)) for t in tenants]
+        )
+
+    @unary
+    def DeleteTenant(self, request: pb.DeleteTenantRequest, context: PrincipalContext) -> pb.DeleteTenantResponse:
+        require_admin(context.principal)
+        result = self._state.vault.delete_tenant(request.name)
+        return pb.DeleteTenantResponse(deleted_adapters=result.deleted_adapters, purged_blobs=result.purged_blobs)
+
+    @unary
+    def Fsck(self, request: pb.FsckRequest, context: PrincipalContext) -> pb.FsckResponse:
+        require_admin(context.principal)
+        report = self._state.vault.fsck(repair=request.repair)
+        return pb.FsckResponse(
+            checked_versions=report.checked_versions,
+            missing=list(report.missing),
+            corrupt=list(report.corrupt),
+            orphans=list(report.orphans),
+            temp_files=list(report.temp_files),
+            repaired=report.repaired,
+            clean=report.clean,
+        )

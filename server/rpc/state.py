@@ -1,0 +1,18 @@
+"""What the servicers share: the vault, the base model's identity and the server's limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ServerState"]
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """Built once in create_server; servicers read it and never replace it."""
+
+    vault: Any  # loravault.server.vault.Vault
+    base_name: str
+    base_fingerprint: str
+    max_chunk_bytes: int

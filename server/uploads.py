@@ -1,0 +1,92 @@
+"""Receiving an adapter version from a stream: limits first, bytes to disk as they arrive, checks, then CAS.
+
+Steps, in order, each its own function: `check_header` (sizes against the schema before a byte is buffered),
+`stream_to_blob` (chunks to a temporary blob file, hashed as they come and refused the moment they pass the
+declared size), `check_blob` (length and digest), `check_contents` (safetensors parses and matches the schema
+exactly), and the vault's compare-and-swap commit, which consumes the staged blob whatever happens. A failure
+at any step leaves no version and no blob behind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from loravault.core.adapter_schema import AdapterSchema
+from loravault.core.errors import InvalidArgumentError, ResourceExhaustedError
+from loravault.core.tensors import decode_tensors
+
+from .vault import StagedBlob
+
+__all__ = ["UploadHeader", "receive_version"]
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class UploadHeader:
+    """What the client declares before sending bytes."""
+
+    tenant: str
+    adapter: str
+    parent_version: int
+    total_size: int
+    sha256: str
+
+
+def receive_version(vault: Any, header: UploadHeader, chunks: Iterable[bytes], *, max_chunk_bytes: int) -> Any:
+    """Store one uploaded version and move the head to it; returns the vault's VersionRecord."""
+    record = vault.get_adapter(tenant=header.tenant, name=header.adapter)
+    check_header(header, record.schema)
+    with vault.new_blob_writer(max_bytes=header.total_size) as writer:
+        stream_to_blob(writer, chunks, max_chunk_bytes=max_chunk_bytes)
+        staged = writer.finish()
+    try:
+        check_blob(header, staged)
+        check_contents(record.schema, staged.path.read_bytes(), what=f"upload to {header.tenant}/{header.adapter}")
+    except BaseException:
+        vault.discard_blob(staged)
+        raise
+    return vault.commit_version(
+        tenant=header.tenant, adapter=header.adapter, parent_version=header.parent_version, blob=staged, kind="upload"
+    )
+
+
+def check_header(header: UploadHeader, schema: AdapterSchema) -> None:
+    """Refuse a declared size the schema cannot produce, before reading the stream."""
+    if header.total_size <= 0:
+        raise InvalidArgumentError("upload declares 0 bytes: an adapter version cannot be empty")
+    limit = schema.max_blob_bytes()
+    if header.total_size > limit:
+        raise ResourceExhaustedError(
+            f"upload declares {header.total_size} bytes; the schema of {header.tenant}/{header.adapter} "
+            f"allows at most {limit}"
+        )
+    if not _HEX64.match(header.sha256):
+        raise InvalidArgumentError("upload header sha256 must be 64 lowercase hex digits")
+
+
+def stream_to_blob(writer: Any, chunks: Iterable[bytes], *, max_chunk_bytes: int) -> None:
+    """Write chunks as they arrive; the writer refuses bytes past the declared size (ResourceExhaustedError)."""
+    for chunk in chunks:
+        if len(chunk) > max_chunk_bytes:
+            raise InvalidArgumentError(f"chunk of {len(chunk)} bytes exceeds the {max_chunk_bytes}-byte chunk limit")
+        writer.write(chunk)
+
+
+def check_blob(header: UploadHeader, staged: StagedBlob) -> None:
+    """The stream must have delivered exactly the declared bytes (the writer hashed them as they came)."""
+    if staged.size != header.total_size:
+        raise InvalidArgumentError(
+            f"stream ended after {staged.size} of {header.total_size} declared bytes (truncated upload)"
+        )
+    digest = staged.sha256
+    if digest != header.sha256:
+        raise InvalidArgumentError(f"upload digest is {digest[:12]}…, header declared {header.sha256[:12]}…")
+
+
+def check_contents(schema: AdapterSchema, data: bytes, *, what: str) -> None:
+    """The bytes must be safetensors whose names, shapes and dtype match the schema, all finite."""
+    schema.check_tensors(decode_tensors(data), what=what)

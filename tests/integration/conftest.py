@@ -1,0 +1,81 @@
+"""A real server on 127.0.0.1 with a free port, in-process, over a fresh data folder per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from loravault.client import VaultClient
+from loravault.core import AdapterSchema, BaseModel, TensorSpec, load_base
+from loravault.server import ServerConfig, ServerState, create_server
+from loravault.server.config import MAX_CHUNK_BYTES
+from loravault.server.vault import Vault
+
+
+@dataclass
+class RunningServer:
+    target: str
+    admin_token: str
+    data_dir: Path
+    vault: Vault
+    fingerprint: str
+
+    def client(self, token: str | None = None) -> VaultClient:
+        return VaultClient(self.target, token=token or self.admin_token, timeout=30)
+
+    def tenant(self, name: str) -> VaultClient:
+        """Create a tenant and return a client holding a fresh token of its own."""
+        with self.client() as admin:
+            admin.create_tenant(name)
+            issued = admin.issue_token(tenant=name, label="test")
+        return self.client(issued.token)
+
+
+@pytest.fixture(scope="session")
+def tiny() -> BaseModel:
+    return load_base("tiny")
+
+
+@pytest.fixture
+def server(tmp_path: Path, tiny: BaseModel) -> Iterator[RunningServer]:
+    data = tmp_path / "data"
+    data.mkdir()
+    config = ServerConfig(data_dir=data, port=0)
+    vault = Vault.open(data, base_fingerprint=tiny.fingerprint)
+    token = vault.ensure_admin_token(config.admin_token_path)
+    state = ServerState(vault=vault, base_name="tiny", base_fingerprint=tiny.fingerprint,
+                        max_chunk_bytes=MAX_CHUNK_BYTES)
+    grpc_server, port = create_server(config, state=state)
+    grpc_server.start()
+    try:
+        yield RunningServer(f"127.0.0.1:{port}", token, data, vault, tiny.fingerprint)
+    finally:
+        grpc_server.stop(None)
+        vault.close()
+
+
+def peft_tiny(seed: int = 0) -> PeftModel:
+    """A tiny Llama with a LoRA (r=4 on q and v) whose B is not zero, so it changes the logits."""
+    torch.manual_seed(seed)
+    base = load_base("tiny").model
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0,
+                        init_lora_weights=False)
+    return get_peft_model(base, config).eval()
+
+
+def big_schema(fingerprint: str, *, width: int = 65536) -> AdapterSchema:
+    """A synthetic schema of 2 x 8 x width float32 values (4 MiB at the default width): several chunks."""
+    return AdapterSchema(rank=8, alpha=16.0, target_modules=("q_proj",),
+                         tensors=(TensorSpec("m.q_proj.lora_A.weight", (8, width)),
+                                  TensorSpec("m.q_proj.lora_B.weight", (width, 8))),
+                         dtype="float32", base_fingerprint=fingerprint)
+
+
+def big_tensors(schema: AdapterSchema, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {t.name: torch.randn(t.shape, generator=generator) for t in schema.tensors}

@@ -1,0 +1,56 @@
+"""The `loravault` command line against a real server: tenant and admin subcommands end to end."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import peft_tiny
+
+
+def cli(server, *args, token=None, check=True):
+    command = [sys.executable, "-m", "loravault.client", "--server", server.target,
+               "--token", token or server.admin_token, "--json", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.mark.timeout(240)
+def test_cli_tenant_workflow(server, tmp_path):
+    assert json.loads(cli(server, "tenants", "create", "acme").stdout) == "acme"
+    token = json.loads(cli(server, "--tenant", "acme", "tokens", "issue", "--label", "ci").stdout)["token"]
+    model = peft_tiny(seed=3)
+    model.save_pretrained(tmp_path / "peft")
+    (tmp_path / "peft" / "loravault.json").write_text(json.dumps({"base_fingerprint": server.fingerprint}))
+
+    uploaded = json.loads(cli(server, "adapters", "upload", "support", str(tmp_path / "peft"), token=token).stdout)
+    assert uploaded["number"] == 1
+    cli(server, "adapters", "upload", "support", str(tmp_path / "peft"), token=token)
+    versions = json.loads(cli(server, "adapters", "versions", "support", token=token).stdout)
+    assert [v["number"] for v in versions] == [1, 2]
+    rolled = json.loads(cli(server, "adapters", "rollback", "support", "1", token=token).stdout)
+    assert rolled["kind"] == "rollback"
+
+    cli(server, "adapters", "export", "support", str(tmp_path / "out"), "--version", "1", token=token)
+    assert (tmp_path / "out" / "adapter_model.safetensors").read_bytes() == \
+        (tmp_path / "peft" / "adapter_model.safetensors").read_bytes()
+    cli(server, "adapters", "download", "support", str(tmp_path / "raw.safetensors"), token=token)
+    assert (tmp_path / "raw.safetensors").stat().st_size == uploaded["size"]
+
+    tenants = json.loads(cli(server, "tenants", "list").stdout)
+    assert tenants == ["acme"]
+    fsck = json.loads(cli(server, "admin", "fsck").stdout)
+    assert fsck["clean"] is True and fsck["checked_versions"] == 3
+
+
+def test_cli_reports_errors_with_their_class_and_exit_code(server):
+    cli(server, "tenants", "create", "acme")
+    token = json.loads(cli(server, "--tenant", "acme", "tokens", "issue").stdout)["token"]
+    result = cli(server, "adapters", "versions", "missing", token=token, check=False)
+    assert result.returncode == 1
+    assert "NotFoundError" in result.stderr and "missing" in result.stderr
+    result = cli(server, "tenants", "list", token=token, check=False)
+    assert result.returncode == 1 and "PermissionDeniedError" in result.stderr

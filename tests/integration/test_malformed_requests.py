@@ -1,0 +1,193 @@
+"""Malformed and hostile requests get clear errors with the right status, and change nothing."""
+
+import hashlib
+
+import grpc
+import pytest
+from google.protobuf.internal.encoder import _VarintBytes
+
+from loravault.core import AdapterSchema, TensorSpec, encode_tensors
+from loravault.proto import loravault_pb2 as pb
+from loravault.proto import loravault_pb2_grpc as pb_grpc
+
+from .conftest import big_schema, big_tensors
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+def acme(server):
+    client = server.tenant("acme")
+    issued = None
+    with server.client() as admin:
+        issued = admin.issue_token(tenant="acme")
+    channel = grpc.insecure_channel(server.target)
+    yield client, pb_grpc.AdaptersStub(channel), (("authorization", f"Bearer {issued.token}"),)
+    channel.close()
+    client.close()
+
+
+def _upload(stub, metadata, messages):
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Upload(iter(messages), metadata=metadata, timeout=30)
+    return caught.value
+
+
+def _header(total, sha="0" * 64, parent=0, adapter="big"):
+    return pb.UploadMessage(header=pb.UploadHeader(ref=pb.AdapterRef(adapter=adapter), parent_version=parent,
+                                                   total_size=total, sha256=sha))
+
+
+def _assert_unchanged(server, client):
+    assert client.get_adapter("big").head_version == 0
+    report = server.vault.fsck()
+    assert report.clean, report
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "a" * 65, "../etc", "a/b", "-lead", ".hidden", "sp ace", "nul\x00", "é", "a\n"],
+    ids=["empty", "too-long", "dotdot", "slash", "dash-first", "dot-first", "space", "nul", "non-ascii", "newline"],
+)
+def test_bad_adapter_names_are_invalid_argument(server, acme, name):
+    client, _, _ = acme
+    schema = big_schema(server.fingerprint, width=64)
+    from loravault.core import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError):
+        client.create_adapter(name, schema)
+    assert client.list_adapters() == []
+
+
+def test_oversized_declared_size_is_refused_before_any_chunk(server, acme):
+    client, stub, metadata = acme
+    schema = big_schema(server.fingerprint, width=4096)
+    client.create_adapter("big", schema)
+    sent = []
+
+    def stream():
+        yield _header(schema.max_blob_bytes() + 1)
+        for _ in range(64):  # would be 64 MiB if the server read it
+            sent.append(1)
+            yield pb.UploadMessage(chunk=b"\0" * MIB)
+
+    error = _upload(stub, metadata, stream())
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "allows at most" in error.details()
+    assert len(sent) < 64
+    _assert_unchanged(server, client)
+
+
+def test_stream_longer_than_declared_is_cut_off(server, acme):
+    client, stub, metadata = acme
+    schema = big_schema(server.fingerprint, width=4096)
+    client.create_adapter("big", schema)
+    declared = 1000
+    error = _upload(stub, metadata, [_header(declared), pb.UploadMessage(chunk=b"\0" * 600),
+                                     pb.UploadMessage(chunk=b"\0" * 600)])
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    _assert_unchanged(server, client)
+
+
+def _valid_bytes(server):
+    schema = big_schema(server.fingerprint, width=32768)  # 2 MiB: more than one chunk
+    return schema, encode_tensors(big_tensors(schema))
+
+
+def _chunks(data):
+    return [pb.UploadMessage(chunk=data[i : i + MIB]) for i in range(0, len(data), MIB)]
+
+
+BAD_STREAMS = {
+    "empty-stream": (lambda s, d: [], grpc.StatusCode.INVALID_ARGUMENT, "header"),
+    "chunk-first": (lambda s, d: _chunks(d), grpc.StatusCode.INVALID_ARGUMENT, "header"),
+    "zero-size": (lambda s, d: [_header(0)], grpc.StatusCode.INVALID_ARGUMENT, "empty"),
+    "truncated": (lambda s, d: [_header(len(d), hashlib.sha256(d).hexdigest())] + _chunks(d[:-10]),
+                  grpc.StatusCode.INVALID_ARGUMENT, "truncated"),
+    "wrong-digest": (lambda s, d: [_header(len(d), "ab" * 32)] + _chunks(d), grpc.StatusCode.INVALID_ARGUMENT,
+                     "digest"),
+    "bad-digest-format": (lambda s, d: [_header(len(d), "xyz")] + _chunks(d), grpc.StatusCode.INVALID_ARGUMENT,
+                          "sha256"),
+    "two-headers": (lambda s, d: [_header(len(d), hashlib.sha256(d).hexdigest()), _header(len(d))],
+                    grpc.StatusCode.INVALID_ARGUMENT, "one header"),
+    "oversized-chunk": (lambda s, d: [_header(len(d), hashlib.sha256(d).hexdigest()),
+                                      pb.UploadMessage(chunk=d[: MIB + 1])], grpc.StatusCode.INVALID_ARGUMENT, "chunk"),
+    "not-safetensors": (lambda s, d: [_header(len(d), hashlib.sha256(b"\1" * len(d)).hexdigest())]
+                        + _chunks(b"\1" * len(d)), grpc.StatusCode.INVALID_ARGUMENT, "safetensors"),
+    "stale-parent": (lambda s, d: [_header(len(d), hashlib.sha256(d).hexdigest(), parent=5)] + _chunks(d),
+                     grpc.StatusCode.ABORTED, "head"),
+    "unknown-adapter": (lambda s, d: [_header(len(d), hashlib.sha256(d).hexdigest(), adapter="nope")] + _chunks(d),
+                        grpc.StatusCode.NOT_FOUND, "nope"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_STREAMS.values(), ids=BAD_STREAMS.keys())
+def test_bad_upload_streams_are_refused_and_change_nothing(server, acme, case):
+    client, stub, metadata = acme
+    build, code, words = case
+    schema, data = _valid_bytes(server)
+    client.create_adapter("big", schema)
+    error = _upload(stub, metadata, build(schema, data))
+    assert error.code() == code, error.details()
+    assert words in error.details()
+    _assert_unchanged(server, client)
+
+
+@pytest.mark.parametrize("wrong", ["shape", "dtype", "extra", "nan"])
+def test_tensors_off_schema_are_refused(server, acme, wrong):
+    import torch
+
+    client, _, _ = acme
+    schema = big_schema(server.fingerprint, width=256)
+    tensors = big_tensors(schema)
+    name = schema.tensors[0].name
+    if wrong == "shape":
+        tensors[name] = torch.zeros(8, 255)
+    elif wrong == "dtype":
+        tensors[name] = tensors[name].half()
+    elif wrong == "extra":
+        tensors["m.k_proj.lora_A.weight"] = torch.zeros(1)
+    else:
+        tensors[name][0, 0] = float("nan")
+    client.create_adapter("big", schema)
+    from loravault.core import InvalidArgumentError, ResourceExhaustedError
+
+    with pytest.raises((InvalidArgumentError, ResourceExhaustedError)):
+        client.upload_tensors("big", tensors)
+    _assert_unchanged(server, client)
+
+
+def test_unknown_fields_are_refused(server, acme):
+    _, _, metadata = acme
+    channel = grpc.insecure_channel(server.target)
+    call = channel.unary_unary("/loravault.v1.Adapters/ListAdapters", request_serializer=None,
+                               response_deserializer=pb.ListAdaptersResponse.FromString)
+    raw = pb.ListAdaptersRequest().SerializeToString() + _VarintBytes((99 << 3) | 0) + b"\x05"
+    with pytest.raises(grpc.RpcError) as caught:
+        call(raw, metadata=metadata, timeout=10)
+    channel.close()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown field numbers [99]" in caught.value.details()
+
+
+def test_health_and_reflection_answer_without_a_token(server):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    with grpc.insecure_channel(server.target) as channel:
+        status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="loravault.v1.Adapters"))
+        assert status.status == health_pb2.HealthCheckResponse.SERVING
+        responses = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        names = {s.name for s in next(responses).list_services_response.service}
+    assert {"loravault.v1.Adapters", "loravault.v1.Erasure", "grpc.health.v1.Health"} <= names
+
+
+@pytest.mark.parametrize("method", ["/loravault.v1.Erasure/GetReceipt", "/loravault.v1.Inference/Score"])
+def test_services_of_later_issues_answer_unimplemented(server, acme, method):
+    _, _, metadata = acme
+    with grpc.insecure_channel(server.target) as channel:
+        call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as caught:
+            call(b"", metadata=metadata, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
