@@ -8,6 +8,7 @@ busy timeout instead. PostgreSQL needs none of this: its row locks make the comp
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 
-__all__ = ["open_engine", "read_transaction", "upgrade", "write_transaction"]
+__all__ = ["open_engine", "read_transaction", "upgrade", "upgrade_sql", "write_transaction"]
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +71,29 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
-def upgrade(engine: Engine) -> None:
-    """Run every pending alembic migration; a database already at head is left untouched."""
+def _config() -> Config:
+    """Alembic's configuration, built in code: the scripts ship inside this package, there is no ini file."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("path_separator", "os")
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Run every pending alembic migration; a database already at head is left untouched."""
+    config = _config()
     with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         connection.commit()
     log.info("vault database is at the newest schema revision")
+
+
+def upgrade_sql(database_url: str) -> str:
+    """The DDL every migration would run on `database_url`'s dialect, rendered without connecting."""
+    buffer = io.StringIO()
+    config = _config()
+    config.output_buffer = buffer
+    config.set_main_option("sqlalchemy.url", database_url)
+    command.upgrade(config, "head", sql=True)
+    return buffer.getvalue()

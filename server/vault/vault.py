@@ -335,7 +335,7 @@ class Vault:
         Refused with FailedPreconditionError below the erasure floor (purged), and DataLossError when the
         older blob no longer hashes right.
         """
-        _check_version_number(parent_version, what="parent version")
+        _check_version_number(parent_version, what="parent version", allow_zero=True)
         _check_version_number(to_version, what="rollback target")
         target = self.get_version(tenant=tenant, adapter=adapter, version=to_version)
         if not target.purged:

@@ -1,7 +1,8 @@
-"""Alembic environment: runs migrations on the connection the vault passes in, never on an ini file's URL.
+"""Alembic environment: migrations run on the connection the vault passes in, never on an ini file's URL.
 
-`database.upgrade` puts an open SQLAlchemy Connection in `config.attributes["connection"]`; there is no
-offline (SQL script) mode and no logging configuration here, so embedding applications keep theirs.
+`database.upgrade` puts an open SQLAlchemy Connection in `config.attributes["connection"]`. Offline mode
+(`database.upgrade_sql`) renders the DDL for a dialect without a database, so a DBA can review what will run
+on PostgreSQL. No logging configuration here: embedding applications keep theirs.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ def run_migrations_online() -> None:
     connection = context.config.attributes.get("connection")
     if connection is None:
         raise RuntimeError("loravault migrations run only through loravault.server.vault.database.upgrade")
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    context.configure(connection=connection, target_metadata=metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=context.config.get_main_option("sqlalchemy.url"), target_metadata=metadata, literal_binds=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 
 
 if context.is_offline_mode():
-    raise RuntimeError("loravault migrations have no offline mode; open the vault to upgrade its database")
-run_migrations_online()
+    run_migrations_offline()
+else:
+    run_migrations_online()
