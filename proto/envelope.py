@@ -115,7 +115,7 @@ def _parse_signatures(entries: Any) -> dict[str, Signature]:
             raise MalformedEnvelopeError(f"signature {index}: sig must be 1 to {_MAX_SIG_BYTES} bytes")
         signature = Signature(keyid, sig.hex())
         if keyid in signatures and signatures[keyid] != signature:
-            raise MalformedEnvelopeError(f"envelope holds two different signatures for key id {keyid[:64]}")
+            raise MalformedEnvelopeError(f"envelope holds two different signatures for key id {keyid[:64]!r}")
         signatures[keyid] = signature
     return signatures
 

@@ -242,23 +242,31 @@ class ErasureManifest:
     def from_statement(cls, statement: Statement) -> ErasureManifest:
         """The manifest a Statement carries, refusing any unknown, missing or inconsistent field.
 
+        The manifest must write back the very same statement, so one manifest has one signed byte string.
+
         Raises:
             ManifestError: wrong predicate type, fields missing or extra, invalid values, key ids not sorted,
-                or a subject other than the new adapter version with sha256 = result_hash.
+                a float written as an integer, or a subject other than the new adapter version with
+                sha256 = result_hash.
         """
         if statement.predicate_type != ERASURE_PREDICATE_TYPE:
             raise ManifestError(f"predicateType {statement.predicate_type[:80]!r} is not {ERASURE_PREDICATE_TYPE!r}")
-        predicate = statement.to_dict()["predicate"]
-        key_ids = predicate.get("key_ids")
-        if isinstance(key_ids, list) and key_ids != sorted(key_ids, key=str):
-            raise ManifestError("key_ids must be sorted")
-        manifest = _from_json(cls, predicate, where="predicate")
-        expected = manifest.to_statement().subject
-        if statement.subject != expected:
-            raise ManifestError(
-                f"statement subject must be exactly [{expected[0].name} with sha256 = result_hash]"
-            )
+        manifest = _from_json(cls, statement.to_dict()["predicate"], where="predicate")
+        _require_same_statement(manifest.to_statement(), statement, digest_field="result_hash")
         return manifest
+
+
+def _require_same_statement(expected: Statement, statement: Statement, *, digest_field: str) -> None:
+    """Refuse a statement that its parsed object would not write back byte for byte."""
+    if statement.subject != expected.subject:
+        raise ManifestError(
+            f"statement subject must be exactly [{expected.subject[0].name} with sha256 = {digest_field}]"
+        )
+    if statement.to_bytes() != expected.to_bytes():
+        raise ManifestError(
+            "predicate is not in canonical form: key_ids must be sorted and damping and residual written as "
+            "floats (1.0, not 1)"
+        )
 
 
 def _to_json(obj: Any) -> dict[str, Any]:

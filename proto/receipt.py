@@ -26,6 +26,7 @@ from .manifest import (
     _require_int,
     _require_name,
     _require_request_id,
+    _require_same_statement,
     _require_time,
     _to_json,
     subject_name,
@@ -90,9 +91,7 @@ class Receipt:
         if statement.predicate_type != RECEIPT_PREDICATE_TYPE:
             raise ManifestError(f"predicateType {statement.predicate_type[:80]!r} is not {RECEIPT_PREDICATE_TYPE!r}")
         receipt = _from_json(cls, statement.to_dict()["predicate"], where="receipt predicate")
-        expected = receipt.to_statement().subject
-        if statement.subject != expected:
-            raise ManifestError(f"receipt subject must be exactly [{expected[0].name} with sha256 = new_adapter_hash]")
+        _require_same_statement(receipt.to_statement(), statement, digest_field="new_adapter_hash")
         return receipt
 
 

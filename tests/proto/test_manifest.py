@@ -8,6 +8,8 @@ import dataclasses
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loravault.proto.envelope import sign_statement
 from loravault.proto.errors import ManifestError, SignatureError, TimeWindowError
@@ -187,10 +189,11 @@ PREDICATE_EDITS = [
     pytest.param({"forget.count": None}, "predicate.forget", id="missing-nested-field"),
     pytest.param({"method.extra": 1}, "predicate.method", id="extra-nested-field"),
     pytest.param({"window": [1, 2]}, "predicate.window", id="window-not-object"),
-    pytest.param({"key_ids": "__reversed__"}, "sorted", id="key-ids-unsorted"),
+    pytest.param({"key_ids": "__reversed__"}, "key_ids must be sorted", id="key-ids-unsorted"),
     pytest.param({"key_ids": "abc"}, "key_ids", id="key-ids-string"),
     pytest.param({"parent_version": "7"}, "parent_version", id="version-as-string"),
     pytest.param({"new_version": 8.0}, "new_version", id="version-as-float"),
+    pytest.param({"method.damping": 1}, "canonical form", id="damping-written-as-integer"),
 ]
 
 
@@ -347,3 +350,42 @@ def test_tampered_golden_receipt_is_refused(signers, golden_manifest):
     data = json.dumps(document).encode()
     with pytest.raises(SignatureError):
         verify_receipt(data, server_key=public_key_dict(signers["server"]), manifest=golden_manifest)
+
+
+# --- property: any valid manifest survives signing and verification unchanged -----------------------------
+
+hex64 = st.binary(min_size=32, max_size=32).map(bytes.hex)
+names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
+
+
+@st.composite
+def manifests(draw, key_id: str) -> ErasureManifest:
+    parent = draw(st.integers(min_value=1, max_value=10**6))
+    before = draw(st.integers(min_value=1, max_value=10**7))
+    count = draw(st.integers(min_value=1, max_value=before))
+    issued = draw(st.integers(min_value=0, max_value=2**35))
+    parent_hash, result_hash = draw(st.lists(hex64, min_size=2, max_size=2, unique=True))
+    return ErasureManifest(
+        tenant=draw(names), adapter=draw(names), key_ids=(key_id,), request_id=draw(hex64)[:32],
+        base_fingerprint=draw(hex64), parent_version=parent, parent_hash=parent_hash, new_version=parent + 1,
+        delta_hash=draw(hex64), result_hash=result_hash,
+        forget=ForgetSet(commitment=draw(hex64), count=count, train_size_before=before,
+                         train_size_after=before - draw(st.integers(min_value=0, max_value=count))),
+        method=ErasureMethod(solver="cg", curvature="ekfac",
+                             damping=draw(st.floats(min_value=0, max_value=1e6)),
+                             iterations=draw(st.integers(min_value=0, max_value=10**4)),
+                             residual=draw(st.floats(min_value=0, max_value=1e3))),
+        window=ValidityWindow(issued_at=issued, expires_at=issued + draw(st.integers(1, 86_400))),
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_any_valid_manifest_round_trips_through_a_signed_envelope(signers, data):
+    signer = signers["tenant_a1"]
+    manifest = data.draw(manifests(signer.public_key.keyid))
+    envelope = sign_manifest(manifest, signers=[signer])
+    verified = verify_manifest(envelope, keys=[public_key_dict(signer)], threshold=1,
+                               tenant=manifest.tenant, adapter=manifest.adapter)
+    assert verified == manifest
+    assert sign_manifest(verified, signers=[signer]) == envelope
