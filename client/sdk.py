@@ -10,6 +10,7 @@ AbortedError, ...), never a bare grpc.RpcError.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import DataLossError, NotFoundError
 from loravault.core.peft_format import adapter_from_peft_model, peft_model_with_adapter, read_peft_folder, write_peft_folder
 from loravault.core.schema_wire import schema_to_pb
-from loravault.core.tensors import decode_tensors, encode_tensors, sha256_hex
+from loravault.core.tensors import decode_tensors, encode_tensors
 from loravault.proto import loravault_pb2 as pb
 from loravault.proto import loravault_pb2_grpc as pb_grpc
 
@@ -160,11 +161,10 @@ class VaultClient:
     def upload_bytes(
         self, name: str, data: bytes, *, parent_version: int | None = None, tenant: str = ""
     ) -> VersionInfo:
-        """Stream safetensors bytes in chunks of at most 1 MiB; the server checks size and digest."""
+        """Stream safetensors bytes in chunks of at most 1 MiB, hashing as they go; the server checks both."""
         if parent_version is None:
             parent_version = self.get_adapter(name, tenant=tenant).head_version
-        header = pb.UploadHeader(ref=_ref(tenant, name), parent_version=parent_version, total_size=len(data),
-                                 sha256=sha256_hex(data))
+        header = pb.UploadHeader(ref=_ref(tenant, name), parent_version=parent_version, total_size=len(data))
         return VersionInfo.from_pb(self._call(self._adapters.Upload, _upload_stream(header, data)))
 
     def upload(self, name: str, source: PeftModel | Path | str, *, tenant: str = "") -> VersionInfo:
@@ -192,11 +192,15 @@ class VaultClient:
             stream: Iterator[pb.DownloadMessage] = self._adapters.Download(
                 request, metadata=self._metadata, timeout=self._timeout)
             header = next(stream).header
-            data = b"".join(message.chunk for message in stream)
+            digest, parts = hashlib.sha256(), []
+            for message in stream:
+                digest.update(message.chunk)
+                parts.append(message.chunk)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
+        data = b"".join(parts)
         info, found = AdapterInfo.from_pb(header.adapter), VersionInfo.from_pb(header.version)
-        if sha256_hex(data) != found.blob_sha256 or len(data) != found.size:
+        if digest.hexdigest() != found.blob_sha256 or len(data) != found.size:
             raise DataLossError(f"download of {name} v{found.number} does not match its recorded digest")
         return info, found, decode_tensors(data)
 
@@ -224,7 +228,11 @@ def _ref(tenant: str, name: str) -> pb.AdapterRef:
 
 
 def _upload_stream(header: pb.UploadHeader, data: bytes) -> Iterator[pb.UploadMessage]:
+    """Header, chunks, then the trailer with the digest computed while the chunks went out."""
     yield pb.UploadMessage(header=header)
-    view = memoryview(data)
+    digest = hashlib.sha256()
     for offset in range(0, len(data), CHUNK_BYTES):
-        yield pb.UploadMessage(chunk=bytes(view[offset : offset + CHUNK_BYTES]))
+        chunk = data[offset : offset + CHUNK_BYTES]
+        digest.update(chunk)
+        yield pb.UploadMessage(chunk=chunk)
+    yield pb.UploadMessage(trailer=pb.UploadTrailer(sha256=digest.hexdigest()))

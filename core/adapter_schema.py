@@ -16,7 +16,7 @@ import torch
 
 from .errors import DeserializationError, FailedPreconditionError, InvalidArgumentError
 
-__all__ = ["AdapterSchema", "TensorSpec", "LoraPair", "DTYPES", "HEADER_ALLOWANCE"]
+__all__ = ["AdapterSchema", "TensorSpec", "LoraPair", "DTYPES", "HEADER_ALLOWANCE", "all_finite"]
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # safetensors header bytes allowed per tensor (its JSON entry) plus a fixed part for metadata
@@ -24,6 +24,17 @@ HEADER_ALLOWANCE = 4096
 _PER_TENSOR_HEADER = 512
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _LORA_NAME = re.compile(r"^(?P<module>.+)\.lora_(?P<which>[AB])\.weight$")
+
+
+def all_finite(tensor: torch.Tensor) -> bool:
+    """True when no element is NaN or infinite, usually in one reduction instead of a boolean mask.
+
+    A NaN or infinity makes the sum non-finite, so a finite sum proves every element finite; only a sum that
+    overflowed (or a real NaN) falls back to the elementwise test.
+    """
+    if bool(torch.isfinite(tensor.sum())):
+        return True
+    return bool(torch.isfinite(tensor).all())
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,7 @@ class AdapterSchema:
                 raise InvalidArgumentError(f"{what} tensor {name} has shape {tuple(tensor.shape)}, schema says {shape}")
             if tensor.dtype != self.torch_dtype:
                 raise InvalidArgumentError(f"{what} tensor {name} has dtype {tensor.dtype}, schema says {self.dtype}")
-            if not bool(torch.isfinite(tensor).all()):
+            if not all_finite(tensor):
                 raise InvalidArgumentError(f"{what} tensor {name} has NaN or infinite values")
 
     # serialization

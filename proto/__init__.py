@@ -1,8 +1,70 @@
-"""The wire contract: loravault.proto's generated stubs, the status-code table, and signed envelopes.
+"""The wire contract: generated stubs, the status-code table, keys, in-toto statements, DSSE envelopes, the
+erasure manifest and receipt, and the forget commitment. Works on bytes only: proto never imports torch.
 
 The stubs are the submodules `loravault_pb2` and `loravault_pb2_grpc` (regenerate with `make proto`).
 """
 
+from .commitment import (
+    Commitment,
+    InclusionProof,
+    check_inclusion,
+    commit,
+    inclusion_proof,
+    new_salt,
+    sample_leaf,
+    verify_inclusion,
+)
+from .envelope import (
+    PAYLOAD_TYPE,
+    SignatureCheck,
+    check_signatures,
+    parse_envelope,
+    sign_statement,
+    verify_envelope,
+    verify_signatures,
+)
+from .errors import (
+    CommitmentError,
+    EnvelopeError,
+    MalformedEnvelopeError,
+    MalformedKeyError,
+    ManifestError,
+    SignatureError,
+    TimeWindowError,
+)
+from .keys import (
+    generate_private_key_pem,
+    key_id,
+    load_private_key,
+    public_key_dict,
+    public_key_from_dict,
+    save_private_key,
+    signer_from_pem,
+)
+from .manifest import (
+    ERASURE_PREDICATE_TYPE,
+    ErasureManifest,
+    ErasureMethod,
+    ForgetSet,
+    ValidityWindow,
+    check_time_window,
+    new_request_id,
+    sign_manifest,
+    verify_manifest,
+    verify_time_window,
+)
+from .receipt import RECEIPT_PREDICATE_TYPE, Receipt, check_receipt, sign_receipt, verify_receipt
+from .statement import Statement, Subject
 from .status import STATUS_BY_ERROR, code_for, error_name_for
 
-__all__ = ["STATUS_BY_ERROR", "code_for", "error_name_for"]
+__all__ = [
+    "Commitment", "CommitmentError", "ERASURE_PREDICATE_TYPE", "EnvelopeError", "ErasureManifest", "ErasureMethod",
+    "ForgetSet", "InclusionProof", "MalformedEnvelopeError", "MalformedKeyError", "ManifestError", "PAYLOAD_TYPE",
+    "RECEIPT_PREDICATE_TYPE", "Receipt", "STATUS_BY_ERROR", "SignatureCheck", "SignatureError", "Statement",
+    "Subject", "TimeWindowError", "ValidityWindow", "check_inclusion", "check_receipt", "check_signatures",
+    "check_time_window", "code_for", "commit", "error_name_for", "generate_private_key_pem", "inclusion_proof",
+    "key_id", "load_private_key", "new_request_id", "new_salt", "parse_envelope", "public_key_dict",
+    "public_key_from_dict", "sample_leaf", "save_private_key", "sign_manifest", "sign_receipt", "sign_statement",
+    "signer_from_pem", "verify_envelope", "verify_inclusion", "verify_manifest", "verify_receipt",
+    "verify_signatures", "verify_time_window",
+]

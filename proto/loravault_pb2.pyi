@@ -331,24 +331,30 @@ class DeleteAdapterResponse(_message.Message):
     def __init__(self, purged_blobs: _Optional[int] = ...) -> None: ...
 
 class UploadHeader(_message.Message):
-    __slots__ = ("ref", "parent_version", "total_size", "sha256")
+    __slots__ = ("ref", "parent_version", "total_size")
     REF_FIELD_NUMBER: _ClassVar[int]
     PARENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
-    SHA256_FIELD_NUMBER: _ClassVar[int]
     ref: AdapterRef
     parent_version: int
     total_size: int
+    def __init__(self, ref: _Optional[_Union[AdapterRef, _Mapping]] = ..., parent_version: _Optional[int] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class UploadTrailer(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
     sha256: str
-    def __init__(self, ref: _Optional[_Union[AdapterRef, _Mapping]] = ..., parent_version: _Optional[int] = ..., total_size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    def __init__(self, sha256: _Optional[str] = ...) -> None: ...
 
 class UploadMessage(_message.Message):
-    __slots__ = ("header", "chunk")
+    __slots__ = ("header", "chunk", "trailer")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    TRAILER_FIELD_NUMBER: _ClassVar[int]
     header: UploadHeader
     chunk: bytes
-    def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+    trailer: UploadTrailer
+    def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ..., trailer: _Optional[_Union[UploadTrailer, _Mapping]] = ...) -> None: ...
 
 class DownloadRequest(_message.Message):
     __slots__ = ("ref", "version")

@@ -743,7 +743,8 @@ class AdaptersServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Upload(self, request_iterator, context):
-        """The first message carries the header, every later one a chunk of at most 1 MiB.
+        """The header first, then chunks of at most 1 MiB, then the trailer with the digest of all chunks, so that
+        the client hashes while it sends instead of before.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -16,6 +16,7 @@ STATUS_BY_ERROR: dict[str, grpc.StatusCode] = {
     "InvalidArgumentError": grpc.StatusCode.INVALID_ARGUMENT,
     "MalformedEnvelopeError": grpc.StatusCode.INVALID_ARGUMENT,
     "ManifestError": grpc.StatusCode.INVALID_ARGUMENT,
+    "EnvelopeError": grpc.StatusCode.INVALID_ARGUMENT,
     "NotFoundError": grpc.StatusCode.NOT_FOUND,
     "AlreadyExistsError": grpc.StatusCode.ALREADY_EXISTS,
     "PermissionDeniedError": grpc.StatusCode.PERMISSION_DENIED,

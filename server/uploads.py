@@ -2,21 +2,22 @@
 
 Steps, in order, each its own function: `check_header` (sizes against the schema before a byte is buffered),
 `stream_to_blob` (chunks to a temporary blob file, hashed as they come and refused the moment they pass the
-declared size), `check_blob` (length and digest), `check_contents` (safetensors parses and matches the schema
-exactly), and the vault's compare-and-swap commit, which consumes the staged blob whatever happens. A failure
-at any step leaves no version and no blob behind.
+declared size, while a StreamingTensorCheck holds the safetensors header to the schema and the values to being
+finite), `check_blob` (length, and the digest the client sends in the trailer), the end of the contents check,
+and the vault's compare-and-swap commit, which consumes the staged blob whatever happens. A failure at any step
+leaves no version and no blob behind.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import InvalidArgumentError, ResourceExhaustedError
-from loravault.core.tensors import decode_tensors
+from loravault.core.tensor_stream import StreamingTensorCheck
 
 from .vault import StagedBlob
 
@@ -33,19 +34,29 @@ class UploadHeader:
     adapter: str
     parent_version: int
     total_size: int
-    sha256: str
 
 
-def receive_version(vault: Any, header: UploadHeader, chunks: Iterable[bytes], *, max_chunk_bytes: int) -> Any:
-    """Store one uploaded version and move the head to it; returns the vault's VersionRecord."""
+def receive_version(
+    vault: Any,
+    header: UploadHeader,
+    chunks: Iterable[bytes],
+    *,
+    declared_digest: Callable[[], str | None],
+    max_chunk_bytes: int,
+) -> Any:
+    """Store one uploaded version and move the head to it; returns the vault's VersionRecord.
+
+    `declared_digest` is asked once the chunks are exhausted: the client sends the digest after the bytes.
+    """
     record = vault.get_adapter(tenant=header.tenant, name=header.adapter)
     check_header(header, record.schema)
+    contents = StreamingTensorCheck(record.schema, what=f"upload to {header.tenant}/{header.adapter}")
     with vault.new_blob_writer(max_bytes=header.total_size) as writer:
-        stream_to_blob(writer, chunks, max_chunk_bytes=max_chunk_bytes)
+        stream_to_blob(writer, contents, chunks, max_chunk_bytes=max_chunk_bytes)
         staged = writer.finish()
     try:
-        check_blob(header, staged)
-        check_contents(record.schema, staged.path.read_bytes(), what=f"upload to {header.tenant}/{header.adapter}")
+        check_blob(header, staged, declared_digest())
+        contents.finish()
     except BaseException:
         vault.discard_blob(staged)
         raise
@@ -64,29 +75,32 @@ def check_header(header: UploadHeader, schema: AdapterSchema) -> None:
             f"upload declares {header.total_size} bytes; the schema of {header.tenant}/{header.adapter} "
             f"allows at most {limit}"
         )
-    if not _HEX64.match(header.sha256):
-        raise InvalidArgumentError("upload header sha256 must be 64 lowercase hex digits")
 
 
-def stream_to_blob(writer: Any, chunks: Iterable[bytes], *, max_chunk_bytes: int) -> None:
-    """Write chunks as they arrive; the writer refuses bytes past the declared size (ResourceExhaustedError)."""
+def stream_to_blob(
+    writer: Any, contents: StreamingTensorCheck, chunks: Iterable[bytes], *, max_chunk_bytes: int
+) -> None:
+    """Check and write chunks as they arrive.
+
+    The writer refuses bytes past the declared size (ResourceExhaustedError); the contents check refuses a
+    header that does not match the schema, and non-finite values, as soon as they arrive.
+    """
     for chunk in chunks:
         if len(chunk) > max_chunk_bytes:
             raise InvalidArgumentError(f"chunk of {len(chunk)} bytes exceeds the {max_chunk_bytes}-byte chunk limit")
         writer.write(chunk)
+        contents.feed(chunk)
 
 
-def check_blob(header: UploadHeader, staged: StagedBlob) -> None:
+def check_blob(header: UploadHeader, staged: StagedBlob, declared: str | None) -> None:
     """The stream must have delivered exactly the declared bytes (the writer hashed them as they came)."""
     if staged.size != header.total_size:
         raise InvalidArgumentError(
             f"stream ended after {staged.size} of {header.total_size} declared bytes (truncated upload)"
         )
-    digest = staged.sha256
-    if digest != header.sha256:
-        raise InvalidArgumentError(f"upload digest is {digest[:12]}…, header declared {header.sha256[:12]}…")
-
-
-def check_contents(schema: AdapterSchema, data: bytes, *, what: str) -> None:
-    """The bytes must be safetensors whose names, shapes and dtype match the schema, all finite."""
-    schema.check_tensors(decode_tensors(data), what=what)
+    if declared is None:
+        raise InvalidArgumentError("upload stream ended without its trailer (truncated upload)")
+    if not _HEX64.match(declared):
+        raise InvalidArgumentError("upload trailer sha256 must be 64 lowercase hex digits")
+    if staged.sha256 != declared:
+        raise InvalidArgumentError(f"upload digest is {staged.sha256[:12]}…, the trailer declared {declared[:12]}…")

@@ -63,9 +63,10 @@ class AdaptersService(pb_grpc.AdaptersServicer):
         header = first.header
         tenant = tenant_scope(context.principal, header.ref.tenant)
         upload = UploadHeader(tenant=tenant, adapter=header.ref.adapter, parent_version=header.parent_version,
-                              total_size=header.total_size, sha256=header.sha256)
-        chunks = (_chunk_of(message) for message in request_iterator)
-        record = receive_version(self._state.vault, upload, chunks, max_chunk_bytes=self._state.max_chunk_bytes)
+                              total_size=header.total_size)
+        stream = _UploadStream(request_iterator)
+        record = receive_version(self._state.vault, upload, stream.chunks(), declared_digest=lambda: stream.sha256,
+                                 max_chunk_bytes=self._state.max_chunk_bytes)
         return version_to_pb(record)
 
     @streaming_response
@@ -74,11 +75,13 @@ class AdaptersService(pb_grpc.AdaptersServicer):
         vault = self._state.vault
         adapter = vault.get_adapter(tenant=tenant, name=request.ref.adapter)
         version = vault.get_version(tenant=tenant, adapter=request.ref.adapter, version=request.version or None)
-        data = vault.read_version_blob(tenant=tenant, adapter=request.ref.adapter, version=version.number)
-        yield pb.DownloadMessage(header=pb.DownloadHeader(adapter=adapter_to_pb(adapter), version=version_to_pb(version)))
-        step = self._state.max_chunk_bytes
-        for offset in range(0, len(data), step):
-            yield pb.DownloadMessage(chunk=data[offset : offset + step])
+        with vault.open_version_blob(tenant=tenant, adapter=request.ref.adapter, version=version.number) as reader:
+            yield pb.DownloadMessage(
+                header=pb.DownloadHeader(adapter=adapter_to_pb(adapter), version=version_to_pb(version)))
+            # NOTE: the reader checks the digest at the end; a mismatch aborts the stream with DATA_LOSS, and the
+            # client, which hashes too, discards what it received.
+            for chunk in reader.chunks(self._state.max_chunk_bytes):
+                yield pb.DownloadMessage(chunk=chunk)
 
     @unary
     def Rollback(self, request: pb.RollbackRequest, context: PrincipalContext) -> pb.Version:
@@ -90,8 +93,22 @@ class AdaptersService(pb_grpc.AdaptersServicer):
         return version_to_pb(record)
 
 
-def _chunk_of(message: pb.UploadMessage) -> bytes:
-    check_known_fields(message)
-    if message.WhichOneof("part") != "chunk":
-        raise InvalidArgumentError("upload stream may carry only one header, then chunks")
-    return message.chunk
+class _UploadStream:
+    """Splits the messages after the header into chunks and the trailing digest."""
+
+    def __init__(self, messages: Iterator[pb.UploadMessage]) -> None:
+        self._messages = messages
+        self.sha256: str | None = None
+
+    def chunks(self) -> Iterator[bytes]:
+        for message in self._messages:
+            check_known_fields(message)
+            part = message.WhichOneof("part")
+            if self.sha256 is not None:
+                raise InvalidArgumentError("upload stream continues after its trailer")
+            if part == "chunk":
+                yield message.chunk
+            elif part == "trailer":
+                self.sha256 = message.trailer.sha256
+            else:
+                raise InvalidArgumentError("upload stream may carry only one header, then chunks, then a trailer")

@@ -33,9 +33,13 @@ def _upload(stub, metadata, messages):
     return caught.value
 
 
-def _header(total, sha="0" * 64, parent=0, adapter="big"):
+def _header(total, parent=0, adapter="big"):
     return pb.UploadMessage(header=pb.UploadHeader(ref=pb.AdapterRef(adapter=adapter), parent_version=parent,
-                                                   total_size=total, sha256=sha))
+                                                   total_size=total))
+
+
+def _trailer(data=None, sha=None):
+    return pb.UploadMessage(trailer=pb.UploadTrailer(sha256=sha or hashlib.sha256(data).hexdigest()))
 
 
 def _assert_unchanged(server, client):
@@ -80,11 +84,9 @@ def test_oversized_declared_size_is_refused_before_any_chunk(server, acme):
 
 def test_stream_longer_than_declared_is_cut_off(server, acme):
     client, stub, metadata = acme
-    schema = big_schema(server.fingerprint, width=4096)
+    schema, data = _valid_bytes(server)
     client.create_adapter("big", schema)
-    declared = 1000
-    error = _upload(stub, metadata, [_header(declared), pb.UploadMessage(chunk=b"\0" * 600),
-                                     pb.UploadMessage(chunk=b"\0" * 600)])
+    error = _upload(stub, metadata, [_header(len(data) - 10)] + _chunks(data) + [_trailer(data)])
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     _assert_unchanged(server, client)
 
@@ -99,24 +101,26 @@ def _chunks(data):
 
 
 BAD_STREAMS = {
-    "empty-stream": (lambda s, d: [], grpc.StatusCode.INVALID_ARGUMENT, "header"),
-    "chunk-first": (lambda s, d: _chunks(d), grpc.StatusCode.INVALID_ARGUMENT, "header"),
-    "zero-size": (lambda s, d: [_header(0)], grpc.StatusCode.INVALID_ARGUMENT, "empty"),
-    "truncated": (lambda s, d: [_header(len(d), hashlib.sha256(d).hexdigest())] + _chunks(d[:-10]),
-                  grpc.StatusCode.INVALID_ARGUMENT, "truncated"),
-    "wrong-digest": (lambda s, d: [_header(len(d), "ab" * 32)] + _chunks(d), grpc.StatusCode.INVALID_ARGUMENT,
-                     "digest"),
-    "bad-digest-format": (lambda s, d: [_header(len(d), "xyz")] + _chunks(d), grpc.StatusCode.INVALID_ARGUMENT,
-                          "sha256"),
-    "two-headers": (lambda s, d: [_header(len(d), hashlib.sha256(d).hexdigest()), _header(len(d))],
-                    grpc.StatusCode.INVALID_ARGUMENT, "one header"),
-    "oversized-chunk": (lambda s, d: [_header(len(d), hashlib.sha256(d).hexdigest()),
-                                      pb.UploadMessage(chunk=d[: MIB + 1])], grpc.StatusCode.INVALID_ARGUMENT, "chunk"),
-    "not-safetensors": (lambda s, d: [_header(len(d), hashlib.sha256(b"\1" * len(d)).hexdigest())]
-                        + _chunks(b"\1" * len(d)), grpc.StatusCode.INVALID_ARGUMENT, "safetensors"),
-    "stale-parent": (lambda s, d: [_header(len(d), hashlib.sha256(d).hexdigest(), parent=5)] + _chunks(d),
-                     grpc.StatusCode.ABORTED, "head"),
-    "unknown-adapter": (lambda s, d: [_header(len(d), hashlib.sha256(d).hexdigest(), adapter="nope")] + _chunks(d),
+    "empty-stream": (lambda d: [], grpc.StatusCode.INVALID_ARGUMENT, "header"),
+    "chunk-first": (lambda d: _chunks(d), grpc.StatusCode.INVALID_ARGUMENT, "header"),
+    "zero-size": (lambda d: [_header(0)], grpc.StatusCode.INVALID_ARGUMENT, "empty"),
+    "truncated": (lambda d: [_header(len(d))] + _chunks(d[:-10]) + [_trailer(d)], grpc.StatusCode.INVALID_ARGUMENT,
+                  "truncated"),
+    "no-trailer": (lambda d: [_header(len(d))] + _chunks(d), grpc.StatusCode.INVALID_ARGUMENT, "trailer"),
+    "wrong-digest": (lambda d: [_header(len(d))] + _chunks(d) + [_trailer(sha="ab" * 32)],
+                     grpc.StatusCode.INVALID_ARGUMENT, "digest"),
+    "bad-digest-format": (lambda d: [_header(len(d))] + _chunks(d) + [_trailer(sha="xyz")],
+                          grpc.StatusCode.INVALID_ARGUMENT, "sha256"),
+    "two-headers": (lambda d: [_header(len(d)), _header(len(d))], grpc.StatusCode.INVALID_ARGUMENT, "one header"),
+    "chunk-after-trailer": (lambda d: [_header(len(d))] + _chunks(d) + [_trailer(d)] + _chunks(d[:10]),
+                            grpc.StatusCode.INVALID_ARGUMENT, "after its trailer"),
+    "oversized-chunk": (lambda d: [_header(len(d)), pb.UploadMessage(chunk=d[: MIB + 1])],
+                        grpc.StatusCode.INVALID_ARGUMENT, "chunk"),
+    "not-safetensors": (lambda d: [_header(len(d))] + _chunks(b"\1" * len(d)) + [_trailer(b"\1" * len(d))],
+                        grpc.StatusCode.INVALID_ARGUMENT, "safetensors"),
+    "stale-parent": (lambda d: [_header(len(d), parent=5)] + _chunks(d) + [_trailer(d)], grpc.StatusCode.ABORTED,
+                     "head"),
+    "unknown-adapter": (lambda d: [_header(len(d), adapter="nope")] + _chunks(d) + [_trailer(d)],
                         grpc.StatusCode.NOT_FOUND, "nope"),
 }
 
@@ -127,7 +131,7 @@ def test_bad_upload_streams_are_refused_and_change_nothing(server, acme, case):
     build, code, words = case
     schema, data = _valid_bytes(server)
     client.create_adapter("big", schema)
-    error = _upload(stub, metadata, build(schema, data))
+    error = _upload(stub, metadata, build(data))
     assert error.code() == code, error.details()
     assert words in error.details()
     _assert_unchanged(server, client)
