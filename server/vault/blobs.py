@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from loravault.core import DataLossError, InvalidArgumentError, ResourceExhaustedError
+from loravault.core import DataLossError, FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
 
 from .durable import TEMP_PREFIX, AtomicFile, fsync_dir
 
@@ -212,6 +212,17 @@ class BlobStore:
     def is_pinned(self, sha256: str) -> bool:
         with self._lock:
             return self._pins[sha256] > 0
+
+    def check_staged(self, blob: StagedBlob) -> None:
+        """FailedPreconditionError unless `blob` came from this store's writer and is still pinned."""
+        path = self.path_for(blob.sha256)
+        if not self.is_pinned(blob.sha256) or blob.path != path:
+            raise FailedPreconditionError(
+                f"blob {blob.sha256[:12]}… is not staged in this vault (already committed or discarded); "
+                "write it again with new_blob_writer"
+            )
+        if path.stat().st_size != blob.size:
+            raise DataLossError(f"staged blob {blob.sha256[:12]}… has {path.stat().st_size} bytes, not {blob.size}")
 
     def release(self, sha256: str) -> None:
         """Drop one pin taken by `BlobWriter.finish`."""

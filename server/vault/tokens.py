@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from loravault.core import InvalidArgumentError, NotFoundError, UnauthenticatedError
 
@@ -13,7 +13,15 @@ from .clock import as_utc, utc_now
 from .records import IssuedToken, Principal, Role, TokenRecord
 from .tables import tenants, tokens
 
-__all__ = ["authenticate_secret", "hash_secret", "insert_token", "list_token_records", "revoke_token_row"]
+__all__ = [
+    "authenticate_secret",
+    "check_role",
+    "hash_secret",
+    "insert_first_admin",
+    "insert_token",
+    "list_token_records",
+    "revoke_token_row",
+]
 
 SECRET_PREFIX = "lvt_"
 MAX_LABEL_LENGTH = 200
@@ -55,6 +63,13 @@ def insert_token(conn: Connection, *, role: Role, tenant_id: int | None, label: 
         )
     )
     return IssuedToken(token_id=token_id, secret=secret)
+
+
+def insert_first_admin(conn: Connection) -> IssuedToken | None:
+    """An admin token if the vault has no tokens at all (a fresh install), else None."""
+    if conn.scalar(select(func.count()).select_from(tokens)):
+        return None
+    return insert_token(conn, role="admin", tenant_id=None, label="initial admin")
 
 
 def revoke_token_row(conn: Connection, token_id: str, *, tenant_id: int | None) -> None:

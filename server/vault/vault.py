@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine
 
 from loravault.core import (
     AdapterSchema,
@@ -42,6 +42,7 @@ from . import tokens as token_rows
 from . import versions as version_rows
 from .blobs import BlobReader, BlobStore, BlobWriter, StagedBlob, check_sha256
 from .commits import label_of
+from .datadir_lock import DataDirLock
 from .database import open_engine, read_transaction, upgrade, write_transaction
 from .durable import write_file_durably
 from .fsck import run_fsck
@@ -57,7 +58,7 @@ from .records import (
     TokenRecord,
     VersionRecord,
 )
-from .tables import tokens
+from .versions import check_version_number
 
 __all__ = ["Vault"]
 
@@ -71,9 +72,10 @@ _T = TypeVar("_T")
 class Vault:
     """Tenants, tokens, keys, adapters and versions over one database and one blob folder. Use `Vault.open`."""
 
-    def __init__(self, *, engine: Engine, store: BlobStore, base_fingerprint: str) -> None:
+    def __init__(self, *, engine: Engine, store: BlobStore, lock: DataDirLock, base_fingerprint: str) -> None:
         self._engine = engine
         self._store = store
+        self._lock = lock
         self._base_fingerprint = base_fingerprint
         self._closed = False
 
@@ -81,29 +83,43 @@ class Vault:
     def open(cls, data_dir: Path, *, base_fingerprint: str, database_url: str | None = None) -> Vault:
         """Open (creating if needed) the vault in `data_dir` and bring its schema to the newest migration.
 
-        The default database is SQLite at `<data_dir>/vault.db`; blobs live in `<data_dir>/blobs`.
+        The default database is SQLite at `<data_dir>/vault.db`; blobs live in `<data_dir>/blobs`. One open
+        Vault per folder (UnavailableError otherwise, see datadir_lock); temporary files left by a crashed
+        predecessor are removed here, so an interrupted upload leaves nothing behind.
         """
         if not isinstance(base_fingerprint, str) or not _HEX64.fullmatch(base_fingerprint):
             raise InvalidArgumentError("base fingerprint must be 64 lowercase hex digits (a SHA-256)")
         data_dir = Path(data_dir)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        engine = open_engine(database_url or f"sqlite:///{data_dir.resolve() / 'vault.db'}")
+        lock = DataDirLock(data_dir)
         try:
-            upgrade(engine)
+            engine = open_engine(database_url or f"sqlite:///{data_dir.resolve() / 'vault.db'}")
+            try:
+                upgrade(engine)
+            except BaseException:
+                engine.dispose()
+                raise
+            store = BlobStore(data_dir / "blobs")
         except BaseException:
-            engine.dispose()
+            lock.release()
             raise
+        leftovers = store.stale_temp_files()
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        if leftovers:
+            log.warning("removed %d temporary file(s) left by an interrupted write", len(leftovers))
         log.info("opened vault in %s (%s)", data_dir, engine.dialect.name)
-        return cls(engine=engine, store=BlobStore(data_dir / "blobs"), base_fingerprint=base_fingerprint)
+        return cls(engine=engine, store=store, lock=lock, base_fingerprint=base_fingerprint)
 
     @property
     def base_fingerprint(self) -> str:
         return self._base_fingerprint
 
     def close(self) -> None:
-        """Release database connections; later calls raise UnavailableError."""
+        """Release database connections and the folder lock; later calls raise UnavailableError."""
         self._closed = True
         self._engine.dispose()
+        self._lock.release()
 
     def __enter__(self) -> Vault:
         return self
@@ -169,13 +185,13 @@ class Vault:
         written = False
         try:
             with self._write() as conn:
-                if conn.scalar(select(func.count()).select_from(tokens)):
+                issued = token_rows.insert_first_admin(conn)
+                if issued is None:
                     return None
-                issued = token_rows.insert_token(conn, role="admin", tenant_id=None, label="initial admin")
                 write_file_durably(path, (issued.secret + "\n").encode(), mode=0o600, exclusive=True)
                 written = True
         except BaseException:
-            if written:
+            if written:  # the commit failed after the file was written: a token nobody can use
                 path.unlink(missing_ok=True)
             raise
         log.info("wrote the initial admin token to %s", path)
@@ -335,8 +351,8 @@ class Vault:
         Refused with FailedPreconditionError below the erasure floor (purged), and DataLossError when the
         older blob no longer hashes right.
         """
-        _check_version_number(parent_version, what="parent version", allow_zero=True)
-        _check_version_number(to_version, what="rollback target")
+        check_version_number(parent_version, what="parent version", allow_zero=True)
+        check_version_number(to_version, what="rollback target")
         target = self.get_version(tenant=tenant, adapter=adapter, version=to_version)
         if not target.purged:
             self._store.read(target.blob_sha256)  # DataLossError before any row is written
@@ -384,34 +400,26 @@ class Vault:
         manifest_hash: str | None,
         body: Callable[[Connection, dict[str, Any], str], _T],
     ) -> _T:
-        """Run a commit body in a write transaction, then release the staged blob (deleting it on failure)."""
+        """Run a commit body in a write transaction, then release the staged blob (deleting it on failure).
+
+        A blob that is not staged (already committed or discarded) is refused before anything else, so a
+        caller's mistake never releases a pin another upload of the same bytes holds.
+        """
+        self._store.check_staged(blob)
         try:
-            _check_version_number(parent_version, what="parent version", allow_zero=True)
+            check_version_number(parent_version, what="parent version", allow_zero=True)
             if manifest_hash is not None:
                 check_sha256(manifest_hash)
-            self._check_staged(blob)
             with self._write() as conn:
                 row = self._adapter(conn, tenant=tenant, name=adapter)
                 label = label_of(tenant, adapter)
                 commits.check_bound(row, label=label, base_fingerprint=self._base_fingerprint)
                 result = body(conn, row, label)
         except BaseException:
-            if self._store.is_pinned(blob.sha256):
-                self.discard_blob(blob)
+            self.discard_blob(blob)
             raise
         self._store.release(blob.sha256)
         return result
-
-    def _check_staged(self, blob: StagedBlob) -> None:
-        """The blob must have been staged by this vault's writer and not committed or discarded yet."""
-        path = self._store.path_for(blob.sha256)
-        if not self._store.is_pinned(blob.sha256) or blob.path != path:
-            raise FailedPreconditionError(
-                f"blob {blob.sha256[:12]}… is not staged in this vault (already committed or discarded); "
-                "write it again with new_blob_writer"
-            )
-        if path.stat().st_size != blob.size:
-            raise DataLossError(f"staged blob {blob.sha256[:12]}… has {path.stat().st_size} bytes, not {blob.size}")
 
     def _downloadable(self, tenant: str, adapter: str, version: int | None) -> VersionRecord:
         record = self.get_version(tenant=tenant, adapter=adapter, version=version)
@@ -455,9 +463,3 @@ class Vault:
         if self._closed:
             raise UnavailableError("the vault is closed (the server is shutting down)")
 
-
-def _check_version_number(number: object, *, what: str, allow_zero: bool = False) -> None:
-    """Version numbers are ints >= 1 (a parent may be 0: no version yet); bools are refused."""
-    low = 0 if allow_zero else 1
-    if not isinstance(number, int) or isinstance(number, bool) or number < low:
-        raise InvalidArgumentError(f"{what} must be an integer >= {low}, got {number!r}")

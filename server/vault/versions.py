@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from loravault.core import AbortedError, NotFoundError
+from loravault.core import AbortedError, InvalidArgumentError, NotFoundError
 
 from .clock import as_utc, utc_now
 from .records import VersionKind, VersionRecord
@@ -15,6 +15,7 @@ from .tables import adapters, versions
 
 __all__ = [
     "advance_head",
+    "check_version_number",
     "blob_is_live",
     "insert_version",
     "list_version_records",
@@ -22,6 +23,14 @@ __all__ = [
     "purge_below",
     "version_record",
 ]
+
+
+def check_version_number(number: object, *, what: str, allow_zero: bool = False) -> int:
+    """Version numbers are ints >= 1 (a parent may be 0: no version yet); bools are refused."""
+    low = 0 if allow_zero else 1
+    if not isinstance(number, int) or isinstance(number, bool) or number < low:
+        raise InvalidArgumentError(f"{what} must be an integer >= {low}, got {number!r}")
+    return number
 
 
 def advance_head(conn: Connection, *, adapter: dict[str, Any], label: str, parent: int) -> int:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
-from vault_testkit import adapter_bytes, stage, upload
+import pytest
+from vault_testkit import FINGERPRINT, adapter_bytes, stage, upload
 
+from loravault.core import UnavailableError
+from loravault.server.vault import Vault
 from loravault.server.vault.durable import TEMP_PREFIX
 
 
@@ -70,3 +73,22 @@ def test_a_staged_blob_and_a_live_writer_are_not_debris(acme):
     writer.abort()
     acme.discard_blob(staged)
     assert not staged.path.exists()
+
+
+def test_reopening_removes_temp_files_left_by_a_crash(tmp_path):
+    data = tmp_path / "data"
+    with Vault.open(data, base_fingerprint=FINGERPRINT) as first:
+        writer = first.new_blob_writer(max_bytes=100)
+        writer.write(b"interrupted upload")  # never finished: as if the process died here
+        leftover = writer._file.temp_path
+    assert leftover.exists()
+    with Vault.open(data, base_fingerprint=FINGERPRINT) as second:
+        assert not leftover.exists()
+        assert second.fsck().clean
+
+
+def test_a_second_open_vault_on_the_same_folder_is_refused(vault, tmp_path):
+    with pytest.raises(UnavailableError, match="in use by another open vault"):
+        Vault.open(tmp_path / "data", base_fingerprint=FINGERPRINT)
+    vault.close()
+    Vault.open(tmp_path / "data", base_fingerprint=FINGERPRINT).close()  # the lock went with close
