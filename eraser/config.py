@@ -1,0 +1,153 @@
+"""The eraser's configuration: one frozen dataclass per stage, each validating itself when built.
+
+    >>> EraserConfig(method="cg", damping=1e-3).damping
+    0.001
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from loravault.core import InvalidArgumentError
+
+__all__ = [
+    "CalibrationConfig",
+    "CgConfig",
+    "CurvatureConfig",
+    "EraserConfig",
+    "LissaConfig",
+    "LlmEraserConfig",
+    "METHODS",
+    "STEPS",
+]
+
+Method = Literal["cg", "lissa", "ekfac", "datainf", "dense", "llmeraser"]
+Step = Literal["auto", "calibrated", "influence"]
+CurvatureKind = Literal["gauss_newton", "hessian"]
+METHODS: tuple[str, ...] = ("cg", "lissa", "ekfac", "datainf", "dense", "llmeraser")
+STEPS: tuple[str, ...] = ("auto", "calibrated", "influence")
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise InvalidArgumentError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _positive_int(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CurvatureConfig:
+    """Which curvature, over which fixed sample of the training data."""
+
+    # the sample
+    sample_size: int = 64  # training samples the curvature is averaged over (fewer when the set is smaller)
+    seed: int = 0  # seeds the sample and the labels drawn for EK-FAC and DataInf pseudo-gradients
+    batch_size: int = 8  # samples per forward pass in every curvature product
+    # the operator
+    kind: CurvatureKind = "gauss_newton"  # gauss_newton is positive semi-definite; hessian is exact (eager attention)
+
+    def __post_init__(self) -> None:
+        _positive_int("curvature sample_size", self.sample_size)
+        _positive_int("curvature batch_size", self.batch_size)
+        if self.kind not in ("gauss_newton", "hessian"):
+            raise InvalidArgumentError(f"curvature kind {self.kind!r} is not gauss_newton or hessian")
+
+
+@dataclass(frozen=True)
+class CgConfig:
+    """Conjugate gradient: stops when ||b - Ax|| <= tolerance * ||b|| or after max_iterations."""
+
+    tolerance: float = 1e-3  # relative residual to stop at
+    max_iterations: int = 50  # each iteration is one curvature product
+    precondition: bool = True  # precondition with EK-FAC (factors built once per adapter version)
+
+    def __post_init__(self) -> None:
+        _positive("cg tolerance", self.tolerance)
+        _positive_int("cg max_iterations", self.max_iterations)
+
+
+@dataclass(frozen=True)
+class LissaConfig:
+    """LiSSA (Agarwal et al., arXiv:1602.03943): x <- b + (I - A/scale) x, on mini-batch curvature products."""
+
+    depth: int = 200  # recursion steps, each one mini-batch product
+    scale: float | None = None  # must exceed the largest eigenvalue of A; None: 2 x a power-iteration estimate
+    power_iterations: int = 10  # products spent estimating the largest eigenvalue when scale is None
+
+    def __post_init__(self) -> None:
+        _positive_int("lissa depth", self.depth)
+        _positive_int("lissa power_iterations", self.power_iterations)
+        if self.scale is not None:
+            _positive("lissa scale", self.scale)
+
+
+@dataclass(frozen=True)
+class LlmEraserConfig:
+    """The released LLMEraser procedure (arXiv:2412.00383, code: attack_demo.py): Adam on 1/2 x'Ax - b'x."""
+
+    steps: int = 20  # x_iter
+    learning_rate: float = 1e-5  # x_lr
+    initial_value: float = 1e-6  # x_init: every coordinate of x starts here
+    weight_decay: float = 1e-5  # x_adjust
+    seed: int = 0  # order of the single-sample products
+
+    def __post_init__(self) -> None:
+        _positive_int("llmeraser steps", self.steps)
+        _positive("llmeraser learning_rate", self.learning_rate)
+        if not math.isfinite(self.initial_value) or self.weight_decay < 0:
+            raise InvalidArgumentError("llmeraser initial_value must be finite and weight_decay >= 0")
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """The calibrated step: its length is set so the forget loss reaches the never-trained reference loss."""
+
+    # search
+    max_scale: float = 1e4  # largest multiple of the influence direction tried
+    bisection_steps: int = 16  # halvings of the bracket once the target is crossed
+    # guard
+    max_retain_loss_increase: float = 0.1  # nats of mean token NLL the held-out retained loss may rise
+    guard_size: int = 16  # held-out retained samples the guard measures
+
+    def __post_init__(self) -> None:
+        _positive("calibration max_scale", self.max_scale)
+        _positive_int("calibration bisection_steps", self.bisection_steps)
+        _positive("calibration max_retain_loss_increase", self.max_retain_loss_increase)
+        _positive_int("calibration guard_size", self.guard_size)
+
+
+@dataclass(frozen=True)
+class EraserConfig:
+    """Top level: solver, step, damping, device; the per-stage configs ride along."""
+
+    # what to compute
+    method: Method = "cg"  # cg is preconditioned by EK-FAC when factors exist
+    step: Step = "auto"  # auto: calibrated when the request forgets samples and a reference set exists
+    damping: float | None = None  # lambda in (G + lambda I); None: damping_factor x mean eigenvalue
+    damping_factor: float = 0.1  # used when damping is None
+    # where and how
+    device: str = "cpu"  # every tensor the eraser makes lives here
+    max_length: int = 128  # token budget per rendered sample, as in training
+    gradient_chunk: int = 8  # samples per vmapped per-sample-gradient call
+    # stages
+    curvature: CurvatureConfig = field(default_factory=CurvatureConfig)
+    cg: CgConfig = field(default_factory=CgConfig)
+    lissa: LissaConfig = field(default_factory=LissaConfig)
+    llmeraser: LlmEraserConfig = field(default_factory=LlmEraserConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InvalidArgumentError(f"eraser method {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.step not in STEPS:
+            raise InvalidArgumentError(f"eraser step {self.step!r} is not one of {', '.join(STEPS)}")
+        if self.damping is not None and not (math.isfinite(self.damping) and self.damping >= 0):
+            raise InvalidArgumentError(f"damping must be a finite number >= 0, got {self.damping!r}")
+        _positive("damping_factor", self.damping_factor)
+        _positive_int("max_length", self.max_length)
+        _positive_int("gradient_chunk", self.gradient_chunk)

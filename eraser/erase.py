@@ -1,0 +1,271 @@
+"""The top-level eraser: builds curvature once per adapter version and answers many erasure requests.
+
+Cost model (DESIGN.md, "Eraser"): an exact curvature product over the whole training set costs about as much
+as retraining, so curvature is subsampled (a fixed, seeded curvature sample) and amortized (EK-FAC factors
+built once, cached on disk by adapter hash). A request then pays for its own per-sample gradients, a few
+curvature products on the sample (CG, preconditioned by EK-FAC) and the loss evaluations of its step.
+
+The default erasure takes its direction from the curvature of the retained samples only,
+(G_retained + lambda I)^-1 b, and its length from `calibrate_step` when the request forgets samples and a
+never-trained reference set was given; otherwise it takes the plain influence step (LLMEraser, scale 1).
+
+    >>> eraser = Eraser.for_peft_model(model, tokenizer, train=train, reference=reference)  # doctest: +SKIP
+    >>> result = eraser.erase(ErasureRequest.of(removals=[train[3]]))  # doctest: +SKIP
+    >>> apply_delta(model, result.delta)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from loravault.core import InvalidArgumentError, Sample, canonical_float32, sha256_hex
+
+from .cache import EkfacCache
+from .calibrate import CalibrationReport, calibrate_step
+from .config import EraserConfig
+from .curvature import CurvatureOperator, curvature_sample
+from .damping import auto_damping, hutchinson_mean_eigenvalue
+from .delta import ErasureReport, ErasureResult, peak_memory_bytes
+from .ekfac import EkfacFactors
+from .gradients import request_vector
+from .objective import Objective, TokenBatch, lora_objective
+from .pseudo_gradients import PseudoGradients, collect_pseudo_gradients
+from .requests import ErasureRequest
+from .solve import SolveInputs, solve
+
+__all__ = ["Eraser", "erase"]
+
+logger = logging.getLogger(__name__)
+
+
+class Eraser:
+    """Erasure for one adapter version trained on `train`; curvature is built lazily and reused.
+
+    `reference`: never-trained samples of the same kind as the training data, for the calibrated step.
+    `cache_dir`: where EK-FAC factors are kept between processes (None: in memory only).
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        *,
+        train: Sequence[Sample],
+        reference: Sequence[Sample] = (),
+        config: EraserConfig = EraserConfig(),
+        cache_dir: Path | None = None,
+        progress: bool = True,
+    ) -> None:
+        ids = [s.id for s in train]
+        if not train or len(set(ids)) != len(ids):
+            raise InvalidArgumentError(f"training set must be non-empty with unique ids ({len(ids)} samples, {len(set(ids))} ids)")
+        self.objective, self.config, self.progress = objective, config, progress
+        self.train = {s.id: s for s in train}
+        self.reference = list(reference)
+        self.theta = objective.theta()
+        self.curvature_samples = curvature_sample(train, size=config.curvature.sample_size, seed=config.curvature.seed)
+        self.cache = EkfacCache(cache_dir)
+        self.curvature_build_seconds: float | None = None  # set when factors are built (not when loaded)
+        self._factors: EkfacFactors | None = None
+        self._pseudo: PseudoGradients | None = None
+
+    @classmethod
+    def for_peft_model(
+        cls,
+        model: nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        train: Sequence[Sample],
+        reference: Sequence[Sample] = (),
+        config: EraserConfig = EraserConfig(),
+        cache_dir: Path | None = None,
+        progress: bool = True,
+    ) -> Eraser:
+        """An eraser for a peft LoRA model (put in eval mode), rendering with core's one template."""
+        objective = lora_objective(model, tokenizer, max_length=config.max_length, device=config.device)
+        return cls(objective, train=train, reference=reference, config=config, cache_dir=cache_dir, progress=progress)
+
+    def adapter_hash(self) -> str:
+        """SHA-256 of the adapter's canonical float32 bytes: the key of its curvature cache."""
+        return sha256_hex(canonical_float32({k: v.to("cpu") for k, v in self.objective.public(self.theta).items()}))
+
+    def build_curvature(self) -> EkfacFactors:
+        """EK-FAC factors over the curvature sample: from memory, from the cache, or built in one pass."""
+        if self._factors is not None:
+            return self._factors
+        ids = [s.id for s in self.curvature_samples]
+        key, setup = self.adapter_hash(), EkfacCache.setup_digest(self.config.curvature, ids)
+        self._factors = self.cache.load(key, setup, device=self.objective.device)
+        if self._factors is None:
+            started = time.perf_counter()
+            self._pseudo = self._pseudo_gradients(self.curvature_samples)
+            self._factors = EkfacFactors.from_pseudo_gradients(self._pseudo)
+            self.curvature_build_seconds = time.perf_counter() - started
+            logger.info("EK-FAC factors built over %d samples in %.2f s", len(ids), self.curvature_build_seconds)
+            self.cache.store(self._factors, key, setup)
+        return self._factors
+
+    def erase(self, request: ErasureRequest, *, method: str | None = None, step: str | None = None) -> ErasureResult:
+        """The delta that applies `request` to the adapter, and its report.
+
+        Raises InvalidArgumentError for a request that does not match the training set, and
+        FailedPreconditionError when the calibrated step finds no length that keeps retained data within bound.
+        """
+        method, step = method or self.config.method, self._choose_step(request, step or self.config.step)
+        self._check_request(request)
+        device = self.objective.device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        started = time.perf_counter()
+        size_after = request.size_after(len(self.train))
+        b = request_vector(
+            self.objective, self.theta, request, size_after=size_after, chunk=self.config.gradient_chunk, progress=self.progress
+        )
+        inputs = self._solve_inputs(request, method)
+        damping = self._damping(inputs)
+        x, solved = solve(method, inputs, b, damping=damping, config=self.config, progress=self.progress)
+        scale, calibration = 1.0, None
+        if step == "calibrated":
+            calibration = self._calibrate(request, x)
+            scale = calibration.scale
+        delta = {name: t.to("cpu", torch.float32) for name, t in self.objective.public(scale * x).items()}
+        wall = time.perf_counter() - started
+        memory, scope = peak_memory_bytes(device)
+        curvature = self.config.curvature.kind + ("+ekfac" if inputs.factors is not None else "")
+        report = ErasureReport(
+            method=method, step=step, curvature=curvature, damping=damping, iterations=solved.iterations,
+            residual=solved.residual, converged=solved.converged, scale=scale, wall_seconds=wall,
+            peak_memory_bytes=memory, peak_memory_scope=scope, size_before=len(self.train), size_after=size_after,
+            kinds=request.kinds(), calibration=calibration,
+        )
+        logger.info("erasure %s/%s: damping %.3g, %d iterations, residual %.2e, scale %.3g, %.2f s",
+                    method, step, damping, solved.iterations, solved.residual, scale, wall)
+        return ErasureResult(delta=delta, report=report)
+
+    # steps of erase(), in order
+
+    def _choose_step(self, request: ErasureRequest, step: str) -> str:
+        if step == "calibrated" and not (self.reference and request.old_samples):
+            raise InvalidArgumentError("the calibrated step needs a reference set and a request that forgets samples")
+        if step == "auto":
+            return "calibrated" if self.reference and request.old_samples else "influence"
+        return step
+
+    def _check_request(self, request: ErasureRequest) -> None:
+        for change in request.changes:
+            known = self.train.get(change.id)
+            if change.old is not None and known is None:
+                raise InvalidArgumentError(f"sample {change.id!r} is not in the training set this adapter was trained on")
+            if change.old is not None and known != change.old:
+                raise InvalidArgumentError(f"sample {change.id!r}: the old version differs from the training set's")
+            if change.old is None and known is not None:
+                raise InvalidArgumentError(f"sample {change.id!r} is already in the training set: add it under a new id")
+
+    def _solve_inputs(self, request: ErasureRequest, method: str) -> SolveInputs:
+        """The retained curvature sample's operator and, where the method uses them, EK-FAC factors or gradients."""
+        retained = self._retained_sample(request)
+        if not retained:
+            raise InvalidArgumentError("the request touches every sample of the curvature sample: nothing retained")
+        operator = None
+        if self.objective.supports_vmap:
+            operator = CurvatureOperator(
+                self.objective, self.theta, retained, kind=self.config.curvature.kind, batch_size=self.config.curvature.batch_size
+            )
+        factors, gradients = None, None
+        if method == "ekfac" or (method == "cg" and self.config.cg.precondition):
+            factors = self._retained_factors(request)
+        if method == "datainf":
+            gradients = self._retained_gradients(request)
+        single = sorted(retained, key=lambda s: s.id)
+        random.Random(self.config.llmeraser.seed).shuffle(single)
+        return SolveInputs(self.objective, self.theta, operator, factors, gradients, single)
+
+    def _retained_sample(self, request: ErasureRequest) -> list[Sample]:
+        """The curvature sample as a uniform sample of the *new* training set, whose curvature the step needs.
+
+        Touched samples leave; the new version of an edited sample that was in the sample takes its place; an
+        addition joins only when the sample covers the whole training set (then the step is an exact Newton step).
+        """
+        sampled = {s.id for s in self.curvature_samples}
+        covers_all = len(sampled) == len(self.train)
+        joining = [c.new for c in request.changes if c.new is not None and (c.id in sampled or (c.old is None and covers_all))]
+        return [s for s in self.curvature_samples if s.id not in request.touched_ids] + joining
+
+    def _retained_factors(self, request: ErasureRequest) -> EkfacFactors:
+        factors = self.build_curvature()
+        removed = [s for s in self.curvature_samples if s.id in request.touched_ids and s.id in factors.ids]
+        return factors.without(self._pseudo_gradients(removed)) if removed else factors
+
+    def _retained_gradients(self, request: ErasureRequest) -> torch.Tensor:
+        if self._pseudo is None:
+            self._pseudo = self._pseudo_gradients(self.curvature_samples)
+        flat = self._pseudo.flat(self.objective)  # (m, P)
+        keep = [i for i, sample_id in enumerate(self._pseudo.ids) if sample_id not in request.touched_ids]
+        return flat[keep]
+
+    def _pseudo_gradients(self, samples: Sequence[Sample]) -> PseudoGradients:
+        curvature = self.config.curvature
+        return collect_pseudo_gradients(
+            self.objective, self.theta, samples, seed=curvature.seed, batch_size=curvature.batch_size, progress=self.progress
+        )
+
+    def _damping(self, inputs: SolveInputs) -> float:
+        if self.config.damping is not None:
+            return self.config.damping
+        if inputs.factors is not None:
+            mean = inputs.factors.mean_eigenvalue()
+        elif inputs.gradients is not None:
+            mean = float(inputs.gradients.double().pow(2).sum(-1).mean()) / inputs.gradients.shape[1]
+        elif inputs.operator is not None:
+            mean = hutchinson_mean_eigenvalue(
+                inputs.operator, self.theta.numel(), seed=self.config.curvature.seed, device=self.objective.device
+            )
+        else:
+            raise InvalidArgumentError("no curvature to choose damping from: set damping or use eager attention")
+        return auto_damping(mean, factor=self.config.damping_factor)
+
+    def _calibrate(self, request: ErasureRequest, direction: torch.Tensor) -> CalibrationReport:
+        render = self.objective.render
+        forget = render(request.old_samples).to(self.objective.device)
+        guard = render(self._guard_samples(request)).to(self.objective.device)
+        reference = render(self.reference).to(self.objective.device)
+
+        def loss(batch: TokenBatch, scale: float) -> float:
+            with torch.no_grad():
+                return float(self.objective.per_sample_loss(self.theta + scale * direction, batch).mean())
+
+        return calibrate_step(
+            lambda s: loss(forget, s), lambda s: loss(guard, s), target=loss(reference, 0.0), config=self.config.calibration
+        )
+
+    def _guard_samples(self, request: ErasureRequest) -> list[Sample]:
+        """A seeded held-out sample of retained data, preferring samples outside the curvature sample."""
+        in_curvature = {s.id for s in self.curvature_samples}
+        retained = sorted((s for s in self.train.values() if s.id not in request.touched_ids), key=lambda s: s.id)
+        outside = [s for s in retained if s.id not in in_curvature]
+        inside = [s for s in retained if s.id in in_curvature]
+        rng = random.Random(self.config.curvature.seed)
+        rng.shuffle(outside)
+        rng.shuffle(inside)
+        return (outside + inside)[: self.config.calibration.guard_size]
+
+
+def erase(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    request: ErasureRequest,
+    *,
+    train: Sequence[Sample],
+    reference: Sequence[Sample] = (),
+    config: EraserConfig = EraserConfig(),
+    cache_dir: Path | None = None,
+) -> ErasureResult:
+    """One-shot erasure of a peft LoRA model; keep an `Eraser` instead to answer several requests cheaply."""
+    return Eraser.for_peft_model(model, tokenizer, train=train, reference=reference, config=config, cache_dir=cache_dir).erase(request)

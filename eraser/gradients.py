@@ -1,0 +1,77 @@
+"""Per-sample gradients of the training loss, and the request vector b built from them.
+
+LLMEraser (Ding et al., arXiv:2412.00383, eq. 6) moves the optimum by delta = (H + lambda I)^-1 b with
+b = (1/n) * sum(grad loss(z_old) - grad loss(z_new)). We normalise by the training-set size *after* the
+request, n', because the Newton step on the new objective (1/n') * sum over the new set is then exact to
+second order (with n, every removal would also be mis-scaled by n/n').
+
+Per-sample gradients use torch.func (vmap over grad) when the objective's forward allows it, and a loop of
+single-sample grads otherwise (sdpa attention builds its mask with data-dependent control flow).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.func import grad, vmap
+from tqdm.auto import tqdm
+
+from loravault.core import Sample
+
+from .objective import Objective, TokenBatch
+from .requests import ErasureRequest
+
+__all__ = ["per_sample_gradients", "request_vector"]
+
+
+def per_sample_gradients(
+    objective: Objective,
+    theta: torch.Tensor,
+    samples: Sequence[Sample],
+    *,
+    chunk: int = 8,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Gradient of each sample's loss at theta: (k, P), float32, on the objective's device."""
+    rows = []
+    starts = range(0, len(samples), chunk)
+    for start in tqdm(starts, desc="per-sample gradients", disable=not progress or len(starts) < 2, leave=False):
+        batch = objective.render(samples[start : start + chunk]).to(objective.device)
+        rows.append(_chunk_gradients(objective, theta, batch))
+    return torch.cat(rows) if rows else theta.new_zeros((0, theta.numel()))
+
+
+def _chunk_gradients(objective: Objective, theta: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
+    def one_loss(params: torch.Tensor, inputs: dict[str, torch.Tensor], targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        single = TokenBatch({k: v.unsqueeze(0) for k, v in inputs.items()}, targets.unsqueeze(0), mask.unsqueeze(0))
+        return objective.per_sample_loss(params, single)[0]
+
+    if objective.supports_vmap:
+        return vmap(grad(one_loss), in_dims=(None, 0, 0, 0))(theta, batch.inputs, batch.targets, batch.mask)  # (B, P)
+    rows = [
+        grad(one_loss)(theta, {k: v[i] for k, v in batch.inputs.items()}, batch.targets[i], batch.mask[i])
+        for i in range(len(batch))
+    ]
+    return torch.stack(rows)  # (B, P)
+
+
+def request_vector(
+    objective: Objective,
+    theta: torch.Tensor,
+    request: ErasureRequest,
+    *,
+    size_after: int,
+    chunk: int = 8,
+    progress: bool = True,
+) -> torch.Tensor:
+    """b = (1/n') * (sum of old-version gradients - sum of new-version gradients), (P,).
+
+    Old and new versions are rendered with the same template by the same objective.
+    """
+    b = torch.zeros_like(theta)
+    if request.old_samples:
+        b += per_sample_gradients(objective, theta, request.old_samples, chunk=chunk, progress=progress).sum(0)
+    if request.new_samples:
+        b -= per_sample_gradients(objective, theta, request.new_samples, chunk=chunk, progress=progress).sum(0)
+    return b / size_after

@@ -1,0 +1,163 @@
+"""The training objective as a pure function of flat parameters: per-sample mean token NLL on scored tokens.
+
+Everything in the eraser (gradients, curvature, calibration) goes through `Objective`, so a LoRA adapter on a
+causal language model and a logistic-regression head on fixed features exercise the same code. The loss is
+the one the adapter was trained with: for each sample, the mean negative log-likelihood over its scored
+(answer) tokens; the training objective is the mean of that over samples.
+
+    >>> objective = lora_objective(peft_model, tokenizer, device="cpu")  # doctest: +SKIP
+    >>> objective.per_sample_loss(objective.theta(), objective.render(samples))  # (B,)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from transformers import PreTrainedTokenizerBase
+
+from loravault.core import IGNORE_INDEX, InvalidArgumentError, Sample, render_batch
+
+from .layout import ParamLayout
+
+__all__ = ["Objective", "TokenBatch", "lora_objective", "token_losses"]
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """Model inputs with targets aligned to the model's logits."""
+
+    inputs: dict[str, torch.Tensor]  # keyword arguments of the module's forward, each (B, ...)
+    targets: torch.Tensor  # (B, T) long, IGNORE_INDEX where a position is not scored
+    mask: torch.Tensor  # (B, T) 1 at real positions, 0 at padding
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def to(self, device: str | torch.device) -> TokenBatch:
+        return TokenBatch({k: v.to(device) for k, v in self.inputs.items()}, self.targets.to(device), self.mask.to(device))
+
+
+def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean NLL over scored positions: logits (B, T, V), targets (B, T) -> (B,)."""
+    B, T, V = logits.shape
+    nll = nn.functional.cross_entropy(
+        logits.reshape(B * T, V), targets.reshape(B * T).clamp_min(0), reduction="none"
+    ).reshape(B, T)  # (B, T)
+    scored = (targets != IGNORE_INDEX).to(logits.dtype)  # (B, T)
+    return (nll * scored).sum(-1) / scored.sum(-1)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A module, the trainable tensors the eraser moves, and how samples become batches.
+
+    `names` are the public (adapter) tensor names in sorted order; `live_names` the same tensors' names in
+    `module.named_parameters()`. Parameters are passed explicitly (torch.func), so the module's own weights
+    are never modified by the eraser.
+    """
+
+    module: nn.Module
+    names: tuple[str, ...]
+    live_names: tuple[str, ...]
+    render: Callable[[Sequence[Sample]], TokenBatch]
+    device: torch.device
+    supports_vmap: bool  # False when the forward has data-dependent control flow (e.g. sdpa mask building)
+
+    def __post_init__(self) -> None:
+        known = dict(self.module.named_parameters())
+        missing = [n for n in self.live_names if n not in known]
+        if missing or len(self.names) != len(self.live_names):
+            raise InvalidArgumentError(f"objective names parameter {missing[:1]} that the module does not have")
+
+    @cached_property
+    def layout(self) -> ParamLayout:
+        """Flat ordering, keyed by live names (what functional_call needs)."""
+        params = dict(self.module.named_parameters())
+        return ParamLayout(self.live_names, tuple(tuple(params[n].shape) for n in self.live_names))
+
+    def theta(self) -> torch.Tensor:
+        """The module's current trainable parameters as one float32 flat vector on the objective's device."""
+        params = dict(self.module.named_parameters())
+        return torch.cat([params[n].detach().reshape(-1) for n in self.live_names]).to(self.device, torch.float32)
+
+    def public(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A flat vector as tensors under the public (adapter) names."""
+        live = self.layout.unflatten(flat)
+        return {public: live[name] for public, name in zip(self.names, self.live_names)}
+
+    def from_public(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Tensors under public names as one flat vector."""
+        return self.layout.flatten({name: tensors[public].to(self.device) for public, name in zip(self.names, self.live_names)})
+
+    def logits(self, theta: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
+        """Logits (B, T, V) aligned with batch.targets, at parameters theta (P,)."""
+        out = functional_call(self.module, self.layout.unflatten(theta), args=(), kwargs=batch.inputs)
+        return out if isinstance(out, torch.Tensor) else out.logits
+
+    def per_sample_loss(self, theta: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
+        """Per-sample training loss (B,)."""
+        return token_losses(self.logits(theta, batch), batch.targets)
+
+    def linear_modules(self) -> dict[str, str]:
+        """Live parameter name -> name of the nn.Linear (without bias) whose weight it is; for EK-FAC."""
+        found = {}
+        for module_name, module in self.module.named_modules():
+            if isinstance(module, nn.Linear) and module.bias is None:
+                weight = f"{module_name}.weight" if module_name else "weight"
+                if weight in self.live_names:
+                    found[weight] = module_name
+        return found
+
+
+def lora_objective(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_length: int = 128,
+    device: str | torch.device = "cpu",
+) -> Objective:
+    """The objective of a peft LoRA model: its lora_A/lora_B weights, rendered with core's one template.
+
+    The model is put in eval mode (no dropout), as training's loss is compared against in eval mode too.
+    Raises InvalidArgumentError when the model has no trainable LoRA weights.
+    """
+    model.eval()
+    live = sorted(n for n, p in model.named_parameters() if ".lora_A." in n or ".lora_B." in n)
+    if not live:
+        raise InvalidArgumentError("model has no LoRA weights (lora_A/lora_B): wrap it with peft first")
+    adapter = getattr(model, "active_adapter", "default")
+    public = [n.replace(f".{adapter}.weight", ".weight") for n in live]
+    order = sorted(range(len(live)), key=lambda i: public[i])
+    attention = getattr(getattr(model, "config", None), "_attn_implementation", "eager")
+
+    def render(samples: Sequence[Sample]) -> TokenBatch:
+        return _render_lm(tokenizer, samples, max_length=max_length)
+
+    return Objective(
+        module=model,
+        names=tuple(public[i] for i in order),
+        live_names=tuple(live[i] for i in order),
+        render=render,
+        device=torch.device(device),
+        supports_vmap=attention == "eager",
+    )
+
+
+def _render_lm(tokenizer: PreTrainedTokenizerBase, samples: Sequence[Sample], *, max_length: int) -> TokenBatch:
+    """Core's template, with labels shifted so position t scores token t + 1 (as the model's own loss does)."""
+    rendered = render_batch(tokenizer, samples, max_length=max_length)
+    labels = rendered.labels  # (B, T)
+    targets = torch.full_like(labels, IGNORE_INDEX)
+    targets[:, :-1] = labels[:, 1:]
+    empty = [s.id for s, row in zip(samples, targets) if not bool((row != IGNORE_INDEX).any())]
+    if empty:
+        raise InvalidArgumentError(
+            f"sample {empty[0]!r} has no answer tokens within max_length={max_length}: raise max_length"
+        )
+    inputs = {"input_ids": rendered.input_ids, "attention_mask": rendered.attention_mask}
+    return TokenBatch(inputs=inputs, targets=targets, mask=rendered.attention_mask)

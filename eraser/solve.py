@@ -1,0 +1,83 @@
+"""Dispatch from a method name to its solver, wiring the curvature the eraser built to the pure-math solvers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from loravault.core import FailedPreconditionError, InvalidArgumentError, Sample
+
+from .config import EraserConfig
+from .curvature import CurvatureOperator
+from .datainf import datainf_inverse
+from .ekfac import EkfacFactors
+from .objective import Objective
+from .solvers import (
+    SolveReport,
+    approximate_inverse_solve,
+    conjugate_gradient,
+    dense_matrix,
+    dense_solve,
+    lissa,
+    llmeraser_solve,
+)
+
+__all__ = ["DENSE_LIMIT", "SolveInputs", "solve"]
+
+DENSE_LIMIT = 20_000  # parameters: a (P, P) float64 matrix of 3.2 GB and P curvature products
+
+
+@dataclass(frozen=True)
+class SolveInputs:
+    """The curvature of the retained samples, in every form a method may use."""
+
+    objective: Objective
+    theta: torch.Tensor  # (P,)
+    operator: CurvatureOperator | None  # exact products; None when the model cannot take them (sdpa)
+    factors: EkfacFactors | None  # EK-FAC, downdated to the retained samples
+    gradients: torch.Tensor | None  # (m, P) retained pseudo-gradients, for DataInf
+    shuffled: Sequence[Sample]  # retained samples in a seeded order, for single-sample products
+
+
+def solve(
+    method: str, inputs: SolveInputs, b: torch.Tensor, *, damping: float, config: EraserConfig, progress: bool = True
+) -> tuple[torch.Tensor, SolveReport]:
+    """x ~ (G_retained + lambda I)^-1 b by `method`; raises FailedPreconditionError when its curvature is missing."""
+    operator, layout = inputs.operator, inputs.objective.layout
+    if method in ("cg", "lissa", "dense", "llmeraser") and operator is None:
+        raise FailedPreconditionError(
+            f"method {method} needs curvature products: load the base with attn_implementation='eager', or use ekfac"
+        )
+    if method == "cg":
+        preconditioner = inputs.factors.inverse(layout, damping=damping) if inputs.factors is not None else None
+        return conjugate_gradient(operator, b, damping=damping, config=config.cg, preconditioner=preconditioner, progress=progress)
+    if method == "lissa":
+        return lissa(operator, b, damping=damping, config=config.lissa, sampled_operator=operator.batch_product, progress=progress)
+    if method == "ekfac":
+        assert inputs.factors is not None  # the eraser builds them for this method
+        return approximate_inverse_solve(inputs.factors.inverse(layout, damping=damping), b, method="ekfac", damping=damping, operator=operator)
+    if method == "datainf":
+        assert inputs.gradients is not None  # the eraser collects them for this method
+        inverse = datainf_inverse(inputs.gradients, _module_blocks(inputs.objective), damping=damping)
+        return approximate_inverse_solve(inverse, b, method="datainf", damping=damping, operator=operator)
+    if method == "dense":
+        if b.numel() > DENSE_LIMIT:
+            raise InvalidArgumentError(f"dense solve is for adapters up to {DENSE_LIMIT} parameters, this one has {b.numel()}")
+        matrix = dense_matrix(operator, b.numel(), device=b.device, progress=progress)
+        return dense_solve(matrix, b, damping=damping)
+    if method == "llmeraser":
+        single = CurvatureOperator(inputs.objective, inputs.theta, inputs.shuffled, kind=config.curvature.kind, batch_size=1)
+        return llmeraser_solve(single.batch_product, b, damping=damping, config=config.llmeraser, operator=operator, progress=progress)
+    raise InvalidArgumentError(f"unknown method {method!r}")
+
+
+def _module_blocks(objective: Objective) -> list[slice]:
+    """DataInf's layers: the A and B weights of one LoRA module form one block (adjacent in sorted order)."""
+    blocks: dict[str, slice] = {}
+    for name, span in objective.layout.spans().items():
+        module = name.rsplit(".lora_", 1)[0]
+        start = blocks[module].start if module in blocks else span.start
+        blocks[module] = slice(start, span.stop)
+    return list(blocks.values())
