@@ -18,6 +18,9 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
+
+from loravault.core import UnavailableError
 
 __all__ = ["open_engine", "read_transaction", "upgrade", "upgrade_sql", "write_transaction"]
 
@@ -28,21 +31,24 @@ BUSY_TIMEOUT_MS = 30_000
 _WRITE = "loravault_write"
 
 
-def open_engine(database_url: str) -> Engine:
-    """An engine for `database_url`; for SQLite, every connection gets WAL, FULL sync, foreign keys on."""
+def open_engine(database_url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
+    """An engine for `database_url`; for SQLite, every connection gets WAL, FULL sync, foreign keys on.
+
+    `busy_timeout_ms` is how long a SQLite writer waits for another writer's transaction to finish.
+    """
     engine = create_engine(database_url)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, busy_timeout_ms=busy_timeout_ms)
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see module docstring)
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
@@ -57,11 +63,22 @@ def _configure_sqlite(engine: Engine) -> None:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write: committed on normal exit, rolled back on any exception."""
-    with engine.connect() as connection:
-        connection.execution_options(**{_WRITE: True})
-        with connection.begin():
-            yield connection
+    """A transaction that will write: committed on normal exit, rolled back on any exception.
+
+    SQLite's "database is locked" after the busy timeout becomes UnavailableError (retry later), so callers
+    see one of our errors rather than a driver's.
+    """
+    try:
+        with engine.connect() as connection:
+            connection.execution_options(**{_WRITE: True})
+            with connection.begin():
+                yield connection
+    except OperationalError as exc:
+        if "locked" not in str(exc.orig):
+            raise
+        raise UnavailableError(
+            "the metadata database stayed locked by another writer past the busy timeout; retry later"
+        ) from exc
 
 
 @contextmanager

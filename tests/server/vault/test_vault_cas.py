@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import pytest
@@ -58,9 +59,36 @@ def test_concurrent_commits_on_one_parent_have_exactly_one_winner(acme):
 
 
 def adapter_bytes_sha(seed: int) -> str:
-    import hashlib
-
     return hashlib.sha256(adapter_bytes(seed)).hexdigest()
+
+
+def test_writers_that_retry_on_abort_lose_no_update(acme):
+    per_thread, workers = 4, 4
+    errors = []
+
+    def writer(worker: int) -> None:
+        try:
+            for i in range(per_thread):
+                data = adapter_bytes(1000 * worker + i)
+                while True:
+                    head = acme.get_adapter(tenant="acme", name="support").head_version
+                    try:
+                        upload(acme, tenant="acme", adapter="support", data=data, parent=head)
+                        break
+                    except AbortedError:
+                        continue
+        except Exception as error:  # noqa: BLE001 (asserted below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    versions = acme.list_versions(tenant="acme", adapter="support")
+    assert [v.number for v in versions] == list(range(1, per_thread * workers + 1))
+    assert len({v.blob_sha256 for v in versions}) == per_thread * workers
 
 
 def test_refused_commit_leaves_every_piece_of_state_unchanged(acme):

@@ -45,10 +45,12 @@ def _apply(vault: Vault, step: tuple[str, int], head: int) -> None:
             pass
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(steps=STEPS)
-def test_chain_invariants_hold_over_random_histories(steps):
-    folder = Path(tempfile.mkdtemp(prefix="vault-hypothesis-"))
+def test_chain_invariants_hold_over_random_histories(tmp_path, steps):
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))  # a fresh vault per example, still under tmp_path
     try:
         with Vault.open(folder, base_fingerprint=FINGERPRINT) as vault:
             vault.create_tenant("acme")
