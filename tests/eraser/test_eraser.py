@@ -1,0 +1,107 @@
+"""The Eraser end to end on the tiny adapter: delta names, cache by adapter hash, calibrated step, refusals."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from eraser_problems import people
+
+import loravault.eraser as eraser_api
+from loravault.core import InvalidArgumentError, Sample, adapter_from_peft_model, add_delta
+from loravault.eraser import (
+    CalibrationConfig,
+    CgConfig,
+    CurvatureConfig,
+    Eraser,
+    EraserConfig,
+    ErasureRequest,
+    adapter_distance,
+    apply_delta,
+)
+
+CONFIG = EraserConfig(curvature=CurvatureConfig(sample_size=8), cg=CgConfig(tolerance=1e-3, max_iterations=30))
+
+
+def test_public_api_is_exactly_all() -> None:
+    exported = {name for name in dir(eraser_api) if not name.startswith("_")}
+    modules = {"calibrate", "config", "curvature", "damping", "datainf", "delta", "ekfac", "gradients",
+               "layout", "objective", "requests", "solvers", "solve", "cache", "pseudo_gradients"}
+    assert set(eraser_api.__all__) == exported - modules
+    assert all(hasattr(eraser_api, name) for name in eraser_api.__all__)
+
+
+def test_delta_has_the_adapters_names_in_float32(tiny) -> None:
+    eraser = Eraser(tiny.objective, train=tiny.train, config=CONFIG, progress=False)
+    result = eraser.erase(ErasureRequest.of(removals=[tiny.train[5]]))
+    schema, tensors = adapter_from_peft_model(tiny.model, base_fingerprint="0" * 64)
+    assert set(result.delta) == set(tensors)
+    assert all(t.dtype == torch.float32 and t.shape == tensors[n].shape for n, t in result.delta.items())
+    assert result.report.step == "influence" and result.report.method == "cg"
+    assert result.report.damping > 0 and result.report.wall_seconds > 0 and result.report.peak_memory_bytes > 0
+    merged = add_delta(schema, tensors, result.delta)
+    assert adapter_distance(schema, tensors, merged) > 0
+
+
+def test_ekfac_factors_are_cached_by_adapter_hash(tiny, tmp_path) -> None:
+    first = Eraser(tiny.objective, train=tiny.train, config=CONFIG, cache_dir=tmp_path, progress=False)
+    factors = first.build_curvature()
+    files = list(tmp_path.glob("ekfac-*.safetensors"))
+    assert len(files) == 1 and first.adapter_hash()[:32] in files[0].name
+    second = Eraser(tiny.objective, train=tiny.train, config=CONFIG, cache_dir=tmp_path, progress=False)
+    loaded = second.build_curvature()
+    assert second.curvature_build_seconds is None  # loaded, not rebuilt
+    for name, block in factors.blocks.items():
+        assert torch.equal(block.eigenvalues, loaded.blocks[name].eigenvalues)
+    other = Eraser(tiny.objective, train=tiny.train, config=replace(CONFIG, curvature=CurvatureConfig(sample_size=7)),
+                   cache_dir=tmp_path, progress=False)
+    other.build_curvature()
+    assert other.curvature_build_seconds is not None  # another curvature setup never reuses the file
+
+
+def test_calibrated_step_raises_forget_loss_to_the_reference_loss(tiny) -> None:
+    reference = people(8, offset=100)  # never trained, same kind
+    config = replace(CONFIG, calibration=CalibrationConfig(max_retain_loss_increase=5.0))
+    eraser = Eraser(tiny.objective, train=tiny.train, reference=reference, config=config, progress=False)
+    result = eraser.erase(ErasureRequest.of(removals=tiny.train[:2]))
+    report = result.report.calibration
+    assert result.report.step == "calibrated" and report is not None
+    assert report.forget_loss_before < report.target_loss <= report.forget_loss_after
+    assert report.forget_loss_after < report.target_loss + 0.05  # bisection stops at the target, not past it
+
+
+def test_calibrated_step_refuses_with_numbers_when_the_guard_cannot_hold(tiny) -> None:
+    from loravault.core import FailedPreconditionError
+
+    config = replace(CONFIG, calibration=CalibrationConfig(max_retain_loss_increase=1e-6))
+    eraser = Eraser(tiny.objective, train=tiny.train, reference=people(8, offset=100), config=config, progress=False)
+    with pytest.raises(FailedPreconditionError, match=r"retained loss from \d"):
+        eraser.erase(ErasureRequest.of(removals=tiny.train[:2]))
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param(ErasureRequest.of(removals=[Sample("nobody", "q", "r")]), id="unknown-sample"),
+        pytest.param(ErasureRequest.of(removals=[Sample("p000", "Who is p0?", "p0 likes something else")]), id="stale-old-version"),
+        pytest.param(ErasureRequest.of(additions=[Sample("p001", "q", "r")]), id="addition-under-existing-id"),
+    ],
+)
+def test_requests_that_do_not_match_the_training_set_are_refused(tiny, request_) -> None:
+    eraser = Eraser(tiny.objective, train=tiny.train, config=CONFIG, progress=False)
+    with pytest.raises(InvalidArgumentError):
+        eraser.erase(request_)
+
+
+def test_apply_delta_moves_the_model_and_refuses_unknown_names(tiny) -> None:
+    schema, before = adapter_from_peft_model(tiny.model, base_fingerprint="0" * 64)
+    delta = {name: torch.full_like(t, 0.01) for name, t in before.items()}
+    with pytest.raises(InvalidArgumentError):
+        apply_delta(tiny.model, {**delta, "not.a.lora_A.weight": torch.zeros(1)})
+    _, unchanged = adapter_from_peft_model(tiny.model, base_fingerprint="0" * 64)
+    assert all(torch.equal(unchanged[n], before[n]) for n in before)  # refused: nothing moved
+    apply_delta(tiny.model, delta)
+    _, after = adapter_from_peft_model(tiny.model, base_fingerprint="0" * 64)
+    apply_delta(tiny.model, delta, scale=-1.0)  # restore for the other tests
+    assert all(torch.allclose(after[n], before[n] + 0.01) for n in before)

@@ -1,0 +1,59 @@
+"""Requests validate themselves; the calibrated step finds its target and refuses when the guard cannot hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from loravault.core import FailedPreconditionError, InvalidArgumentError, Sample
+from loravault.eraser import CalibrationConfig, Change, ErasureRequest, calibrate_step
+
+A = Sample("a", "Who is A?", "A likes tea")
+B = Sample("b", "Who is B?", "B likes jazz")
+
+
+def test_request_kinds_are_classified() -> None:
+    request = ErasureRequest.of(
+        removals=[A], additions=[Sample("c", "q", "r")], query_edits=[(B, "Who was B?")],
+    )
+    request2 = ErasureRequest.of(response_corrections=[(B, "B likes rain")])
+    assert request.kinds() == {"removal": 1, "addition": 1, "query_modification": 1}
+    assert request2.kinds() == {"response_correction": 1}
+    assert request.size_after(10) == 10  # one out, one in, one edited
+    assert request.removed_ids == frozenset({"a"}) and request.touched_ids == frozenset({"a", "b", "c"})
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: ErasureRequest(changes=()), id="empty"),
+        pytest.param(lambda: Change(old=None, new=None), id="neither-old-nor-new"),
+        pytest.param(lambda: Change(old=A, new=Sample("other", A.prompt, "x")), id="edit-changes-id"),
+        pytest.param(lambda: Change(old=A, new=A), id="edit-changes-nothing"),
+        pytest.param(lambda: ErasureRequest.of(removals=[A, A]), id="duplicate-id"),
+    ],
+)
+def test_malformed_requests_are_refused(build) -> None:
+    with pytest.raises(InvalidArgumentError):
+        build()
+
+
+def test_calibration_reaches_the_target_at_the_smallest_scale() -> None:
+    # forget loss rises linearly with the scale: reaches 2.0 at s = 30
+    report = calibrate_step(lambda s: 0.5 + 0.05 * s, lambda s: 0.1 + 1e-4 * s, target=2.0)
+    assert report.scale == pytest.approx(30.0, rel=1e-3)  # 16 halvings of [16, 32]: precision 16 / 2^16
+    assert report.forget_loss_after >= 2.0
+    assert report.retain_loss_after <= report.retain_bound
+
+
+def test_calibration_refuses_when_the_guard_breaks() -> None:
+    with pytest.raises(FailedPreconditionError, match="retained loss from 0.1000 to"):
+        calibrate_step(lambda s: 0.5 + 0.05 * s, lambda s: 0.1 + 0.01 * s, target=2.0)
+
+
+def test_calibration_refuses_when_the_target_is_out_of_reach() -> None:
+    with pytest.raises(FailedPreconditionError, match="forget loss reached only"):
+        calibrate_step(lambda s: 0.5, lambda s: 0.1, target=2.0, config=CalibrationConfig(max_scale=100))
+
+
+def test_calibration_needs_no_step_when_already_forgotten() -> None:
+    assert calibrate_step(lambda s: 3.0, lambda s: 0.1, target=2.0).scale == 0.0
