@@ -21,7 +21,7 @@ from .tables import adapters
 __all__ = ["commit_blob", "commit_erasure", "commit_rollback", "label_of"]
 
 
-def label_of(tenant: str, adapter: str) -> str:
+def label_of(*, tenant: str, adapter: str) -> str:
     return f"{tenant}/{adapter}"
 
 

@@ -105,7 +105,10 @@ class DeleteResult:
 
 @dataclass(frozen=True)
 class FsckReport:
-    """What fsck found; `repair=True` removes orphans and stale temporary files, never a referenced blob."""
+    """What fsck found (before any repair); `removed` says what repair then deleted.
+
+    Repair removes orphans and stale temporary files only, never a blob a live version references.
+    """
 
     checked_versions: int  # live (unpurged) versions whose blob was checked
     checked_blobs: int  # distinct blobs hashed

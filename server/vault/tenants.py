@@ -53,7 +53,7 @@ def get_signing_threshold(conn: Connection, tenant_id: int) -> int:
     return int(conn.scalar(select(tenants.c.signing_threshold).where(tenants.c.id == tenant_id)))
 
 
-def set_signing_threshold(conn: Connection, tenant_id: int, threshold: int) -> None:
+def set_signing_threshold(conn: Connection, *, tenant_id: int, threshold: int) -> None:
     conn.execute(update(tenants).where(tenants.c.id == tenant_id).values(signing_threshold=threshold))
 
 
@@ -66,7 +66,8 @@ def delete_tenant_rows(conn: Connection, tenant_id: int) -> tuple[int, int, set[
     """
     adapter_ids = select(adapters.c.id).where(adapters.c.tenant_id == tenant_id)
     digests = set(conn.scalars(select(versions.c.blob_sha256).where(versions.c.adapter_id.in_(adapter_ids))))
-    version_count = conn.scalar(select(func.count()).select_from(versions).where(versions.c.adapter_id.in_(adapter_ids))) or 0
+    count_query = select(func.count()).select_from(versions).where(versions.c.adapter_id.in_(adapter_ids))
+    version_count = conn.scalar(count_query) or 0
     conn.execute(delete(versions).where(versions.c.adapter_id.in_(adapter_ids)))
     adapter_count = conn.execute(delete(adapters).where(adapters.c.tenant_id == tenant_id)).rowcount
     conn.execute(delete(tokens).where(tokens.c.tenant_id == tenant_id))

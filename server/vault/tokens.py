@@ -36,7 +36,7 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def check_role(role: str, tenant: str | None) -> Role:
+def check_role(*, role: str, tenant: str | None) -> Role:
     if role not in _ROLES:
         raise InvalidArgumentError(f"token role {role!r} is not one of admin, tenant")
     if role == "admin" and tenant is not None:

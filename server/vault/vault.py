@@ -152,7 +152,7 @@ class Vault:
 
     def issue_token(self, *, role: str, tenant: str | None = None, label: str = "") -> IssuedToken:
         """A new token; its secret is in the result only. NotFoundError when the tenant does not exist."""
-        checked_role = token_rows.check_role(role, tenant)
+        checked_role = token_rows.check_role(role=role, tenant=tenant)
         with self._write() as conn:
             tenant_id = None if tenant is None else self._tenant_id(conn, tenant)
             return token_rows.insert_token(conn, role=checked_role, tenant_id=tenant_id, label=label)
@@ -226,7 +226,7 @@ class Vault:
                 raise FailedPreconditionError(
                     f"tenant {tenant}: threshold {threshold} must be between 1 and its {active} active key(s)"
                 )
-            tenant_rows.set_signing_threshold(conn, tenant_id, threshold)
+            tenant_rows.set_signing_threshold(conn, tenant_id=tenant_id, threshold=threshold)
 
     def get_threshold(self, *, tenant: str) -> int:
         with self._read() as conn:
@@ -270,10 +270,11 @@ class Vault:
         """One version, or the head for None; NotFoundError when there is no such version (or none yet)."""
         with self._read() as conn:
             row = self._adapter(conn, tenant=tenant, name=adapter)
-            number = row["head_version"] if version is None else version
+            label = label_of(tenant=tenant, adapter=adapter)
+            number = row["head_version"] if version is None else check_version_number(version, what="version")
             if version is None and number == 0:
-                raise NotFoundError(f"adapter {label_of(tenant, adapter)} has no versions yet; upload one")
-            return version_rows.version_record(conn, adapter=row, label=label_of(tenant, adapter), number=number)
+                raise NotFoundError(f"adapter {label} has no versions yet; upload one")
+            return version_rows.version_record(conn, adapter=row, label=label, number=number)
 
     def new_blob_writer(self, *, max_bytes: int) -> BlobWriter:
         """A streaming writer for one blob of at most `max_bytes`; pass its StagedBlob to a commit."""
@@ -313,7 +314,10 @@ class Vault:
                 kind="upload" if kind == "upload" else "federation-round", manifest_hash=manifest_hash,
             )
 
-        return self._commit_staged(tenant, adapter, parent_version, blob, manifest_hash, body)
+        return self._commit_staged(
+            tenant=tenant, adapter=adapter, parent_version=parent_version, blob=blob, manifest_hash=manifest_hash,
+            body=body,
+        )
 
     def erasure_commit(
         self,
@@ -340,7 +344,10 @@ class Vault:
                 manifest_hash=manifest_hash,
             )
 
-        record, purged = self._commit_staged(tenant, adapter, parent_version, blob, manifest_hash, body)
+        record, purged = self._commit_staged(
+            tenant=tenant, adapter=adapter, parent_version=parent_version, blob=blob, manifest_hash=manifest_hash,
+            body=body,
+        )
         deleted = self._collect_garbage(purged)
         log.info("erasure %s/%s v%d: floor raised, %d blob(s) deleted", tenant, adapter, record.number, deleted)
         return record
@@ -358,7 +365,7 @@ class Vault:
             self._store.read(target.blob_sha256)  # DataLossError before any row is written
         with self._write() as conn:
             row = self._adapter(conn, tenant=tenant, name=adapter)
-            label = label_of(tenant, adapter)
+            label = label_of(tenant=tenant, adapter=adapter)
             commits.check_bound(row, label=label, base_fingerprint=self._base_fingerprint)
             return commits.commit_rollback(conn, adapter=row, label=label, parent=parent_version, to_version=to_version)
 
@@ -367,20 +374,21 @@ class Vault:
 
         FailedPreconditionError for a purged version; DataLossError when the blob is missing or corrupt.
         """
-        record = self._downloadable(tenant, adapter, version)
+        record = self._downloadable(tenant=tenant, adapter=adapter, version=version)
         try:
             return self._store.open(record.blob_sha256)
         except DataLossError:
-            self._downloadable(tenant, adapter, record.number)  # purged meanwhile: say so instead
+            # purged meanwhile (a concurrent erasure): say so instead of reporting data loss
+            self._downloadable(tenant=tenant, adapter=adapter, version=record.number)
             raise
 
     def read_version_blob(self, *, tenant: str, adapter: str, version: int | None = None) -> bytes:
         """A version's bytes, verified against its digest before they are returned."""
-        record = self._downloadable(tenant, adapter, version)
+        record = self._downloadable(tenant=tenant, adapter=adapter, version=version)
         try:
             return self._store.read(record.blob_sha256)
         except DataLossError:
-            self._downloadable(tenant, adapter, record.number)
+            self._downloadable(tenant=tenant, adapter=adapter, version=record.number)
             raise
 
     def fsck(self, *, repair: bool = False) -> FsckReport:
@@ -393,6 +401,7 @@ class Vault:
 
     def _commit_staged(
         self,
+        *,
         tenant: str,
         adapter: str,
         parent_version: int,
@@ -412,7 +421,7 @@ class Vault:
                 check_sha256(manifest_hash)
             with self._write() as conn:
                 row = self._adapter(conn, tenant=tenant, name=adapter)
-                label = label_of(tenant, adapter)
+                label = label_of(tenant=tenant, adapter=adapter)
                 commits.check_bound(row, label=label, base_fingerprint=self._base_fingerprint)
                 result = body(conn, row, label)
         except BaseException:
@@ -421,13 +430,13 @@ class Vault:
         self._store.release(blob.sha256)
         return result
 
-    def _downloadable(self, tenant: str, adapter: str, version: int | None) -> VersionRecord:
+    def _downloadable(self, *, tenant: str, adapter: str, version: int | None) -> VersionRecord:
         record = self.get_version(tenant=tenant, adapter=adapter, version=version)
         if record.purged:
             floor = self.get_adapter(tenant=tenant, name=adapter).floor
             raise FailedPreconditionError(
-                f"adapter {label_of(tenant, adapter)} v{record.number} is below the erasure floor v{floor} "
-                "and was purged; download the head instead"
+                f"adapter {label_of(tenant=tenant, adapter=adapter)} v{record.number} is below the erasure floor "
+                f"v{floor} and was purged; download the head instead"
             )
         return record
 

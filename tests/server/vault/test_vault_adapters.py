@@ -60,7 +60,9 @@ def test_hostile_names_are_refused_everywhere(acme, name):
     assert [t.name for t in acme.list_tenants()] == ["acme"]
 
 
-@pytest.mark.parametrize("name", ["a", "A" * 64, "v1.2-beta_3", "0day"], ids=["one-char", "64-chars", "punctuated", "digit-first"])
+@pytest.mark.parametrize(
+    "name", ["a", "A" * 64, "v1.2-beta_3", "0day"], ids=["one-char", "64-chars", "punctuated", "digit-first"]
+)
 def test_valid_names_are_accepted(acme, name):
     assert acme.create_adapter(tenant="acme", name=name, schema=make_schema()).name == name
 

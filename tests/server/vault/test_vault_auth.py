@@ -44,7 +44,9 @@ def test_secret_authenticates_until_revoked(vault):
 
 
 @pytest.mark.parametrize(
-    "secret", ["", "lvt_", "lvt_" + "A" * 43, "Bearer lvt_x", "x" * 10_000], ids=["empty", "prefix", "guess", "bearer", "huge"]
+    "secret",
+    ["", "lvt_", "lvt_" + "A" * 43, "Bearer lvt_x", "x" * 10_000],
+    ids=["empty", "prefix", "guess", "bearer", "huge"],
 )
 def test_unknown_secret_is_unauthenticated(vault, secret):
     with pytest.raises(UnauthenticatedError):
@@ -64,7 +66,9 @@ def test_a_tenant_cannot_revoke_another_tenants_token(vault):
 
 
 @pytest.mark.parametrize(
-    ("role", "tenant"), [("admin", "acme"), ("tenant", None), ("root", None)], ids=["admin-with-tenant", "tenant-without", "unknown-role"]
+    ("role", "tenant"),
+    [("admin", "acme"), ("tenant", None), ("root", None)],
+    ids=["admin-with-tenant", "tenant-without", "unknown-role"],
 )
 def test_inconsistent_role_is_refused(vault, role, tenant):
     vault.create_tenant("acme")

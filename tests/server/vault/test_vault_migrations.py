@@ -32,9 +32,12 @@ def test_tables_module_describes_exactly_what_the_migrations_build(tmp_path):
     assert differences == []
 
 
+PRAGMAS = ("journal_mode", "synchronous", "foreign_keys")
+
+
 def test_sqlite_connections_use_wal_full_sync_and_foreign_keys(vault):
     with vault._engine.connect() as conn:
-        pragmas = [conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in ("journal_mode", "synchronous", "foreign_keys")]
+        pragmas = [conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in PRAGMAS]
     assert pragmas == ["wal", 2, 1]  # synchronous 2 = FULL
 
 

@@ -26,7 +26,9 @@ def test_rollback_on_a_stale_parent_is_aborted(acme):
     assert acme.get_adapter(tenant="acme", name="support").head_version == 3
 
 
-@pytest.mark.parametrize(("target", "error"), [(3, FailedPreconditionError), (9, NotFoundError)], ids=["head", "future"])
+@pytest.mark.parametrize(
+    ("target", "error"), [(3, FailedPreconditionError), (9, NotFoundError)], ids=["head", "future"]
+)
 def test_rollback_to_the_head_or_a_future_version_is_refused(acme, target, error):
     _three_uploads(acme)
     with pytest.raises(error):
