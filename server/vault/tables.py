@@ -23,7 +23,7 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["adapters", "keys", "metadata", "tenants", "tokens", "versions"]
+__all__ = ["adapters", "audit_checkpoints", "audit_log", "keys", "metadata", "tenants", "tokens", "versions"]
 
 metadata = MetaData()
 
@@ -94,4 +94,30 @@ versions = Table(
     Column("purged", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("adapter_id", "number", name="uq_versions_adapter_number"),
     CheckConstraint("kind IN ('upload', 'erasure', 'federation-round', 'rollback')", name="ck_versions_kind"),
+)
+
+# the audit log's rows (migration 0002); written and read only by loravault.server.audit
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("index", Integer, primary_key=True, autoincrement=False),
+    Column("entry_hash", String(64), nullable=False, unique=True),
+    Column("previous_hash", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("adapter", String(64), nullable=False),
+    Column("request_id", String(32), nullable=False),
+    Column("manifest_hash", String(64), nullable=False),
+    Column("receipt", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant", "request_id", name="uq_audit_log_tenant_request"),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("envelope", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

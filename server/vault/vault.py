@@ -26,7 +26,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 
 from loravault.core import (
+    AbortedError,
     AdapterSchema,
+    AlreadyExistsError,
     DataLossError,
     FailedPreconditionError,
     InvalidArgumentError,
@@ -232,6 +234,37 @@ class Vault:
         with self._read() as conn:
             return tenant_rows.get_signing_threshold(conn, self._tenant_id(conn, tenant))
 
+    def rotate_keys(
+        self, *, tenant: str, public_keys: list[dict[str, Any]], threshold: int, expected_active: Set[str]
+    ) -> None:
+        """Make `public_keys` the tenant's active keys and `threshold` its threshold, in one transaction.
+
+        Keys not yet registered are added, active keys not listed are revoked. `expected_active` are the
+        key ids the caller verified the rotation against: if the active set changed since, AbortedError.
+        A key revoked earlier cannot come back (AlreadyExistsError); the threshold must be 1..len(public_keys).
+        """
+        with self._write() as conn:
+            tenant_id = self._tenant_id(conn, tenant)
+            records = key_rows.list_key_records(conn, tenant_id=tenant_id)
+            active = {k.keyid for k in records if k.status == "active"}
+            if active != set(expected_active):
+                raise AbortedError(f"tenant {tenant}: its active keys changed while the rotation was checked; retry")
+            known = {k.keyid for k in records}
+            wanted = [key_rows.parse_public_key(key)[0] for key in public_keys]
+            for keyid, key in zip(wanted, public_keys, strict=True):
+                if keyid not in known:
+                    key_rows.insert_key(conn, tenant_id=tenant_id, tenant=tenant, public_key=key)
+                elif keyid not in active:
+                    raise AlreadyExistsError(f"tenant {tenant}: key {keyid[:12]}… was revoked and cannot return")
+            if not 1 <= threshold <= len(set(wanted)):
+                raise FailedPreconditionError(
+                    f"tenant {tenant}: threshold {threshold} must be between 1 and the {len(set(wanted))} new key(s)"
+                )
+            tenant_rows.set_signing_threshold(conn, tenant_id=tenant_id, threshold=1)
+            for keyid in sorted(active - set(wanted)):
+                key_rows.revoke_key_row(conn, tenant_id=tenant_id, tenant=tenant, keyid=keyid)
+            tenant_rows.set_signing_threshold(conn, tenant_id=tenant_id, threshold=threshold)
+
     # adapters
 
     def create_adapter(self, *, tenant: str, name: str, schema: AdapterSchema) -> AdapterRecord:
@@ -328,21 +361,27 @@ class Vault:
         blob: StagedBlob,
         manifest_hash: str,
         parent_sha256: str | None = None,
+        in_transaction: Callable[[Connection, VersionRecord], None] | None = None,
     ) -> VersionRecord:
         """Commit an erasure: new version, floor raised to it, every older version purged, in one transaction.
 
         With `parent_sha256`, the parent version's blob must have that digest (FailedPreconditionError).
-        Purged versions' blob files are deleted after the commit unless a live version (of any tenant) uses
-        them; a crash in between leaves orphans that `fsck(repair=True)` removes.
+        `in_transaction(conn, new_version)` runs inside the same transaction after the version is written (the
+        audit log appends its entry there); if it raises, nothing commits. Purged versions' blob files are
+        deleted after the commit unless a live version (of any tenant) uses them; a crash in between leaves
+        orphans that `fsck(repair=True)` removes.
         """
         if parent_sha256 is not None:
             check_sha256(parent_sha256)
 
         def body(conn: Connection, row: dict[str, Any], label: str) -> tuple[VersionRecord, set[str]]:
-            return commits.commit_erasure(
+            record, purged = commits.commit_erasure(
                 conn, adapter=row, label=label, parent=parent_version, parent_sha256=parent_sha256, blob=blob,
                 manifest_hash=manifest_hash,
             )
+            if in_transaction is not None:
+                in_transaction(conn, record)
+            return record, purged
 
         record, purged = self._commit_staged(
             tenant=tenant, adapter=adapter, parent_version=parent_version, blob=blob, manifest_hash=manifest_hash,
@@ -396,6 +435,20 @@ class Vault:
         with self._read() as conn:
             live = version_rows.live_blob_counts(conn)
         return run_fsck(self._store, live, is_live=self._blob_is_live, repair=repair)
+
+    # transactions lent to the audit log (loravault.server.audit owns the audit tables' rows)
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[Connection]:
+        """One consistent read snapshot of the metadata database."""
+        with self._read() as conn:
+            yield conn
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Connection]:
+        """A write transaction: committed on normal exit, rolled back on any exception."""
+        with self._write() as conn:
+            yield conn
 
     # helpers
 

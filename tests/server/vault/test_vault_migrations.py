@@ -16,10 +16,10 @@ def test_fresh_database_gets_every_table_at_the_newest_revision(tmp_path):
     engine = open_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     upgrade(engine)
     assert set(inspect(engine).get_table_names()) == {
-        "alembic_version", "tenants", "tokens", "keys", "adapters", "versions",
+        "alembic_version", "tenants", "tokens", "keys", "adapters", "versions", "audit_log", "audit_checkpoints",
     }
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
     engine.dispose()
 
 
