@@ -21,8 +21,9 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from loravault.core.errors import LoravaultError
-from loravault.core.peft_format import read_peft_folder
 from loravault.core.tensors import encode_tensors
+
+from loravault.proto.keys import generate_private_key_pem, key_id, public_key_dict, save_private_key, signer_from_pem
 
 from .sdk import VaultClient
 
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_parser("revoke").add_argument("token_id")
 
     keys = groups.add_parser("keys", help="register Ed25519 signing keys").add_subparsers(dest="action", required=True)
+    generate = keys.add_parser("generate", help="make a key pair locally: PATH (private, 0600) and PATH.pub.json")
+    generate.add_argument("path", type=Path)
     keys.add_parser("add").add_argument("public_key_file", type=Path, help="securesystemslib public key JSON")
     keys.add_parser("list")
     keys.add_parser("revoke").add_argument("keyid")
@@ -93,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in SERVER_COMMANDS:
         os.execv(sys.executable, [sys.executable, "-m", "loravault.server", *argv])
     args = build_parser().parse_args(argv)
+    if args.group == "keys" and args.action == "generate":
+        _print(_generate_key(args.path), as_json=args.json)
+        return 0
     token = args.token or (args.token_file.read_text().strip() if args.token_file else None)
     if not token:
         sys.stderr.write("loravault: no token: pass --token, --token-file or set LORAVAULT_TOKEN\n")
@@ -128,9 +134,21 @@ def _run(client: VaultClient, args: argparse.Namespace) -> Any:
     return _run_adapters(client, args, tenant)
 
 
+def _generate_key(path: Path) -> dict[str, str]:
+    """A new Ed25519 key pair; the private key never leaves this machine, the public one goes to `keys add`."""
+    pem = generate_private_key_pem()
+    save_private_key(path, pem)
+    public = public_key_dict(signer_from_pem(pem))
+    public_path = path.with_name(path.name + ".pub.json")
+    public_path.write_text(json.dumps(public, indent=2, sort_keys=True) + "\n")
+    return {"keyid": key_id(public), "private_key": str(path), "public_key": str(public_path)}
+
+
 def _run_adapters(client: VaultClient, args: argparse.Namespace, tenant: str) -> Any:
     action = args.action
     if action == "create":
+        from loravault.core.peft_format import read_peft_folder  # NOTE: peft loads only for this command
+
         schema, _ = read_peft_folder(args.peft_folder, base_fingerprint=client.whoami().base_fingerprint)
         return client.create_adapter(args.name, schema, tenant=tenant)
     if action == "list":

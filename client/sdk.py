@@ -14,16 +14,13 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import torch
-from peft import PeftModel
-from transformers import PreTrainedModel
 
 from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import DataLossError, NotFoundError
-from loravault.core.peft_format import adapter_from_peft_model, peft_model_with_adapter, read_peft_folder, write_peft_folder
 from loravault.core.schema_wire import schema_to_pb
 from loravault.core.tensors import decode_tensors, encode_tensors
 from loravault.proto import loravault_pb2 as pb
@@ -31,6 +28,10 @@ from loravault.proto import loravault_pb2_grpc as pb_grpc
 
 from .errors import from_rpc_error
 from .records import AdapterInfo, FsckResult, Identity, IssuedToken, KeyInfo, VersionInfo
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
 
 __all__ = ["VaultClient", "CHUNK_BYTES"]
 
@@ -172,8 +173,10 @@ class VaultClient:
 
         Raises FailedPreconditionError when the adapter was trained on another base model than the server's.
         """
+        from loravault.core.peft_format import adapter_from_peft_model, read_peft_folder  # NOTE: see _peft_format
+
         fingerprint = self.whoami().base_fingerprint
-        if isinstance(source, PeftModel):
+        if not isinstance(source, (str, Path)):
             schema, tensors = adapter_from_peft_model(source, base_fingerprint=fingerprint)
         else:
             schema, tensors = read_peft_folder(Path(source), base_fingerprint=fingerprint)
@@ -206,12 +209,16 @@ class VaultClient:
 
     def download(self, name: str, folder: Path | str, *, version: int = 0, tenant: str = "") -> VersionInfo:
         """Export a version as a PEFT folder (adapter_config.json + adapter_model.safetensors)."""
+        from loravault.core.peft_format import write_peft_folder  # NOTE: see _peft_format
+
         info, found, tensors = self.download_tensors(name, version=version, tenant=tenant)
         write_peft_folder(Path(folder), info.schema, tensors, base_name=self.whoami().base_name)
         return found
 
     def load_peft(self, name: str, base_model: PreTrainedModel, *, version: int = 0, tenant: str = "") -> PeftModel:
         """Download a version straight into a PeftModel over `base_model` (which peft modifies in place)."""
+        from loravault.core.peft_format import peft_model_with_adapter  # NOTE: see _peft_format
+
         info, _, tensors = self.download_tensors(name, version=version, tenant=tenant)
         return peft_model_with_adapter(base_model, info.schema, tensors)
 
@@ -221,6 +228,10 @@ class VaultClient:
             parent_version = self.get_adapter(name, tenant=tenant).head_version
         request = pb.RollbackRequest(ref=_ref(tenant, name), to_version=to_version, parent_version=parent_version)
         return VersionInfo.from_pb(self._call(self._adapters.Rollback, request))
+
+
+# NOTE: _peft_format. The PEFT helpers are imported inside the methods that use them: importing peft takes 5 to
+# 15 s on these machines, and a CLI call such as `loravault tenants list` must not pay for it.
 
 
 def _ref(tenant: str, name: str) -> pb.AdapterRef:

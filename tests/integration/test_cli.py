@@ -54,3 +54,14 @@ def test_cli_reports_errors_with_their_class_and_exit_code(server):
     assert "NotFoundError" in result.stderr and "missing" in result.stderr
     result = cli(server, "tenants", "list", token=token, check=False)
     assert result.returncode == 1 and "PermissionDeniedError" in result.stderr
+
+
+def test_cli_generates_a_key_and_registers_it(server, tmp_path):
+    cli(server, "tenants", "create", "acme")
+    token = json.loads(cli(server, "--tenant", "acme", "tokens", "issue").stdout)["token"]
+    made = json.loads(cli(server, "keys", "generate", str(tmp_path / "signing"), token=token).stdout)
+    assert (tmp_path / "signing").stat().st_mode & 0o777 == 0o600
+    added = json.loads(cli(server, "keys", "add", made["public_key"], token=token).stdout)
+    assert added["keyid"] == made["keyid"] and added["status"] == "active"
+    keys, threshold = json.loads(cli(server, "keys", "list", token=token).stdout)
+    assert [k["keyid"] for k in keys] == [made["keyid"]] and threshold == 1
