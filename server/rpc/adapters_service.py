@@ -43,8 +43,8 @@ class AdaptersService(pb_grpc.AdaptersServicer):
     @unary
     def ListVersions(self, request: pb.ListVersionsRequest, context: PrincipalContext) -> pb.ListVersionsResponse:
         tenant = tenant_scope(context.principal, request.ref.tenant)
-        versions = self._state.vault.list_versions(tenant=tenant, adapter=request.ref.adapter)
-        page = [v for v in versions if v.number > request.after][: request.limit or _DEFAULT_PAGE]
+        page = self._state.vault.list_versions(tenant=tenant, adapter=request.ref.adapter, after=request.after,
+                                               limit=min(request.limit or _DEFAULT_PAGE, _DEFAULT_PAGE))
         return pb.ListVersionsResponse(versions=[version_to_pb(v) for v in page])
 
     @unary

@@ -293,11 +293,13 @@ class Vault:
 
     # versions
 
-    def list_versions(self, *, tenant: str, adapter: str) -> list[VersionRecord]:
-        """Every version, oldest first, purged ones included (their hashes stay)."""
+    def list_versions(
+        self, *, tenant: str, adapter: str, after: int = 0, limit: int | None = None
+    ) -> list[VersionRecord]:
+        """Versions oldest first, purged ones included (their hashes stay); `after`/`limit` page through them."""
         with self._read() as conn:
             row = self._adapter(conn, tenant=tenant, name=adapter)
-            return version_rows.list_version_records(conn, adapter_id=row["id"])
+            return version_rows.list_version_records(conn, adapter_id=row["id"], after=after, limit=limit)
 
     def get_version(self, *, tenant: str, adapter: str, version: int | None = None) -> VersionRecord:
         """One version, or the head for None; NotFoundError when there is no such version (or none yet)."""

@@ -113,8 +113,14 @@ def version_record(conn: Connection, *, adapter: dict[str, Any], label: str, num
     return _to_record(row)
 
 
-def list_version_records(conn: Connection, *, adapter_id: int) -> list[VersionRecord]:
-    query = select(versions).where(versions.c.adapter_id == adapter_id).order_by(versions.c.number)
+def list_version_records(
+    conn: Connection, *, adapter_id: int, after: int = 0, limit: int | None = None
+) -> list[VersionRecord]:
+    """Versions numbered above `after`, oldest first, at most `limit` of them (a page, served by the index)."""
+    query = (select(versions)
+             .where(versions.c.adapter_id == adapter_id, versions.c.number > after)
+             .order_by(versions.c.number)
+             .limit(limit))
     return [_to_record(row) for row in conn.execute(query).mappings()]
 
 

@@ -108,3 +108,14 @@ def test_large_adapter_streams_in_chunks_and_round_trips(server):
         _, _, back = acme.download_tensors("big")
     assert version.size > 4 * (1 << 20)
     assert all(torch.equal(back[name], tensors[name]) for name in tensors)
+
+
+def test_versions_page_through_after_and_limit(server):
+    with server.tenant("acme") as acme:
+        acme.upload("support", peft_tiny(seed=1))
+        for _ in range(4):
+            acme.rollback("support", 1)
+        page = acme.versions("support", after=2, limit=2)
+        rest = acme.versions("support", after=4)
+    assert [v.number for v in page] == [3, 4]
+    assert [v.number for v in rest] == [5]
