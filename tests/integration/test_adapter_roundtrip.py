@@ -113,8 +113,9 @@ def test_large_adapter_streams_in_chunks_and_round_trips(server):
 def test_versions_page_through_after_and_limit(server):
     with server.tenant("acme") as acme:
         acme.upload("support", peft_tiny(seed=1))
-        for _ in range(4):
-            acme.rollback("support", 1)
+        acme.upload("support", peft_tiny(seed=2))
+        for target in (1, 2, 1):
+            acme.rollback("support", target)
         page = acme.versions("support", after=2, limit=2)
         rest = acme.versions("support", after=4)
     assert [v.number for v in page] == [3, 4]
