@@ -3,23 +3,46 @@
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import pytest
+
+from loravault.client.cli import main
 
 from .conftest import peft_tiny
 
 
-def cli(server, *args, token=None, check=True):
-    command = [sys.executable, "-m", "loravault.client", "--server", server.target,
-               "--token", token or server.admin_token, "--json", *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `loravault ...` in this process (the entry point itself is tested once as a subprocess below)."""
+
+    def run(server, *args, token=None, check=True):
+        capsys.readouterr()
+        code = main(["--server", server.target, "--token", token or server.admin_token, "--json", *args])
+        out, err = capsys.readouterr()
+        if check:
+            assert code == 0, err
+        return Result(code, out, err)
+
+    return run
+
+
+def test_installed_entry_point_runs_as_a_program(server):
+    command = [sys.executable, "-m", "loravault.client", "--server", server.target, "--token", server.admin_token,
+               "--json", "whoami"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(result.stdout)["role"] == "admin"
 
 
 @pytest.mark.timeout(240)
-def test_cli_tenant_workflow(server, tmp_path):
+def test_cli_tenant_workflow(server, tmp_path, cli):
     assert json.loads(cli(server, "tenants", "create", "acme").stdout) == "acme"
     token = json.loads(cli(server, "--tenant", "acme", "tokens", "issue", "--label", "ci").stdout)["token"]
     model = peft_tiny(seed=3)
@@ -46,7 +69,7 @@ def test_cli_tenant_workflow(server, tmp_path):
     assert fsck["clean"] is True and fsck["checked_versions"] == 3
 
 
-def test_cli_reports_errors_with_their_class_and_exit_code(server):
+def test_cli_reports_errors_with_their_class_and_exit_code(server, cli):
     cli(server, "tenants", "create", "acme")
     token = json.loads(cli(server, "--tenant", "acme", "tokens", "issue").stdout)["token"]
     result = cli(server, "adapters", "versions", "missing", token=token, check=False)
@@ -56,7 +79,7 @@ def test_cli_reports_errors_with_their_class_and_exit_code(server):
     assert result.returncode == 1 and "PermissionDeniedError" in result.stderr
 
 
-def test_cli_generates_a_key_and_registers_it(server, tmp_path):
+def test_cli_generates_a_key_and_registers_it(server, tmp_path, cli):
     cli(server, "tenants", "create", "acme")
     token = json.loads(cli(server, "--tenant", "acme", "tokens", "issue").stdout)["token"]
     made = json.loads(cli(server, "keys", "generate", str(tmp_path / "signing"), token=token).stdout)
