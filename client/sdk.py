@@ -229,6 +229,43 @@ class VaultClient:
         request = pb.RollbackRequest(ref=_ref(tenant, name), to_version=to_version, parent_version=parent_version)
         return VersionInfo.from_pb(self._call(self._adapters.Rollback, request))
 
+    # ------------------------------------------------------------ signed erasure (low level), keys, audit
+
+    def submit_erasure(self, name: str, *, envelope: bytes, delta: bytes, tenant: str = "") -> pb.ErasureReceipt:
+        """Send a signed erasure manifest (DSSE envelope bytes) and its delta's safetensors bytes.
+
+        Returns the server-signed receipt, the new version and its audit log index; the same envelope sent
+        again returns the stored receipt. Check the receipt with loravault.proto.verify_receipt.
+        """
+        header = pb.ErasureHeader(ref=_ref(tenant, name), envelope=envelope, delta_size=len(delta),
+                                  delta_sha256=hashlib.sha256(delta).hexdigest())
+        messages = [pb.ErasureMessage(header=header)]
+        messages += [pb.ErasureMessage(chunk=delta[i : i + CHUNK_BYTES]) for i in range(0, len(delta), CHUNK_BYTES)]
+        return self._call(pb_grpc.ErasureStub(self._channel).Submit, iter(messages))
+
+    def get_receipt(self, name: str, request_id: str, *, tenant: str = "") -> pb.ErasureReceipt:
+        """The receipt of a committed erasure request of this adapter (NotFoundError if none)."""
+        request = pb.GetReceiptRequest(ref=_ref(tenant, name), request_id=request_id)
+        return self._call(pb_grpc.ErasureStub(self._channel).GetReceipt, request)
+
+    def server_key(self) -> dict:
+        """The server's Ed25519 public key (securesystemslib form), which signs receipts and checkpoints."""
+        found = self._call(pb_grpc.ErasureStub(self._channel).GetServerKey, pb.GetServerKeyRequest())
+        return json.loads(found.public_key_json)
+
+    def rotate_keys(self, envelope: bytes, *, tenant: str = "") -> tuple[list[KeyInfo], int]:
+        """Replace the signing keys and threshold by a rotation signed by a threshold of the current keys."""
+        r = self._call(self._tenants.RotateKeys, pb.RotateKeysRequest(tenant=tenant, envelope=envelope))
+        return [KeyInfo(k.keyid, k.public_key_json, k.status) for k in r.keys], r.threshold
+
+    def stream_audit_log(self, *, from_index: int = 0) -> Iterator[pb.AuditEntry]:
+        """Every audit log entry from `from_index` on (admin only)."""
+        try:
+            yield from self._admin.StreamAuditLog(pb.StreamAuditLogRequest(from_index=from_index),
+                                                  metadata=self._metadata, timeout=self._timeout)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
 
 # NOTE: _peft_format. The PEFT helpers are imported inside the methods that use them: importing peft takes 5 to
 # 15 s on these machines, and a CLI call such as `loravault tenants list` must not pay for it.

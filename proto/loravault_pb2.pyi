@@ -276,6 +276,14 @@ class SetThresholdRequest(_message.Message):
     threshold: int
     def __init__(self, tenant: _Optional[str] = ..., threshold: _Optional[int] = ...) -> None: ...
 
+class RotateKeysRequest(_message.Message):
+    __slots__ = ("tenant", "envelope")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    envelope: bytes
+    def __init__(self, tenant: _Optional[str] = ..., envelope: _Optional[bytes] = ...) -> None: ...
+
 class CreateAdapterRequest(_message.Message):
     __slots__ = ("ref", "schema")
     REF_FIELD_NUMBER: _ClassVar[int]
@@ -427,6 +435,18 @@ class GetReceiptRequest(_message.Message):
     ref: AdapterRef
     request_id: str
     def __init__(self, ref: _Optional[_Union[AdapterRef, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class GetServerKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ServerKey(_message.Message):
+    __slots__ = ("keyid", "public_key_json")
+    KEYID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_JSON_FIELD_NUMBER: _ClassVar[int]
+    keyid: str
+    public_key_json: str
+    def __init__(self, keyid: _Optional[str] = ..., public_key_json: _Optional[str] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("ref", "version", "prompt", "max_new_tokens", "temperature", "seed")

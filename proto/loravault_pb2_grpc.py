@@ -326,6 +326,11 @@ class TenantsStub:
                 request_serializer=loravault_dot_proto_dot_loravault__pb2.SetThresholdRequest.SerializeToString,
                 response_deserializer=loravault_dot_proto_dot_loravault__pb2.ListKeysResponse.FromString,
                 _registered_method=True)
+        self.RotateKeys = channel.unary_unary(
+                '/loravault.v1.Tenants/RotateKeys',
+                request_serializer=loravault_dot_proto_dot_loravault__pb2.RotateKeysRequest.SerializeToString,
+                response_deserializer=loravault_dot_proto_dot_loravault__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
 
 
 class TenantsServicer:
@@ -381,6 +386,13 @@ class TenantsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateKeys(self, request, context):
+        """Replace the active key set and threshold, signed by a threshold of the current active keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TenantsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -422,6 +434,11 @@ def add_TenantsServicer_to_server(servicer, server):
             'SetThreshold': grpc.unary_unary_rpc_method_handler(
                     servicer.SetThreshold,
                     request_deserializer=loravault_dot_proto_dot_loravault__pb2.SetThresholdRequest.FromString,
+                    response_serializer=loravault_dot_proto_dot_loravault__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'RotateKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKeys,
+                    request_deserializer=loravault_dot_proto_dot_loravault__pb2.RotateKeysRequest.FromString,
                     response_serializer=loravault_dot_proto_dot_loravault__pb2.ListKeysResponse.SerializeToString,
             ),
     }
@@ -642,6 +659,33 @@ class Tenants:
             target,
             '/loravault.v1.Tenants/SetThreshold',
             loravault_dot_proto_dot_loravault__pb2.SetThresholdRequest.SerializeToString,
+            loravault_dot_proto_dot_loravault__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loravault.v1.Tenants/RotateKeys',
+            loravault_dot_proto_dot_loravault__pb2.RotateKeysRequest.SerializeToString,
             loravault_dot_proto_dot_loravault__pb2.ListKeysResponse.FromString,
             options,
             channel_credentials,
@@ -1057,6 +1101,11 @@ class ErasureStub:
                 request_serializer=loravault_dot_proto_dot_loravault__pb2.GetReceiptRequest.SerializeToString,
                 response_deserializer=loravault_dot_proto_dot_loravault__pb2.ErasureReceipt.FromString,
                 _registered_method=True)
+        self.GetServerKey = channel.unary_unary(
+                '/loravault.v1.Erasure/GetServerKey',
+                request_serializer=loravault_dot_proto_dot_loravault__pb2.GetServerKeyRequest.SerializeToString,
+                response_deserializer=loravault_dot_proto_dot_loravault__pb2.ServerKey.FromString,
+                _registered_method=True)
 
 
 class ErasureServicer:
@@ -1077,6 +1126,13 @@ class ErasureServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetServerKey(self, request, context):
+        """The server's Ed25519 public key, which signs receipts and audit-log checkpoints.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ErasureServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1089,6 +1145,11 @@ def add_ErasureServicer_to_server(servicer, server):
                     servicer.GetReceipt,
                     request_deserializer=loravault_dot_proto_dot_loravault__pb2.GetReceiptRequest.FromString,
                     response_serializer=loravault_dot_proto_dot_loravault__pb2.ErasureReceipt.SerializeToString,
+            ),
+            'GetServerKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServerKey,
+                    request_deserializer=loravault_dot_proto_dot_loravault__pb2.GetServerKeyRequest.FromString,
+                    response_serializer=loravault_dot_proto_dot_loravault__pb2.ServerKey.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1147,6 +1208,33 @@ class Erasure:
             '/loravault.v1.Erasure/GetReceipt',
             loravault_dot_proto_dot_loravault__pb2.GetReceiptRequest.SerializeToString,
             loravault_dot_proto_dot_loravault__pb2.ErasureReceipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServerKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loravault.v1.Erasure/GetServerKey',
+            loravault_dot_proto_dot_loravault__pb2.GetServerKeyRequest.SerializeToString,
+            loravault_dot_proto_dot_loravault__pb2.ServerKey.FromString,
             options,
             channel_credentials,
             insecure,

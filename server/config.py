@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from loravault.core.errors import InvalidArgumentError
+
+from .erasure.config import ErasureConfig
 
 __all__ = ["ServerConfig", "MAX_CHUNK_BYTES"]
 
@@ -30,6 +32,8 @@ class ServerConfig:
     tls_cert: Path | None = None  # server certificate chain (PEM)
     tls_key: Path | None = None  # server private key (PEM)
     tls_client_ca: Path | None = None  # when set, clients must present a certificate signed by this CA
+    # erasure protocol: stream limits, checks, probe, audit checkpoints (and the crash-test hook)
+    erasure: ErasureConfig = field(default_factory=ErasureConfig)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

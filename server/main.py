@@ -1,6 +1,9 @@
-"""`python -m loravault.server serve`: open the vault, load the base, listen, stop gracefully on SIGTERM.
+"""`python -m loravault.server serve|audit`: open the vault, load the base, listen, stop gracefully on SIGTERM;
+and the offline audit-log commands (server/audit/commands.py).
 
-The `loravault serve` command of the CLI runs this module, so the client never imports the server.
+The `loravault serve` and `loravault audit` commands of the CLI run this module, so the client never imports
+the server. The environment variable LORAVAULT_CRASH_AT (crash-consistency tests only) is read once, here in
+main(), into the configuration.
 """
 
 from __future__ import annotations
@@ -13,19 +16,25 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from loravault.core.models import load_base
 
+from .audit import AuditLog
+from .audit.commands import add_audit_commands, run_audit_command
 from .config import MAX_CHUNK_BYTES, ServerConfig
+from .erasure import ErasureConfig, ErasurePipeline, ProbeRunner
 from .logs import configure_json_logging
 from .rpc.app import create_server
 from .rpc.state import ServerState
+from .server_key import load_or_create_server_key
 from .vault import Vault
 
 __all__ = ["main", "serve", "READY_FILE"]
 
 logger = logging.getLogger(__name__)
 READY_FILE = "serve.json"  # written once the port is bound: {"port": N, "pid": P}
+CRASH_AT_ENV = "LORAVAULT_CRASH_AT"  # testing only: kill the server at this erasure commit step
 
 
 def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
@@ -35,8 +44,9 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
     vault = Vault.open(config.data_dir, base_fingerprint=base.fingerprint, database_url=config.database_url)
     if vault.ensure_admin_token(config.admin_token_path):
         logger.info("wrote the admin token to %s (readable by its owner only)", config.admin_token_path)
+    erasure = build_erasure_pipeline(config, vault=vault, base=base)
     state = ServerState(vault=vault, base_name=config.base, base_fingerprint=base.fingerprint,
-                        max_chunk_bytes=MAX_CHUNK_BYTES)
+                        max_chunk_bytes=MAX_CHUNK_BYTES, base_model=base, erasure=erasure)
     server, port = create_server(config, state=state)
     server.start()
     _write_ready_file(config.data_dir, port)
@@ -49,6 +59,15 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
     server.stop(config.grace_seconds).wait()
     vault.close()
     (config.data_dir / READY_FILE).unlink(missing_ok=True)
+
+
+def build_erasure_pipeline(config: ServerConfig, *, vault: Vault, base: Any) -> ErasurePipeline:
+    """The erasure pipeline over `vault`, signing with the data folder's server key (created on first start)."""
+    audit = AuditLog(vault, signer=load_or_create_server_key(config.data_dir),
+                     checkpoint_every=config.erasure.checkpoint_every)
+    probe = ProbeRunner(base, config=config.erasure.probe) if config.erasure.probe.enabled else None
+    return ErasurePipeline(vault=vault, audit=audit, base_fingerprint=base.fingerprint, probe=probe,
+                           config=config.erasure)
 
 
 def _write_ready_file(data_dir: Path, port: int) -> None:
@@ -71,16 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--tls-cert", type=Path, default=None)
     serve_cmd.add_argument("--tls-key", type=Path, default=None)
     serve_cmd.add_argument("--tls-client-ca", type=Path, default=None, help="require client certificates (mTLS)")
+    add_audit_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_json_logging()
+    if args.command == "audit":
+        return run_audit_command(args)
     config = ServerConfig(
         data_dir=args.data, base=args.base, database_url=args.database_url, host=args.host, port=args.port,
         max_concurrent_rpcs=args.max_concurrent_rpcs, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
+        tls_client_ca=args.tls_client_ca, erasure=ErasureConfig(crash_at=os.environ.get(CRASH_AT_ENV) or None),
     )
     serve(config)
     return 0

@@ -1,16 +1,16 @@
-"""The Admin service: tenants and storage checks, for the admin role only.
-
-StreamAuditLog answers UNIMPLEMENTED (the generated base class) until the signed erasure protocol lands.
-"""
+"""The Admin service: tenants, storage checks and the audit log stream, for the admin role only."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 from loravault.proto import loravault_pb2 as pb
 from loravault.proto import loravault_pb2_grpc as pb_grpc
 
+from ..audit import AuditLog
 from .auth import PrincipalContext, require_admin
 from .convert import unix_ms
-from .edge import unary
+from .edge import streaming_response, unary
 from .state import ServerState
 
 __all__ = ["AdminService"]
@@ -53,3 +53,10 @@ class AdminService(pb_grpc.AdminServicer):
             repaired=report.repaired,
             clean=report.clean,
         )
+
+    @streaming_response
+    def StreamAuditLog(self, request: pb.StreamAuditLogRequest, context: PrincipalContext) -> Iterator[pb.AuditEntry]:
+        require_admin(context.principal)
+        for entry in AuditLog(self._state.vault, signer=None).entries(start=request.from_index):
+            yield pb.AuditEntry(index=entry.index, entry_hash=entry.entry_hash, previous_hash=entry.previous_hash,
+                                body=entry.body)

@@ -20,8 +20,8 @@ from ..config import MAX_CHUNK_BYTES, ServerConfig
 from .adapters_service import AdaptersService
 from .admin_service import AdminService
 from .auth import AuthInterceptor
+from .erasure_service import ErasureService, TenantsWithRotation
 from .state import ServerState
-from .tenants_service import TenantsService
 
 __all__ = ["create_server", "SERVICE_NAMES"]
 
@@ -34,7 +34,8 @@ _MESSAGE_LIMIT = 4 * MAX_CHUNK_BYTES
 def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Server, int]:
     """A server with every service registered and bound to config.host:config.port (0 picks a free port).
 
-    Erasure and Inference are the generated base servicers, which answer UNIMPLEMENTED until their issues land.
+    Inference is the generated base servicer, which answers UNIMPLEMENTED until its issue lands; Erasure answers
+    UNAVAILABLE when `state.erasure` is None.
     Raises InvalidArgumentError when the port cannot be bound.
     """
     server = grpc.server(
@@ -48,9 +49,9 @@ def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Ser
         ],
     )
     pb_grpc.add_AdminServicer_to_server(AdminService(state), server)
-    pb_grpc.add_TenantsServicer_to_server(TenantsService(state), server)
+    pb_grpc.add_TenantsServicer_to_server(TenantsWithRotation(state), server)
     pb_grpc.add_AdaptersServicer_to_server(AdaptersService(state), server)
-    pb_grpc.add_ErasureServicer_to_server(pb_grpc.ErasureServicer(), server)
+    pb_grpc.add_ErasureServicer_to_server(ErasureService(state), server)
     pb_grpc.add_InferenceServicer_to_server(pb_grpc.InferenceServicer(), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -1,4 +1,4 @@
-"""What the servicers share: the vault, the base model's identity and the server's limits."""
+"""What the servicers share: the vault, the base model, the erasure pipeline and the server's limits."""
 
 from __future__ import annotations
 
@@ -16,3 +16,5 @@ class ServerState:
     base_name: str
     base_fingerprint: str
     max_chunk_bytes: int
+    base_model: Any = None  # loravault.core.BaseModel the server loaded (None: no model compute, e.g. tests)
+    erasure: Any = None  # loravault.server.erasure.ErasurePipeline; None answers Erasure calls UNAVAILABLE

@@ -187,7 +187,7 @@ def test_health_and_reflection_answer_without_a_token(server):
     assert {"loravault.v1.Adapters", "loravault.v1.Erasure", "grpc.health.v1.Health"} <= names
 
 
-@pytest.mark.parametrize("method", ["/loravault.v1.Erasure/GetReceipt", "/loravault.v1.Inference/Score"])
+@pytest.mark.parametrize("method", ["/loravault.v1.Inference/Score"])
 def test_services_of_later_issues_answer_unimplemented(server, acme, method):
     _, _, metadata = acme
     with grpc.insecure_channel(server.target) as channel:

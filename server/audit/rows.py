@@ -1,0 +1,106 @@
+"""The audit tables' rows (migration 0002 of the vault database): SQL only, on a connection the caller holds.
+
+Writers run inside the vault's erasure transaction, so an entry exists exactly when its erasure committed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select
+
+from ..vault.tables import audit_checkpoints, audit_log
+from .chain import AuditEntry
+
+__all__ = [
+    "StoredCheckpoint",
+    "StoredErasure",
+    "entries_from",
+    "find_erasure",
+    "insert_checkpoint",
+    "insert_entry",
+    "last_entry",
+    "list_checkpoints",
+    "receipts_by_index",
+]
+
+
+@dataclass(frozen=True)
+class StoredErasure:
+    """What idempotency and GetReceipt need about a committed request."""
+
+    index: int
+    entry_hash: str
+    tenant: str
+    adapter: str
+    request_id: str
+    manifest_hash: str
+    new_version: int
+    receipt: bytes  # the server-signed DSSE envelope
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    head_hash: str
+    envelope: bytes
+
+
+def last_entry(conn: Connection) -> AuditEntry | None:
+    row = conn.execute(select(audit_log).order_by(audit_log.c.index.desc()).limit(1)).mappings().first()
+    return None if row is None else _entry(row)
+
+
+def insert_entry(conn: Connection, entry: AuditEntry, *, stored: StoredErasure, created_at: datetime) -> None:
+    conn.execute(
+        insert(audit_log).values(
+            index=entry.index, entry_hash=entry.entry_hash, previous_hash=entry.previous_hash,
+            body=entry.body.decode("ascii"), tenant=stored.tenant, adapter=stored.adapter,
+            request_id=stored.request_id, manifest_hash=stored.manifest_hash,
+            receipt=stored.receipt.decode("ascii"), created_at=created_at,
+        )
+    )
+
+
+def entries_from(conn: Connection, *, start: int, limit: int) -> list[AuditEntry]:
+    """Up to `limit` entries with index >= start, in order."""
+    query = select(audit_log).where(audit_log.c.index >= start).order_by(audit_log.c.index).limit(limit)
+    return [_entry(row) for row in conn.execute(query).mappings()]
+
+
+def find_erasure(conn: Connection, *, tenant: str, request_id: str) -> StoredErasure | None:
+    query = select(audit_log).where(audit_log.c.tenant == tenant, audit_log.c.request_id == request_id)
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        return None
+    return StoredErasure(
+        index=row["index"], entry_hash=row["entry_hash"], tenant=row["tenant"], adapter=row["adapter"],
+        request_id=row["request_id"], manifest_hash=row["manifest_hash"],
+        new_version=int(json.loads(row["body"])["new_version"]), receipt=row["receipt"].encode("ascii"),
+    )
+
+
+def receipts_by_index(conn: Connection) -> dict[int, bytes]:
+    rows = conn.execute(select(audit_log.c.index, audit_log.c.receipt).order_by(audit_log.c.index))
+    return {index: receipt.encode("ascii") for index, receipt in rows}
+
+
+def insert_checkpoint(conn: Connection, checkpoint: StoredCheckpoint, *, created_at: datetime) -> None:
+    conn.execute(
+        insert(audit_checkpoints).values(
+            size=checkpoint.size, head_hash=checkpoint.head_hash, envelope=checkpoint.envelope.decode("ascii"),
+            created_at=created_at,
+        )
+    )
+
+
+def list_checkpoints(conn: Connection) -> list[StoredCheckpoint]:
+    rows = conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.size)).mappings()
+    return [StoredCheckpoint(r["size"], r["head_hash"], r["envelope"].encode("ascii")) for r in rows]
+
+
+def _entry(row: object) -> AuditEntry:
+    return AuditEntry(index=row["index"], entry_hash=row["entry_hash"], previous_hash=row["previous_hash"],
+                      body=row["body"].encode("ascii"))

@@ -1,0 +1,39 @@
+"""Step 4, `check_binding` (under the adapter's lock): the manifest applies to this base and this head.
+
+Refusals: another base fingerprint or a non-float32 adapter (FailedPreconditionError), a parent below the
+erasure floor (FailedPreconditionError), a parent that is no longer the head (AbortedError: re-read and
+recompute), a parent hash other than the head's blob hash (FailedPreconditionError). The commit repeats the
+head and hash comparison inside its transaction, so a race after this check still cannot commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loravault.core.errors import AbortedError, FailedPreconditionError
+from loravault.proto.manifest import ErasureManifest
+
+__all__ = ["check_binding"]
+
+
+def check_binding(manifest: ErasureManifest, *, adapter: Any, head: Any, base_fingerprint: str) -> None:
+    """`adapter` is the vault's AdapterRecord, `head` its head VersionRecord (None while it has none)."""
+    label = manifest.label
+    if manifest.base_fingerprint != base_fingerprint or adapter.schema.base_fingerprint != base_fingerprint:
+        raise FailedPreconditionError(
+            f"{label}: the manifest binds base {manifest.base_fingerprint[:12]}…, this server holds "
+            f"{base_fingerprint[:12]}…")
+    if adapter.schema.dtype != "float32":
+        raise FailedPreconditionError(
+            f"{label}: the adapter stores {adapter.schema.dtype}; erasures merge in float32 and need a float32 adapter")
+    if manifest.parent_version < adapter.floor:
+        raise FailedPreconditionError(
+            f"{label}: parent v{manifest.parent_version} is below the erasure floor v{adapter.floor} and was purged")
+    if head is None or manifest.parent_version != head.number:
+        raise AbortedError(
+            f"{label}: parent v{manifest.parent_version} is not the head (head is v{adapter.head_version}); "
+            "download the head and recompute the erasure")
+    if manifest.parent_hash != head.blob_sha256:
+        raise FailedPreconditionError(
+            f"{label}: parent v{head.number} has blob {head.blob_sha256[:12]}…, the manifest names "
+            f"{manifest.parent_hash[:12]}…")

@@ -1,0 +1,68 @@
+"""Step 1, `check_limits`: sizes are refused with RESOURCE_EXHAUSTED before anything beyond them is buffered.
+
+The header's declared sizes are checked before a chunk is read; `receive_delta` then holds the stream to the
+declared size and the chunk limit while it reads, hashing as it goes, and refuses a stream that ends early.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+
+from loravault.core.adapter_schema import AdapterSchema
+from loravault.core.errors import InvalidArgumentError, ResourceExhaustedError
+
+from .config import ErasureLimits
+from .submission import ErasureHeader
+
+__all__ = ["check_limits", "receive_delta"]
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_limits(header: ErasureHeader, *, schema: AdapterSchema, limits: ErasureLimits) -> None:
+    """Refuse a header whose envelope or declared delta is too large, before the delta is read.
+
+    Raises ResourceExhaustedError (sizes), InvalidArgumentError (empty delta, malformed digest).
+    """
+    label = f"erasure of {header.tenant}/{header.adapter}"
+    if len(header.envelope) > limits.max_envelope_bytes:
+        raise ResourceExhaustedError(
+            f"{label}: envelope is {len(header.envelope)} bytes, at most {limits.max_envelope_bytes} allowed")
+    if header.delta_size <= 0:
+        raise InvalidArgumentError(f"{label}: delta_size is 0; send the delta's safetensors bytes")
+    bound = min(schema.max_blob_bytes(), limits.max_delta_bytes)
+    if header.delta_size > bound:
+        raise ResourceExhaustedError(
+            f"{label}: delta_size {header.delta_size} bytes exceeds {bound}, the most the adapter's schema "
+            "(or the server) allows")
+    if not _HEX64.fullmatch(header.delta_sha256):
+        raise InvalidArgumentError(f"{label}: delta_sha256 must be 64 lowercase hex digits")
+
+
+def receive_delta(header: ErasureHeader, chunks: Iterable[bytes], *, limits: ErasureLimits) -> bytes:
+    """Read exactly `header.delta_size` bytes whose SHA-256 is `header.delta_sha256`.
+
+    Raises ResourceExhaustedError on a chunk over the limit or bytes past the declared size (refused before
+    they are kept), InvalidArgumentError on a truncated stream or a digest mismatch.
+    """
+    label = f"erasure of {header.tenant}/{header.adapter}"
+    buffer = bytearray()
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        if len(chunk) > limits.max_chunk_bytes:
+            raise ResourceExhaustedError(
+                f"{label}: chunk of {len(chunk)} bytes exceeds the {limits.max_chunk_bytes}-byte limit")
+        if len(buffer) + len(chunk) > header.delta_size:
+            raise ResourceExhaustedError(
+                f"{label}: stream carries more than the {header.delta_size} bytes declared in delta_size")
+        buffer += chunk
+        digest.update(chunk)
+    if len(buffer) != header.delta_size:
+        raise InvalidArgumentError(
+            f"{label}: stream ended after {len(buffer)} of {header.delta_size} declared bytes (truncated)")
+    if digest.hexdigest() != header.delta_sha256:
+        raise InvalidArgumentError(
+            f"{label}: delta bytes hash to {digest.hexdigest()[:12]}…, the header declared {header.delta_sha256[:12]}…")
+    return bytes(buffer)

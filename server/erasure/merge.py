@@ -1,0 +1,41 @@
+"""Step 6, `merge`: head + delta in float32, on new tensors, checked against the signed result hash.
+
+The inputs are never modified (core.lora.add_delta returns new tensors and refuses a non-finite sum). The
+result's canonical float32 safetensors bytes are what the manifest's result_hash covers and what the new
+version stores, so the new blob hash equals the signed result hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from loravault.core.adapter_schema import AdapterSchema
+from loravault.core.errors import InvalidArgumentError
+from loravault.core.lora import add_delta
+from loravault.core.tensors import canonical_float32, sha256_hex
+from loravault.proto.manifest import ErasureManifest
+
+__all__ = ["Merged", "merge"]
+
+
+@dataclass(frozen=True)
+class Merged:
+    tensors: dict[str, torch.Tensor]  # float32
+    data: bytes  # canonical float32 safetensors bytes: the new version's blob
+    sha256: str  # = manifest.result_hash
+
+
+def merge(
+    manifest: ErasureManifest, *, schema: AdapterSchema, head: dict[str, torch.Tensor], delta: dict[str, torch.Tensor]
+) -> Merged:
+    """Raises InvalidArgumentError when the sum is not finite or does not hash to the signed result hash."""
+    tensors = add_delta(schema, head, delta)
+    data = canonical_float32(tensors)
+    digest = sha256_hex(data)
+    if digest != manifest.result_hash:
+        raise InvalidArgumentError(
+            f"{manifest.label}: head + delta hashes to {digest[:12]}…, the manifest signs result "
+            f"{manifest.result_hash[:12]}…; merge in float32 and hash canonical_float32 of the result")
+    return Merged(tensors=tensors, data=data, sha256=digest)

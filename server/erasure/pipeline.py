@@ -1,0 +1,115 @@
+"""The erasure pipeline: every step of DESIGN.md's erasure protocol, called in order from `submit`.
+
+    check_limits -> check_signatures -> check_window -> (idempotency) -> receive the delta
+    -> [adapter lock] check_binding -> check_tensors -> merge -> check_probe -> commit
+
+Every step before `commit` only reads, so a refusal at any of them leaves head, blobs and log unchanged. The
+delta is read only after its signatures verified (an unauthenticated caller never makes the server buffer
+it) and lives in memory only.
+
+    >>> pipeline = ErasurePipeline(vault=vault, audit=audit, base_fingerprint=fp, probe=runner, config=config)
+    >>> result = pipeline.submit(header, chunks)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from loravault.core.errors import AlreadyExistsError, NotFoundError
+from loravault.core.tensors import decode_tensors
+
+from ..audit import AuditLog, StoredErasure
+from .binding import check_binding
+from .commit import CrashPoints, commit
+from .config import ErasureConfig
+from .limits import check_limits, receive_delta
+from .locks import AdapterLocks
+from .merge import merge
+from .probe import ProbeRunner, check_probe
+from .signatures import VerifiedManifest, check_signatures, check_window
+from .submission import ErasureHeader, ErasureResult
+from .tensors import check_tensors
+
+__all__ = ["ErasurePipeline"]
+
+logger = logging.getLogger(__name__)
+
+
+class ErasurePipeline:
+    """Verifies, merges and commits signed erasure requests; one per server, shared by all RPC threads."""
+
+    def __init__(
+        self,
+        *,
+        vault: Any,
+        audit: AuditLog,
+        base_fingerprint: str,
+        probe: ProbeRunner | None,
+        config: ErasureConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._vault = vault
+        self._audit = audit
+        self._base_fingerprint = base_fingerprint
+        self._probe = probe
+        self._config = config
+        self._clock = clock
+        self._locks = AdapterLocks()
+        self._crash = CrashPoints(config.crash_at)
+
+    @property
+    def audit(self) -> AuditLog:
+        return self._audit
+
+    def submit(self, header: ErasureHeader, chunks: Iterable[bytes]) -> ErasureResult:
+        """Run the whole protocol for one request; see the module docstring for the order of the steps."""
+        config, vault = self._config, self._vault
+        adapter = vault.get_adapter(tenant=header.tenant, name=header.adapter)
+        check_limits(header, schema=adapter.schema, limits=config.limits)
+        verified = check_signatures(header, vault=vault)
+        check_window(verified.manifest, now=self._clock(), checks=config.checks)
+        if (replayed := self._replayed(verified)) is not None:
+            return replayed
+        delta_bytes = receive_delta(header, chunks, limits=config.limits)
+        with self._locks.hold(tenant=header.tenant, adapter=header.adapter):
+            if (replayed := self._replayed(verified)) is not None:  # a twin committed while we read
+                return replayed
+            manifest = verified.manifest
+            adapter = vault.get_adapter(tenant=header.tenant, name=header.adapter)
+            head = vault.get_version(tenant=header.tenant, adapter=header.adapter) if adapter.head_version else None
+            check_binding(manifest, adapter=adapter, head=head, base_fingerprint=self._base_fingerprint)
+            head_tensors = decode_tensors(vault.read_version_blob(
+                tenant=header.tenant, adapter=header.adapter, version=head.number))
+            delta = check_tensors(delta_bytes, manifest=manifest, schema=adapter.schema, head=head_tensors,
+                                  checks=config.checks)
+            merged = merge(manifest, schema=adapter.schema, head=head_tensors, delta=delta)
+            check_probe(self._probe, label=manifest.label, schema=adapter.schema, head=head_tensors,
+                        head_sha256=head.blob_sha256, merged=merged.tensors, config=config.probe)
+            return commit(verified, merged, vault=vault, audit=self._audit, now=self._clock(), crash=self._crash)
+
+    def receipt(self, *, tenant: str, adapter: str, request_id: str) -> ErasureResult:
+        """The stored result of a committed request; NotFoundError when this adapter has none by that id."""
+        stored = self._audit.find(tenant=tenant, request_id=request_id)
+        if stored is None or stored.adapter != adapter:
+            raise NotFoundError(f"adapter {tenant}/{adapter} has no committed erasure with request id {request_id!r}")
+        return self._result(stored)
+
+    def _replayed(self, verified: VerifiedManifest) -> ErasureResult | None:
+        """The stored result when this exact envelope already committed; AlreadyExistsError for another one."""
+        manifest = verified.manifest
+        stored = self._audit.find(tenant=manifest.tenant, request_id=manifest.request_id)
+        if stored is None:
+            return None
+        if stored.manifest_hash != verified.manifest_hash:
+            raise AlreadyExistsError(
+                f"{manifest.label}: request id {manifest.request_id} was already used by another manifest "
+                f"(audit index {stored.index}); sign a new request id")
+        logger.info("%s: replay of a committed request, answering its stored receipt", manifest.label)
+        return self._result(stored)
+
+    def _result(self, stored: StoredErasure) -> ErasureResult:
+        version = self._vault.get_version(tenant=stored.tenant, adapter=stored.adapter, version=stored.new_version)
+        return ErasureResult(receipt=stored.receipt, version=version, log_index=stored.index, replayed=True)

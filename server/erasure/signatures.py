@@ -1,0 +1,74 @@
+"""Step 2, `check_signatures` and `check_window`: the signed manifest, verified on its exact bytes.
+
+Only the tenant's registered active keys count, at the tenant's threshold; a revoked key, another tenant's
+key or an unknown one counts for nothing. Errors of loravault.proto are re-raised as the loravault.core class
+the status table maps them to (SignatureError -> UnauthenticatedError, malformed or invalid manifests ->
+InvalidArgumentError), so the gRPC edge sees one error tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from loravault.core import errors as core_errors
+from loravault.core.errors import InvalidArgumentError, LoravaultError
+from loravault.proto.envelope import check_signatures as check_envelope_signatures
+from loravault.proto.envelope import parse_envelope
+from loravault.proto.errors import EnvelopeError
+from loravault.proto.manifest import ErasureManifest, verify_manifest, verify_time_window
+from loravault.proto.status import code_for, error_name_for
+
+from .config import ErasureChecks
+from .submission import ErasureHeader
+
+__all__ = ["VerifiedManifest", "as_loravault_error", "check_signatures", "check_window"]
+
+
+@dataclass(frozen=True)
+class VerifiedManifest:
+    """A manifest whose signatures reached the tenant's threshold."""
+
+    manifest: ErasureManifest
+    manifest_hash: str  # SHA-256 of the envelope bytes as received: the idempotency fingerprint
+    key_ids: tuple[str, ...]  # registered active keys listed in key_ids whose signatures verified
+
+
+@contextmanager
+def as_loravault_error() -> Iterator[None]:
+    """Re-raise a loravault.proto error as the loravault.core class of the same status code."""
+    try:
+        yield
+    except EnvelopeError as exc:
+        cls: type[LoravaultError] = getattr(core_errors, error_name_for(code_for(exc)), InvalidArgumentError)
+        raise cls(str(exc)) from exc
+
+
+def check_signatures(header: ErasureHeader, *, vault: Any) -> VerifiedManifest:
+    """Verify the envelope against the tenant's active keys and threshold; the delta it announces must match.
+
+    Raises UnauthenticatedError (too few valid signatures by registered active keys listed in key_ids),
+    InvalidArgumentError (malformed envelope, invalid manifest, another tenant or adapter, or a header
+    delta_sha256 other than the signed delta hash).
+    """
+    keys = [k.public_key for k in vault.list_keys(tenant=header.tenant) if k.status == "active"]
+    threshold = vault.get_threshold(tenant=header.tenant)
+    with as_loravault_error():
+        manifest = verify_manifest(header.envelope, keys=keys, threshold=threshold, tenant=header.tenant,
+                                   adapter=header.adapter)
+        accepted = check_envelope_signatures(parse_envelope(header.envelope), keys=keys, threshold=threshold)
+    if header.delta_sha256 != manifest.delta_hash:
+        raise InvalidArgumentError(
+            f"{manifest.label}: the header announces delta {header.delta_sha256[:12]}…, the manifest signs "
+            f"{manifest.delta_hash[:12]}…")
+    counted = tuple(sorted(set(accepted.accepted_key_ids) & set(manifest.key_ids)))
+    return VerifiedManifest(manifest, hashlib.sha256(header.envelope).hexdigest(), counted)
+
+
+def check_window(manifest: ErasureManifest, *, now: float, checks: ErasureChecks) -> None:
+    """Refuse a manifest outside [issued_at - clock skew, expires_at) with InvalidArgumentError."""
+    with as_loravault_error():
+        verify_time_window(manifest, now=now, clock_skew=checks.clock_skew_seconds)
