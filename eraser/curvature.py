@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.func import grad, jvp, vjp, vmap
@@ -26,9 +26,7 @@ from loravault.core import FailedPreconditionError, IGNORE_INDEX, Sample
 
 from .objective import Objective, TokenBatch
 
-__all__ = ["CurvatureOperator", "Operator", "curvature_sample", "sample_seed"]
-
-Operator = Callable[[torch.Tensor], torch.Tensor]
+__all__ = ["CurvatureOperator", "curvature_sample", "sample_seed"]
 
 
 def sample_seed(seed: int, sample_id: str) -> int:

@@ -11,7 +11,7 @@ the one the adapter was trained with: for each sample, the mean negative log-lik
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -89,10 +89,6 @@ class Objective:
         """A flat vector as tensors under the public (adapter) names."""
         live = self.layout.unflatten(flat)
         return {public: live[name] for public, name in zip(self.names, self.live_names)}
-
-    def from_public(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Tensors under public names as one flat vector."""
-        return self.layout.flatten({name: tensors[public].to(self.device) for public, name in zip(self.names, self.live_names)})
 
     def logits(self, theta: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
         """Logits (B, T, V) aligned with batch.targets, at parameters theta (P,)."""
