@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -204,3 +208,25 @@ def vault_state(server: RunningServer) -> tuple:
 
 def replace_manifest(sub: Submission, **changes: Any) -> ErasureManifest:
     return dataclasses.replace(sub.manifest, **changes)
+
+
+def start_server_process(data: Path, *, env: dict[str, str] | None = None, startup_seconds: float = 60
+                         ) -> tuple[subprocess.Popen, RunningServer]:
+    """`python -m loravault.server serve` on a free port, as a child process; waits until it listens."""
+    ready = data / "serve.json"
+    ready.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loravault.server", "serve", "--data", str(data), "--port", "0", "--base", "tiny"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
+    )
+    deadline = time.monotonic() + startup_seconds
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"server did not start: {process.stderr.read().decode()[-2000:]}")
+        time.sleep(0.1)
+    target = f"127.0.0.1:{json.loads(ready.read_text())['port']}"
+    token = (data / "admin.token").read_text().strip()
+    with VaultClient(target, token=token) as admin:
+        fingerprint = admin.whoami().base_fingerprint
+    return process, RunningServer(target, token, data, None, fingerprint)  # type: ignore[arg-type]
