@@ -25,8 +25,11 @@ class ErasureLimits:
     max_envelope_bytes: int = MAX_ENVELOPE_BYTES  # the signed manifest in the header
     max_chunk_bytes: int = 1 << 20  # one delta chunk (the wire contract's 1 MiB)
     max_delta_bytes: int = 256 << 20  # a delta, whatever its schema allows (it is held in memory)
+    head_cache_bytes: int = 256 << 20  # decoded heads kept by blob hash for the next erasure (0 = none)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.head_cache_bytes, int) or self.head_cache_bytes < 0:
+            raise InvalidArgumentError("head_cache_bytes must be an integer >= 0")
         for name in ("max_envelope_bytes", "max_chunk_bytes", "max_delta_bytes"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise InvalidArgumentError(f"erasure limit {name} must be a positive integer")

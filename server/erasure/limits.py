@@ -48,21 +48,23 @@ def receive_delta(header: ErasureHeader, chunks: Iterable[bytes], *, limits: Era
     they are kept), InvalidArgumentError on a truncated stream or a digest mismatch.
     """
     label = f"erasure of {header.tenant}/{header.adapter}"
-    buffer = bytearray()
+    parts: list[bytes] = []
+    received = 0
     digest = hashlib.sha256()
     for chunk in chunks:
         if len(chunk) > limits.max_chunk_bytes:
             raise ResourceExhaustedError(
                 f"{label}: chunk of {len(chunk)} bytes exceeds the {limits.max_chunk_bytes}-byte limit")
-        if len(buffer) + len(chunk) > header.delta_size:
+        if received + len(chunk) > header.delta_size:
             raise ResourceExhaustedError(
                 f"{label}: stream carries more than the {header.delta_size} bytes declared in delta_size")
-        buffer += chunk
+        parts.append(chunk)
+        received += len(chunk)
         digest.update(chunk)
-    if len(buffer) != header.delta_size:
+    if received != header.delta_size:
         raise InvalidArgumentError(
-            f"{label}: stream ended after {len(buffer)} of {header.delta_size} declared bytes (truncated)")
+            f"{label}: stream ended after {received} of {header.delta_size} declared bytes (truncated)")
     if digest.hexdigest() != header.delta_sha256:
         raise InvalidArgumentError(
             f"{label}: delta bytes hash to {digest.hexdigest()[:12]}…, the header declared {header.delta_sha256[:12]}…")
-    return bytes(buffer)
+    return b"".join(parts)

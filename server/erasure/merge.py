@@ -1,7 +1,8 @@
 """Step 6, `merge`: head + delta in float32, on new tensors, checked against the signed result hash.
 
-The inputs are never modified (core.lora.add_delta returns new tensors and refuses a non-finite sum). The
-result's canonical float32 safetensors bytes are what the manifest's result_hash covers and what the new
+The inputs are never modified (the sum is new tensors) and a non-finite sum is refused. Names and shapes were
+checked by check_tensors; the sum is the same float32 addition as core.lora.add_delta, without its per-element
+finiteness mask (one reduction per tensor instead, see core.adapter_schema.all_finite). The result's canonical float32 safetensors bytes are what the manifest's result_hash covers and what the new
 version stores, so the new blob hash equals the signed result hash.
 """
 
@@ -11,9 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from loravault.core.adapter_schema import AdapterSchema
+from loravault.core.adapter_schema import AdapterSchema, all_finite
 from loravault.core.errors import InvalidArgumentError
-from loravault.core.lora import add_delta
 from loravault.core.tensors import canonical_float32, sha256_hex
 from loravault.proto.manifest import ErasureManifest
 
@@ -31,7 +31,12 @@ def merge(
     manifest: ErasureManifest, *, schema: AdapterSchema, head: dict[str, torch.Tensor], delta: dict[str, torch.Tensor]
 ) -> Merged:
     """Raises InvalidArgumentError when the sum is not finite or does not hash to the signed result hash."""
-    tensors = add_delta(schema, head, delta)
+    tensors = {}
+    for spec in schema.tensors:
+        total = head[spec.name].to(torch.float32) + delta[spec.name].to(torch.float32)
+        if not all_finite(total):
+            raise InvalidArgumentError(f"{manifest.label}: head + delta tensor {spec.name} is not finite")
+        tensors[spec.name] = total
     data = canonical_float32(tensors)
     digest = sha256_hex(data)
     if digest != manifest.result_hash:

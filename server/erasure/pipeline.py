@@ -25,6 +25,7 @@ from ..audit import AuditLog, StoredErasure
 from .binding import check_binding
 from .commit import CrashPoints, commit
 from .config import ErasureConfig
+from .heads import HeadCache
 from .limits import check_limits, receive_delta
 from .locks import AdapterLocks
 from .merge import merge
@@ -59,6 +60,7 @@ class ErasurePipeline:
         self._clock = clock
         self._locks = AdapterLocks()
         self._crash = CrashPoints(config.crash_at)
+        self._heads = HeadCache(max_bytes=config.limits.head_cache_bytes)
 
     @property
     def audit(self) -> AuditLog:
@@ -81,14 +83,24 @@ class ErasurePipeline:
             adapter = vault.get_adapter(tenant=header.tenant, name=header.adapter)
             head = vault.get_version(tenant=header.tenant, adapter=header.adapter) if adapter.head_version else None
             check_binding(manifest, adapter=adapter, head=head, base_fingerprint=self._base_fingerprint)
-            head_tensors = decode_tensors(vault.read_version_blob(
-                tenant=header.tenant, adapter=header.adapter, version=head.number))
+            head_tensors = self._head_tensors(header, head)
             delta = check_tensors(delta_bytes, manifest=manifest, schema=adapter.schema, head=head_tensors,
                                   checks=config.checks)
             merged = merge(manifest, schema=adapter.schema, head=head_tensors, delta=delta)
             check_probe(self._probe, label=manifest.label, schema=adapter.schema, head=head_tensors,
                         head_sha256=head.blob_sha256, merged=merged.tensors, config=config.probe)
-            return commit(verified, merged, vault=vault, audit=self._audit, now=self._clock(), crash=self._crash)
+            result = commit(verified, merged, vault=vault, audit=self._audit, now=self._clock(), crash=self._crash)
+            self._heads.put(merged.sha256, merged.tensors)
+            return result
+
+    def _head_tensors(self, header: ErasureHeader, head: Any) -> dict[str, Any]:
+        """The head's tensors, from the cache or read through the vault's verifying reader."""
+        tensors = self._heads.get(head.blob_sha256)
+        if tensors is None:
+            tensors = decode_tensors(
+                self._vault.read_version_blob(tenant=header.tenant, adapter=header.adapter, version=head.number))
+            self._heads.put(head.blob_sha256, tensors)
+        return tensors
 
     def receipt(self, *, tenant: str, adapter: str, request_id: str) -> ErasureResult:
         """The stored result of a committed request; NotFoundError when this adapter has none by that id."""
