@@ -66,5 +66,6 @@ def receive_delta(header: ErasureHeader, chunks: Iterable[bytes], *, limits: Era
             f"{label}: stream ended after {received} of {header.delta_size} declared bytes (truncated)")
     if digest.hexdigest() != header.delta_sha256:
         raise InvalidArgumentError(
-            f"{label}: delta bytes hash to {digest.hexdigest()[:12]}…, the header declared {header.delta_sha256[:12]}…")
+            f"{label}: delta bytes hash to {digest.hexdigest()[:12]}…, the header declared "
+            f"{header.delta_sha256[:12]}…")
     return b"".join(parts)

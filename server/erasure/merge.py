@@ -2,7 +2,8 @@
 
 The inputs are never modified (the sum is new tensors) and a non-finite sum is refused. Names and shapes were
 checked by check_tensors; the sum is the same float32 addition as core.lora.add_delta, without its per-element
-finiteness mask (one reduction per tensor instead, see core.adapter_schema.all_finite). The result's canonical float32 safetensors bytes are what the manifest's result_hash covers and what the new
+finiteness mask (one reduction per tensor instead, see core.adapter_schema.all_finite). The result's
+canonical float32 safetensors bytes are what the manifest's result_hash covers and what the new
 version stores, so the new blob hash equals the signed result hash.
 """
 

@@ -55,7 +55,8 @@ class KeyRotation:
         ids = [key_id(k) for k in self.keys]
         if ids != sorted(set(ids)):
             raise InvalidArgumentError("rotation keys must be distinct and sorted by key id")
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, int) or not 1 <= self.threshold <= len(ids):
+        valid_int = isinstance(self.threshold, int) and not isinstance(self.threshold, bool)
+        if not valid_int or not 1 <= self.threshold <= len(ids):
             raise InvalidArgumentError(f"rotation threshold must be 1 to {len(ids)}, got {self.threshold!r}")
         if list(self.replaces) != sorted(set(self.replaces)):
             raise InvalidArgumentError("rotation replaces must be sorted, distinct key ids")

@@ -197,10 +197,12 @@ def make_world(server: RunningServer, *, versions: int = 2) -> World:
 def vault_state(server: RunningServer) -> tuple:
     """Everything a refused request must leave unchanged: versions, head, floor, blob files, audit log."""
     vault = server.vault
-    adapters = tuple(
-        (a.tenant, a.name, a.head_version, a.floor,
-         tuple((v.number, v.blob_sha256, v.kind, v.purged) for v in vault.list_versions(tenant=a.tenant, adapter=a.name)))
-        for t in vault.list_tenants() for a in vault.list_adapters(tenant=t.name))
+    def versions(a: Any) -> tuple:
+        return tuple((v.number, v.blob_sha256, v.kind, v.purged)
+                     for v in vault.list_versions(tenant=a.tenant, adapter=a.name))
+
+    adapters = tuple((a.tenant, a.name, a.head_version, a.floor, versions(a))
+                     for t in vault.list_tenants() for a in vault.list_adapters(tenant=t.name))
     blobs = tuple(sorted(p.name for p in (server.data_dir / "blobs").rglob("*") if p.is_file()))
     log = tuple((e.index, e.entry_hash) for e in AuditLog(vault, signer=None).entries())
     return adapters, blobs, log

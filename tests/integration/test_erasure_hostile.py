@@ -220,43 +220,44 @@ class Case:
     id: str
     build: Callable[[World], list[pb.ErasureMessage]]
     code: grpc.StatusCode | None  # None: accepted (the replay)
+    detail: str  # a fragment of the refusal's message: the check that was meant to fire did
 
 
 CASES = [
-    Case("bad-signature", _bad_signature, Code.UNAUTHENTICATED),
-    Case("unknown-key", _unknown_key, Code.UNAUTHENTICATED),
-    Case("key-of-another-tenant", _key_of_another_tenant, Code.UNAUTHENTICATED),
-    Case("below-threshold", _below_threshold, Code.UNAUTHENTICATED),
-    Case("revoked-key", _revoked_key, Code.UNAUTHENTICATED),
-    Case("tampered-payload", _tampered_payload, Code.UNAUTHENTICATED),
-    Case("tampered-delta", _tampered_delta, Code.INVALID_ARGUMENT),
-    Case("replayed-request", _replayed, None),
-    Case("same-id-other-payload", _same_id_other_payload, Code.ALREADY_EXISTS),
-    Case("stale-parent", _stale_parent, Code.ABORTED),
-    Case("wrong-parent-hash", _wrong_parent_hash, Code.FAILED_PRECONDITION),
-    Case("wrong-base-fingerprint", _wrong_base, Code.FAILED_PRECONDITION),
-    Case("expired", _expired, Code.INVALID_ARGUMENT),
-    Case("issued-in-the-future", _from_the_future, Code.INVALID_ARGUMENT),
-    Case("nan", _poisoned(float("nan")), Code.INVALID_ARGUMENT),
-    Case("inf", _poisoned(float("inf")), Code.INVALID_ARGUMENT),
-    Case("wrong-shape", _reshaped("shape"), Code.INVALID_ARGUMENT),
-    Case("extra-tensor", _reshaped("extra"), Code.INVALID_ARGUMENT),
-    Case("missing-tensor", _reshaped("missing"), Code.INVALID_ARGUMENT),
-    Case("wrong-dtype", _reshaped("dtype"), Code.INVALID_ARGUMENT),
-    Case("oversized-stream", _oversized_stream, Code.RESOURCE_EXHAUSTED),
-    Case("oversized-declared-size", _oversized_declaration, Code.RESOURCE_EXHAUSTED),
-    Case("oversized-chunk", _oversized_chunk, Code.RESOURCE_EXHAUSTED),
-    Case("oversized-envelope", _oversized_envelope, Code.RESOURCE_EXHAUSTED),
-    Case("truncated-stream", _truncated, Code.INVALID_ARGUMENT),
-    Case("norm-bomb", _scaled(50.0), Code.INVALID_ARGUMENT),
-    Case("all-zero-delta", _all_zero, Code.INVALID_ARGUMENT),
-    Case("result-hash-mismatch", _result_mismatch, Code.INVALID_ARGUMENT),
-    Case("malformed-envelope", _malformed_envelope, Code.INVALID_ARGUMENT),
-    Case("not-safetensors", _not_safetensors, Code.INVALID_ARGUMENT),
-    Case("erasure-below-the-floor", _below_floor, Code.FAILED_PRECONDITION),
-    Case("other-tenants-adapter", _other_tenants_adapter, Code.NOT_FOUND),
-    Case("manifest-for-another-adapter", _manifest_for_another_adapter, Code.INVALID_ARGUMENT),
-    Case("chunk-before-header", _chunk_first, Code.INVALID_ARGUMENT),
+    Case("bad-signature", _bad_signature, Code.UNAUTHENTICATED, "signed by 0 of 1"),
+    Case("unknown-key", _unknown_key, Code.UNAUTHENTICATED, "signed by 0 of 1"),
+    Case("key-of-another-tenant", _key_of_another_tenant, Code.UNAUTHENTICATED, "signed by 0 of 1"),
+    Case("below-threshold", _below_threshold, Code.UNAUTHENTICATED, "signed by 1 of 2"),
+    Case("revoked-key", _revoked_key, Code.UNAUTHENTICATED, "signed by 0 of 1"),
+    Case("tampered-payload", _tampered_payload, Code.UNAUTHENTICATED, "signed by 0 of 1"),
+    Case("tampered-delta", _tampered_delta, Code.INVALID_ARGUMENT, "header announces delta"),
+    Case("replayed-request", _replayed, None, ""),
+    Case("same-id-other-payload", _same_id_other_payload, Code.ALREADY_EXISTS, "already used"),
+    Case("stale-parent", _stale_parent, Code.ABORTED, "is not the head"),
+    Case("wrong-parent-hash", _wrong_parent_hash, Code.FAILED_PRECONDITION, "has blob"),
+    Case("wrong-base-fingerprint", _wrong_base, Code.FAILED_PRECONDITION, "binds base"),
+    Case("expired", _expired, Code.INVALID_ARGUMENT, "expired"),
+    Case("issued-in-the-future", _from_the_future, Code.INVALID_ARGUMENT, "in the future"),
+    Case("nan", _poisoned(float("nan")), Code.INVALID_ARGUMENT, "NaN or infinite"),
+    Case("inf", _poisoned(float("inf")), Code.INVALID_ARGUMENT, "NaN or infinite"),
+    Case("wrong-shape", _reshaped("shape"), Code.INVALID_ARGUMENT, "has shape"),
+    Case("extra-tensor", _reshaped("extra"), Code.INVALID_ARGUMENT, "does not name"),
+    Case("missing-tensor", _reshaped("missing"), Code.INVALID_ARGUMENT, "is missing tensor"),
+    Case("wrong-dtype", _reshaped("dtype"), Code.INVALID_ARGUMENT, "dtype torch.float16"),
+    Case("oversized-stream", _oversized_stream, Code.RESOURCE_EXHAUSTED, "more than the"),
+    Case("oversized-declared-size", _oversized_declaration, Code.RESOURCE_EXHAUSTED, "exceeds"),
+    Case("oversized-chunk", _oversized_chunk, Code.RESOURCE_EXHAUSTED, "chunk of"),
+    Case("oversized-envelope", _oversized_envelope, Code.RESOURCE_EXHAUSTED, "envelope is"),
+    Case("truncated-stream", _truncated, Code.INVALID_ARGUMENT, "truncated"),
+    Case("norm-bomb", _scaled(50.0), Code.INVALID_ARGUMENT, "at most 1.0"),
+    Case("all-zero-delta", _all_zero, Code.INVALID_ARGUMENT, "all zeros"),
+    Case("result-hash-mismatch", _result_mismatch, Code.INVALID_ARGUMENT, "signs result"),
+    Case("malformed-envelope", _malformed_envelope, Code.INVALID_ARGUMENT, "envelope"),
+    Case("not-safetensors", _not_safetensors, Code.INVALID_ARGUMENT, "safetensors"),
+    Case("erasure-below-the-floor", _below_floor, Code.FAILED_PRECONDITION, "below the erasure floor"),
+    Case("other-tenants-adapter", _other_tenants_adapter, Code.NOT_FOUND, "not found"),
+    Case("manifest-for-another-adapter", _manifest_for_another_adapter, Code.INVALID_ARGUMENT, "the manifest is for"),
+    Case("chunk-before-header", _chunk_first, Code.INVALID_ARGUMENT, "must start with a header"),
 ]
 
 
@@ -271,4 +272,5 @@ def test_hostile_submission_is_refused_and_changes_nothing(erasure_server, case)
         with pytest.raises(grpc.RpcError) as caught:
             world.raw_submit(sent)
         assert caught.value.code() == case.code, caught.value.details()
+        assert case.detail in caught.value.details()
     assert vault_state(erasure_server) == before

@@ -75,7 +75,8 @@ def test_entries_chain_from_genesis_and_checkpoints_sign_every_n(logged):
 def test_any_rewrite_of_the_chain_is_detected(logged, tamper):
     entries = list(logged[2].entries())
     if tamper == "body":
-        entries[2] = dataclasses.replace(entries[2], body=entries[2].body.replace(b'"forget_count":3', b'"forget_count":2'))
+        forged = entries[2].body.replace(b'"forget_count":3', b'"forget_count":2')
+        entries[2] = dataclasses.replace(entries[2], body=forged)
     elif tamper == "drop":
         del entries[1]
     elif tamper == "reorder":

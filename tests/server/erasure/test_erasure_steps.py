@@ -20,7 +20,14 @@ from loravault.core import (
     load_base,
 )
 from loravault.core.peft_format import adapter_from_peft_model
-from loravault.server.erasure import ErasureChecks, ErasureConfig, ErasureHeader, ErasureLimits, ProbeConfig, ProbeRunner
+from loravault.server.erasure import (
+    ErasureChecks,
+    ErasureConfig,
+    ErasureHeader,
+    ErasureLimits,
+    ProbeConfig,
+    ProbeRunner,
+)
 from loravault.server.erasure.limits import check_limits, receive_delta
 from loravault.server.erasure.merge import merge
 from loravault.server.erasure.probe import check_probe
@@ -28,7 +35,8 @@ from loravault.server.erasure.tensors import check_tensors
 
 FP = hashlib.sha256(b"base").hexdigest()
 SCHEMA = AdapterSchema(rank=2, alpha=4.0, target_modules=("q_proj",),
-                       tensors=(TensorSpec("m.q_proj.lora_A.weight", (2, 8)), TensorSpec("m.q_proj.lora_B.weight", (8, 2))),
+                       tensors=(TensorSpec("m.q_proj.lora_A.weight", (2, 8)),
+                                TensorSpec("m.q_proj.lora_B.weight", (8, 2))),
                        dtype="float32", base_fingerprint=FP)
 HEAD = {"m.q_proj.lora_A.weight": torch.ones(2, 8), "m.q_proj.lora_B.weight": torch.ones(8, 2)}
 
@@ -138,3 +146,25 @@ def test_probe_leaves_the_served_base_model_untouched(tiny_adapter):
 def test_configuration_refuses_invalid_values(bad):
     with pytest.raises(InvalidArgumentError):
         bad()
+
+
+def test_head_cache_evicts_least_recently_used_within_its_byte_budget():
+    from loravault.server.erasure.heads import HeadCache
+
+    cache = HeadCache(max_bytes=2 * 64)  # two entries of 16 float32 each
+    one = {"t": torch.zeros(16)}
+    cache.put("a", one)
+    cache.put("b", {"t": torch.ones(16)})
+    assert cache.get("a") is one  # a is now the most recent
+    cache.put("c", {"t": torch.ones(16)})
+    assert cache.get("b") is None and cache.get("a") is one and cache.get("c") is not None
+    cache.put("huge", {"t": torch.zeros(1000)})
+    assert cache.get("huge") is None
+
+
+def test_float32_norm_agrees_with_the_float64_reference():
+    from loravault.core.lora import frobenius_norm as reference
+    from loravault.server.erasure.tensors import frobenius_norm
+
+    tensors = {"a": torch.randn(300, 70), "b": torch.randn(70, 300) * 1e3}
+    assert frobenius_norm(tensors) == pytest.approx(reference(tensors), rel=1e-5)  # float32 sums of 2e4 terms
