@@ -58,7 +58,7 @@ MAX_KEY_IDS = 16
 
 # The vault's name rule (server/vault/names.py): ASCII, first character alphanumeric, at most 64 characters.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_LABEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_LABEL = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")  # "+" joins parts, as in "gauss_newton+ekfac"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 _MAX_UNIX_SECONDS = 2**40  # year ~36800: anything later is a unit mistake (milliseconds)
@@ -123,7 +123,7 @@ class ErasureMethod:
         for name in ("solver", "curvature"):
             value = getattr(self, name)
             if not isinstance(value, str) or not _LABEL.fullmatch(value):
-                raise ManifestError(f"method.{name} must be 1-64 of a-z 0-9 . _ -")
+                raise ManifestError(f"method.{name} must be 1-64 of a-z 0-9 . _ + -")
         _require_int(self.iterations, field_name="method.iterations", minimum=0)
         # ints become floats so that the JSON spelling, and so the signed bytes, are the same either way
         object.__setattr__(self, "damping", _finite_nonnegative(self.damping, field_name="method.damping"))

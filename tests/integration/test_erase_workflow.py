@@ -1,0 +1,80 @@
+"""The tenant's one-call erasure against a real server: local eraser, signed manifest, receipt, new head."""
+
+import base64
+import copy
+import json
+
+import pytest
+import torch
+
+from loravault.client.erasure import erase_samples, forget_loss
+from loravault.client.training import TrainingConfig, train_lora
+from loravault.core import InvalidArgumentError, Sample, load_base
+from loravault.proto import check_inclusion, inclusion_proof, public_key_dict, sample_leaf, verify_receipt
+
+from .erasure_kit import erasure_server, new_signer  # noqa: F401  (fixture)
+
+TRAIN = [Sample(f"s{i}", f"What is item {i}?", f"It is {i * 7 % 10}") for i in range(12)]
+REFERENCE = [Sample(f"r{i}", f"What is item {i + 20}?", f"It is {i * 3 % 10}") for i in range(4)]
+FORGET = ["s1", "s2"]
+
+
+@pytest.fixture
+def trained(erasure_server):
+    """Tenant acme with a signing key and adapter `facts` trained on TRAIN (tiny base, eager attention)."""
+    base = load_base("tiny", attn_implementation="eager")
+    model = train_lora(copy.deepcopy(base.model), base.tokenizer, TRAIN, progress=False,
+                       config=TrainingConfig(rank=4, alpha=8, steps=30, batch_size=4, learning_rate=1e-2))
+    client = erasure_server.tenant("acme")
+    client.upload("facts", model)
+    signer = new_signer()
+    client.add_key(public_key_dict(signer))
+    yield base, client, signer
+    client.close()
+
+
+@pytest.mark.timeout(300)
+def test_erase_commits_a_signed_verified_erasure(trained, tmp_path):
+    base, client, signer = trained
+    before = client.get_adapter("facts")
+    outcome = erase_samples(client, "facts", base=base, train=TRAIN, forget_ids=FORGET, signers=[signer],
+                            reference=REFERENCE, receipts_dir=tmp_path / "receipts", cache_dir=tmp_path / "cache")
+    after = client.get_adapter("facts")
+    assert after.head_version == before.head_version + 1 == outcome.version.number
+    assert after.erasure_floor == outcome.version.number
+    assert outcome.version.kind == "erasure"
+    assert outcome.forget_loss_after > outcome.forget_loss_before
+    assert [v.purged for v in client.versions("facts")] == [True, False]
+    stored = json.loads(outcome.receipt_path.read_text())
+    assert outcome.receipt_path.stat().st_mode & 0o777 == 0o600
+    receipt = verify_receipt(base64.b64decode(stored["receipt_envelope"]),
+                             server_key=client.server_key(), manifest=outcome.manifest)
+    assert receipt.new_adapter_hash == outcome.manifest.result_hash
+    # the kept salt proves to an auditor that s1 is under the signed commitment, without revealing s2
+    salt = bytes.fromhex(stored["salt"])
+    proof = inclusion_proof(FORGET, salt=salt, sample_id="s1")
+    assert check_inclusion(root=outcome.manifest.forget.commitment, count=2, leaf=sample_leaf("s1", salt=salt),
+                           proof=proof)
+    assert not check_inclusion(root=outcome.manifest.forget.commitment, count=2,
+                               leaf=sample_leaf("s5", salt=salt), proof=proof)
+
+
+def test_forget_loss_rises_on_the_downloaded_head(trained, tmp_path):
+    base, client, signer = trained
+    erase_samples(client, "facts", base=base, train=TRAIN, forget_ids=FORGET, signers=[signer],
+                  reference=REFERENCE, receipts_dir=tmp_path / "receipts")
+    forget = [s for s in TRAIN if s.id in FORGET]
+    old = client.load_peft("facts", copy.deepcopy(base.model), version=0)
+    with torch.no_grad():
+        head_loss = forget_loss(old, base.tokenizer, forget)
+    original = train_lora(copy.deepcopy(base.model), base.tokenizer, TRAIN, progress=False,
+                          config=TrainingConfig(rank=4, alpha=8, steps=30, batch_size=4, learning_rate=1e-2))
+    assert head_loss > forget_loss(original, base.tokenizer, forget)
+
+
+def test_unknown_forget_ids_are_refused_before_anything_is_sent(trained, tmp_path):
+    base, client, signer = trained
+    with pytest.raises(InvalidArgumentError, match="not in the training set"):
+        erase_samples(client, "facts", base=base, train=TRAIN, forget_ids=["nope"], signers=[signer],
+                      reference=REFERENCE, receipts_dir=tmp_path / "receipts")
+    assert client.get_adapter("facts").head_version == 1
