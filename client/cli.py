@@ -20,10 +20,18 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from loravault.core.errors import LoravaultError
+from loravault.core.errors import InvalidArgumentError, LoravaultError
+from loravault.core.samples import Sample
 from loravault.core.tensors import encode_tensors
 
-from loravault.proto.keys import generate_private_key_pem, key_id, public_key_dict, save_private_key, signer_from_pem
+from loravault.proto.keys import (
+    generate_private_key_pem,
+    key_id,
+    load_private_key,
+    public_key_dict,
+    save_private_key,
+    signer_from_pem,
+)
 
 from .sdk import VaultClient
 
@@ -86,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("to_version", type=int)
     adapters.add_parser("delete").add_argument("name")
 
+    erase = groups.add_parser("erase", help="forget training samples from an adapter (computed here, signed, verified)")
+    erase.add_argument("name", help="the adapter")
+    erase.add_argument("--train", type=Path, required=True, help="JSON lines {id, prompt, response}: the training set")
+    erase.add_argument("--forget", action="append", required=True, help="a sample id to forget (repeatable)")
+    erase.add_argument("--key", type=Path, action="append", required=True, help="private signing key (repeatable)")
+    erase.add_argument("--reference", type=Path, help="JSON lines of never-trained samples, for the calibrated step")
+    erase.add_argument("--base", help="base model to load here (default: the server's base name)")
+    erase.add_argument("--receipts", type=Path, default=Path.home() / ".loravault" / "receipts")
+    erase.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "loravault" / "curvature")
+
     admin = groups.add_parser("admin", help="operator commands").add_subparsers(dest="action", required=True)
     admin.add_parser("fsck", help="check every version's blob").add_argument("--repair", action="store_true")
     return parser
@@ -131,7 +149,39 @@ def _run(client: VaultClient, args: argparse.Namespace) -> Any:
                 "threshold": lambda: client.set_threshold(args.threshold, tenant=tenant)}[action]()
     if group == "admin":
         return client.fsck(repair=args.repair)
+    if group == "erase":
+        return _erase(client, args)
     return _run_adapters(client, args, tenant)
+
+
+def _erase(client: VaultClient, args: argparse.Namespace) -> dict[str, Any]:
+    from loravault.core import load_base  # NOTE: transformers loads only for this command
+
+    base = load_base(args.base or client.whoami().base_name, attn_implementation="eager")
+    outcome = client.erase(
+        args.name, tenant=args.tenant, base=base, train=_read_samples(args.train), forget_ids=args.forget,
+        signers=[load_private_key(path) for path in args.key],
+        reference=_read_samples(args.reference) if args.reference else (),
+        receipts_dir=args.receipts, cache_dir=args.cache,
+    )
+    return {"version": outcome.version.number, "blob_sha256": outcome.version.blob_sha256,
+            "log_index": outcome.receipt.log_index, "receipt": str(outcome.receipt_path),
+            "forget_loss_before": round(outcome.forget_loss_before, 4),
+            "forget_loss_after": round(outcome.forget_loss_after, 4), "method": outcome.report.method,
+            "step": outcome.report.step, "seconds": round(outcome.report.wall_seconds, 2)}
+
+
+def _read_samples(path: Path) -> list[Sample]:
+    """Samples from JSON lines with id, prompt and response."""
+    samples = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+                samples.append(Sample(id=str(row["id"]), prompt=str(row["prompt"]), response=str(row["response"])))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InvalidArgumentError(f"{path}:{number}: expected {{id, prompt, response}} ({exc})") from exc
+    return samples
 
 
 def _generate_key(path: Path) -> dict[str, str]:

@@ -10,7 +10,17 @@ import torch
 from loravault.client.erasure import erase_samples, forget_loss
 from loravault.client.training import TrainingConfig, train_lora
 from loravault.core import InvalidArgumentError, Sample, load_base
-from loravault.proto import check_inclusion, inclusion_proof, public_key_dict, sample_leaf, verify_receipt
+from loravault.client.cli import main
+from loravault.proto import (
+    check_inclusion,
+    generate_private_key_pem,
+    inclusion_proof,
+    public_key_dict,
+    sample_leaf,
+    save_private_key,
+    signer_from_pem,
+    verify_receipt,
+)
 
 from .erasure_kit import erasure_server, new_signer  # noqa: F401  (fixture)
 
@@ -78,3 +88,23 @@ def test_unknown_forget_ids_are_refused_before_anything_is_sent(trained, tmp_pat
         erase_samples(client, "facts", base=base, train=TRAIN, forget_ids=["nope"], signers=[signer],
                       reference=REFERENCE, receipts_dir=tmp_path / "receipts")
     assert client.get_adapter("facts").head_version == 1
+
+
+def test_cli_erase_forgets_and_reports(erasure_server, trained, tmp_path, capsys):
+    _, client, _ = trained
+    pem = generate_private_key_pem()
+    client.add_key(public_key_dict(signer_from_pem(pem)))
+    save_private_key(tmp_path / "tenant.key", pem)
+    for name, samples in (("train.jsonl", TRAIN), ("ref.jsonl", REFERENCE)):
+        (tmp_path / name).write_text("".join(json.dumps(vars(s)) + "\n" for s in samples))
+    token = client.issue_token().token
+    code = main(["--server", erasure_server.target, "--token", token, "--json", "erase", "facts",
+                 "--train", str(tmp_path / "train.jsonl"), "--reference", str(tmp_path / "ref.jsonl"),
+                 "--forget", "s1", "--forget", "s2", "--key", str(tmp_path / "tenant.key"), "--base", "tiny",
+                 "--receipts", str(tmp_path / "receipts"), "--cache", str(tmp_path / "cache")])
+    out = capsys.readouterr().out
+    assert code == 0
+    report = json.loads(out)
+    assert report["version"] == 2 and report["forget_loss_after"] > report["forget_loss_before"]
+    assert (tmp_path / "receipts" / "acme" / "facts").is_dir()
+
