@@ -20,8 +20,9 @@ from ..config import MAX_CHUNK_BYTES, ServerConfig
 from .adapters_service import AdaptersService
 from .admin_service import AdminService
 from .auth import AuthInterceptor
-from .erasure_service import ErasureService, TenantsWithRotation
+from .erasure_service import ErasureService
 from .state import ServerState
+from .tenants_service import TenantsService
 
 __all__ = ["create_server", "SERVICE_NAMES"]
 
@@ -49,7 +50,7 @@ def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Ser
         ],
     )
     pb_grpc.add_AdminServicer_to_server(AdminService(state), server)
-    pb_grpc.add_TenantsServicer_to_server(TenantsWithRotation(state), server)
+    pb_grpc.add_TenantsServicer_to_server(TenantsService(state), server)
     pb_grpc.add_AdaptersServicer_to_server(AdaptersService(state), server)
     pb_grpc.add_ErasureServicer_to_server(ErasureService(state), server)
     pb_grpc.add_InferenceServicer_to_server(pb_grpc.InferenceServicer(), server)

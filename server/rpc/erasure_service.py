@@ -1,29 +1,25 @@
-"""The Erasure service (signed erasure submissions, receipts, the server's key) and Tenants.RotateKeys.
+"""The Erasure service: signed erasure submissions, receipts, the server's key.
 
-Thin: parse the wire, call loravault.server.erasure, reply. NOTE: RotateKeys is added to the Tenants service
-by subclassing (`TenantsWithRotation`), so that tenants_service.py stays its owner's; fold it in there later.
+Thin: parse the wire, call loravault.server.erasure, reply.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 from loravault.core.errors import InvalidArgumentError, UnavailableError
 from loravault.proto import loravault_pb2 as pb
 from loravault.proto import loravault_pb2_grpc as pb_grpc
 from loravault.proto.keys import public_key_dict
-from loravault.proto.manifest import DEFAULT_CLOCK_SKEW_SECONDS
 
-from ..erasure import ErasureHeader, ErasurePipeline, ErasureResult, rotate_keys
+from ..erasure import ErasureHeader, ErasurePipeline, ErasureResult
 from .auth import PrincipalContext, tenant_scope
 from .convert import version_to_pb
 from .edge import check_known_fields, unary
 from .state import ServerState
-from .tenants_service import TenantsService
 
-__all__ = ["ErasureService", "TenantsWithRotation"]
+__all__ = ["ErasureService"]
 
 
 class ErasureService(pb_grpc.ErasureServicer):
@@ -57,15 +53,6 @@ class ErasureService(pb_grpc.ErasureServicer):
         if self._state.erasure is None:
             raise UnavailableError("this server was started without the erasure pipeline (no server key)")
         return self._state.erasure
-
-
-class TenantsWithRotation(TenantsService):
-    @unary
-    def RotateKeys(self, request: pb.RotateKeysRequest, context: PrincipalContext) -> pb.ListKeysResponse:
-        tenant = tenant_scope(context.principal, request.tenant)
-        rotate_keys(request.envelope, tenant=tenant, vault=self._state.vault, now=time.time(),
-                    clock_skew=DEFAULT_CLOCK_SKEW_SECONDS)
-        return self._keys_message(tenant)
 
 
 def _chunks(messages: Iterator[pb.ErasureMessage]) -> Iterator[bytes]:

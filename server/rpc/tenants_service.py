@@ -1,13 +1,16 @@
-"""The Tenants service: who am I, tokens, and the Ed25519 keys that sign a tenant's erasures."""
+"""The Tenants service: who am I, tokens, and the Ed25519 keys that sign a tenant's erasures (and their rotation)."""
 
 from __future__ import annotations
 
 import json
+import time
 
 from loravault.core.errors import DeserializationError, InvalidArgumentError
 from loravault.proto import loravault_pb2 as pb
+from loravault.proto.manifest import DEFAULT_CLOCK_SKEW_SECONDS
 from loravault.proto import loravault_pb2_grpc as pb_grpc
 
+from ..erasure.rotation import rotate_keys
 from .auth import PrincipalContext, tenant_scope
 from .convert import unix_ms
 from .edge import unary
@@ -77,6 +80,13 @@ class TenantsService(pb_grpc.TenantsServicer):
     def SetThreshold(self, request: pb.SetThresholdRequest, context: PrincipalContext) -> pb.ListKeysResponse:
         tenant = tenant_scope(context.principal, request.tenant)
         self._state.vault.set_threshold(tenant=tenant, threshold=request.threshold)
+        return self._keys_message(tenant)
+
+    @unary
+    def RotateKeys(self, request: pb.RotateKeysRequest, context: PrincipalContext) -> pb.ListKeysResponse:
+        tenant = tenant_scope(context.principal, request.tenant)
+        rotate_keys(request.envelope, tenant=tenant, vault=self._state.vault, now=time.time(),
+                    clock_skew=DEFAULT_CLOCK_SKEW_SECONDS)
         return self._keys_message(tenant)
 
     def _keys_message(self, tenant: str) -> pb.ListKeysResponse:
