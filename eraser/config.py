@@ -109,7 +109,8 @@ class CalibrationConfig:
 
     # search
     max_scale: float = 1e4  # largest multiple of the influence direction tried
-    bisection_steps: int = 16  # halvings of the bracket once the target is crossed
+    bisection_steps: int = 16  # most narrowing evaluations once the target is bracketed (within 10x)
+    loss_tolerance: float = 0.02  # nats above the target at which the search stops
     # guard
     max_retain_loss_increase: float = 0.1  # nats of mean token NLL the held-out retained loss may rise
     guard_size: int = 16  # held-out retained samples the guard measures
@@ -117,6 +118,7 @@ class CalibrationConfig:
     def __post_init__(self) -> None:
         _positive("calibration max_scale", self.max_scale)
         _positive_int("calibration bisection_steps", self.bisection_steps)
+        _positive("calibration loss_tolerance", self.loss_tolerance)
         _positive("calibration max_retain_loss_increase", self.max_retain_loss_increase)
         _positive_int("calibration guard_size", self.guard_size)
 

@@ -43,6 +43,21 @@ class PseudoGradients:
         """All layers' per-sample gradients as one (m, P) matrix in the objective's flat order."""
         return objective.layout.flatten(self.gradients)
 
+    def rows(self, ids: Sequence[str]) -> PseudoGradients:
+        """The pseudo-gradients of `ids` (each must be one of `self.ids`), without covariances.
+
+        Rows are the ones collected, so taking them back out of EK-FAC (`EkfacFactors.without`) needs no new pass.
+        """
+        where = {sample_id: row for row, sample_id in enumerate(self.ids)}
+        missing = [i for i in ids if i not in where]
+        if missing:
+            raise InvalidArgumentError(f"sample {missing[0]!r} has no collected pseudo-gradient")
+        index = torch.tensor([where[i] for i in ids], dtype=torch.long)
+        return PseudoGradients(
+            gradients={name: g[index.to(g.device)] for name, g in self.gradients.items()},
+            input_covariance={}, output_covariance={}, ids=tuple(ids),
+        )
+
 
 def collect_pseudo_gradients(
     objective: Objective,

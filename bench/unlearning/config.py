@@ -1,0 +1,135 @@
+"""The benchmark's configuration: frozen dataclasses per stage that validate themselves, and presets per base.
+
+Every knob is set by a rule that needs no retrained model: damping is the eraser's automatic 0.1 x mean
+eigenvalue; the calibrated step grows until the forgotten samples' loss reaches the loss of never-trained
+reference samples while a held-out retained sample's loss rises at most `max_retain_loss_increase`; gradient
+ascent takes the largest step count in `ascent_steps` that keeps that same held-out loss within the same bound.
+
+    >>> preset("tiny", quick=True).base
+    'tiny'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from loravault.client.training import TrainingConfig
+from loravault.core import InvalidArgumentError
+from loravault.eraser import CalibrationConfig, CgConfig, CurvatureConfig, EraserConfig, LissaConfig
+
+__all__ = ["BenchConfig", "FactsConfig", "LabelsConfig", "MethodsConfig", "preset"]
+
+SOLVERS = ("cg", "lissa", "ekfac", "datainf", "llmeraser")
+
+
+@dataclass(frozen=True)
+class FactsConfig:
+    """The memorization task: made-up entities, which share of them is forgotten, and which edits are made."""
+
+    # data
+    entities: int = 24  # trained entities
+    attributes: int = 4  # facts per entity
+    reference_entities: int = 4  # never trained: the calibrated step's target loss
+    nonmember_entities: int = 4  # never trained, drawn apart: the membership-inference attack's negatives
+    paraphrase_retain: int = 32  # retained facts whose paraphrase is measured (seeded subsample)
+    seed: int = 0
+    # requests
+    fractions: tuple[float, ...] = (0.01,)  # share of entities removed; at least one entity each
+    edit_fraction: float = 0.0  # share of facts whose query is edited / answer corrected (0: no edit tasks)
+    noise_seeds: tuple[int, ...] = (1, 2)  # extra retraining seeds for the first removal: the noise floor
+
+    def __post_init__(self) -> None:
+        if self.entities < 2 or not 1 <= self.attributes <= 4 or min(self.reference_entities, self.nonmember_entities) < 1:
+            raise InvalidArgumentError("facts: need >= 2 entities, 1..4 attributes, >= 1 reference and non-member entity")
+        if not self.fractions or any(not 0 < f < 1 for f in self.fractions) or not 0 <= self.edit_fraction < 1:
+            raise InvalidArgumentError(f"facts: fractions must be in (0, 1), got {self.fractions}, {self.edit_fraction}")
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    """The generalization task: a learnable labelling rule with corrupted training labels (0 train: skipped)."""
+
+    train: int = 48
+    held_out: int = 48
+    corrupted: int = 8  # training labels flipped, then corrected by the request
+    seed: int = 0
+    training: TrainingConfig = TrainingConfig(rank=8, alpha=16.0, epochs=4, batch_size=8, learning_rate=2e-3, max_length=48)
+    solvers: tuple[str, ...] = ("ekfac", "datainf", "cg")
+
+    def __post_init__(self) -> None:
+        if self.train and not 0 < self.corrupted < self.train:
+            raise InvalidArgumentError(f"labels: need 0 < corrupted < train, got {self.corrupted}, {self.train}")
+        if any(s not in SOLVERS for s in self.solvers):
+            raise InvalidArgumentError(f"labels: unknown solver in {self.solvers}")
+
+
+@dataclass(frozen=True)
+class MethodsConfig:
+    """Which methods run, and the oracle-free rules that set their knobs."""
+
+    solvers: tuple[str, ...] = SOLVERS  # the eraser's methods, each with the calibrated and the plain step
+    ascent_steps: tuple[int, ...] = (1, 2, 4, 8)  # gradient-ascent step counts measured (ascending)
+    guard_size: int = 16  # held-out retained samples the ascent and first-order rules watch
+
+    def __post_init__(self) -> None:
+        if any(s not in SOLVERS for s in self.solvers):
+            raise InvalidArgumentError(f"methods: unknown solver in {self.solvers}; known: {', '.join(SOLVERS)}")
+        if not self.ascent_steps or list(self.ascent_steps) != sorted(set(self.ascent_steps)) or self.ascent_steps[0] < 1:
+            raise InvalidArgumentError(f"methods: ascent_steps must be ascending positive counts, got {self.ascent_steps}")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything one run needs; saved beside its results."""
+
+    base: str
+    # tasks
+    facts: FactsConfig = FactsConfig()
+    labels: LabelsConfig = LabelsConfig()
+    # adapter and erasure
+    training: TrainingConfig = TrainingConfig(rank=8, alpha=16.0, epochs=8, batch_size=8, learning_rate=3e-3, max_length=48)
+    eraser: EraserConfig = EraserConfig(max_length=48)
+    methods: MethodsConfig = MethodsConfig()
+    # measurement
+    text_windows: int = 8  # general-text windows for perplexity
+    text_length: int = 64  # tokens per window
+    eval_batch: int = 16  # samples per evaluation forward pass
+    threads: int = 2  # torch threads (two shared cores)
+
+    def __post_init__(self) -> None:
+        if self.eraser.max_length != self.training.max_length:
+            raise InvalidArgumentError("eraser and training max_length must match: they must see the same tokens")
+        if min(self.text_windows, self.text_length, self.eval_batch, self.threads) < 1:
+            raise InvalidArgumentError("text_windows, text_length, eval_batch and threads must be positive")
+
+
+def _eraser(max_length: int, *, sample: int, cg_iterations: int, lissa_depth: int) -> EraserConfig:
+    return EraserConfig(
+        max_length=max_length, curvature=CurvatureConfig(sample_size=sample, batch_size=8),
+        cg=CgConfig(tolerance=1e-2, max_iterations=cg_iterations), lissa=LissaConfig(depth=lissa_depth, power_iterations=4),
+        calibration=CalibrationConfig(bisection_steps=10),
+    )
+
+
+def preset(base: str, *, quick: bool = False) -> BenchConfig:
+    """The configuration used for `base` (tiny, smollm2-135m or a folder); quick: the test's small version."""
+    if base == "tiny":
+        training = TrainingConfig(rank=8, alpha=16.0, epochs=40, batch_size=8, learning_rate=1e-2, max_length=64)
+        labels = LabelsConfig(training=TrainingConfig(rank=8, alpha=16.0, epochs=20, batch_size=8, learning_rate=1e-2, max_length=64))
+        if quick:
+            return BenchConfig(
+                base, facts=FactsConfig(entities=6, attributes=2, reference_entities=2, nonmember_entities=2,
+                                        paraphrase_retain=6, fractions=(0.1,), noise_seeds=(1,)),
+                labels=LabelsConfig(train=0, solvers=()), training=training,
+                eraser=_eraser(64, sample=8, cg_iterations=5, lissa_depth=10),
+                methods=MethodsConfig(solvers=("ekfac", "cg"), ascent_steps=(1, 4)), text_windows=2,
+            )
+        return BenchConfig(
+            base, facts=FactsConfig(entities=20, attributes=3, fractions=(0.01, 0.05, 0.1), edit_fraction=0.05),
+            labels=labels, training=training, eraser=_eraser(64, sample=32, cg_iterations=20, lissa_depth=100),
+        )
+    return BenchConfig(
+        base, facts=FactsConfig(entities=24, attributes=4, fractions=(0.01, 0.1)),
+        eraser=_eraser(48, sample=32, cg_iterations=4, lissa_depth=12),
+        methods=MethodsConfig(solvers=SOLVERS, ascent_steps=(1, 2, 4, 8)),
+    )

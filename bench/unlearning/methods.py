@@ -1,0 +1,103 @@
+"""The eraser's solvers as benchmark methods: each request answered with the calibrated and the plain step.
+
+Solvers that need exact curvature products (cg, lissa, llmeraser) run on eager attention; the approximate
+inverses (ekfac, datainf) run as a tenant would run them in production, on sdpa attention, where the eraser
+skips the optional residual check (one more curvature product over the sample, a diagnostic only). Both
+erasers serve the same adapter, so the EK-FAC factors are built once and shared through the cache folder.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from loravault.core import FailedPreconditionError, Sample
+from loravault.eraser import Eraser, EraserConfig, ErasureRequest, ErasureResult
+
+__all__ = ["EXACT_PRODUCT_METHODS", "EraserPair", "MethodOutcome"]
+
+EXACT_PRODUCT_METHODS = ("cg", "lissa", "llmeraser")
+
+
+@dataclass(frozen=True)
+class MethodOutcome:
+    """One method's answer to one request: a delta (None when refused or applied in place) and its cost."""
+
+    name: str  # e.g. "ekfac/calibrated"
+    seconds: float  # wall time of the request
+    uses_curvature: bool  # pays for the one-off curvature build (EK-FAC factors, DataInf's gradients)
+    delta: dict[str, torch.Tensor] | None = None
+    refused: str | None = None  # the refusal message: the adapter stays unchanged
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class EraserPair:
+    """A fast (sdpa) and an exact-product (eager) eraser for one adapter version, sharing EK-FAC factors."""
+
+    def __init__(
+        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, *, train: Sequence[Sample], reference: Sequence[Sample],
+        config: EraserConfig, cache_dir: Path,
+    ) -> None:
+        self.model = model
+        self.erasers: dict[str, Eraser] = {}
+        for attention in ("sdpa", "eager"):
+            model.set_attn_implementation(attention)
+            self.erasers[attention] = Eraser.for_peft_model(
+                model, tokenizer, train=train, reference=reference, config=config, cache_dir=cache_dir, progress=False
+            )
+        started = time.perf_counter()
+        self._use("sdpa").build_curvature()
+        self.curvature_build_seconds = time.perf_counter() - started
+
+    def _use(self, attention: str) -> Eraser:
+        self.model.set_attn_implementation(attention)
+        return self.erasers[attention]
+
+    def outcomes(self, request: ErasureRequest, method: str) -> list[MethodOutcome]:
+        """The calibrated and the plain (influence, scale 1) step of `method`; the model ends on eager attention.
+
+        The plain step reuses the calibrated call's direction (delta / scale) when that call succeeded with a
+        positive scale: the solve is identical, and its time (the calibrated call's) is an upper bound.
+        """
+        eraser = self._use("eager" if method in EXACT_PRODUCT_METHODS else "sdpa")
+        try:
+            started = time.perf_counter()
+            calibrated = eraser.erase(request, method=method, step="calibrated")
+            seconds = time.perf_counter() - started
+        except FailedPreconditionError as refusal:
+            refused = MethodOutcome(f"{method}/calibrated", time.perf_counter() - started, True, refused=str(refusal))
+            plain = self._timed(eraser, request, method)
+            self._use("eager")
+            return [refused, plain]
+        scale = calibrated.report.scale
+        out = [_outcome(f"{method}/calibrated", calibrated, seconds)]
+        if scale > 0:
+            plain_delta = {k: v / scale for k, v in calibrated.delta.items()}
+            out.append(MethodOutcome(f"{method}/plain", seconds, True, plain_delta, details={**_details(calibrated), "scale": 1.0}))
+        else:
+            out.append(self._timed(eraser, request, method))
+        self._use("eager")
+        return out
+
+    @staticmethod
+    def _timed(eraser: Eraser, request: ErasureRequest, method: str) -> MethodOutcome:
+        started = time.perf_counter()
+        result = eraser.erase(request, method=method, step="influence")
+        return _outcome(f"{method}/plain", result, time.perf_counter() - started)
+
+
+def _details(result: ErasureResult) -> dict[str, Any]:
+    report = result.report
+    return {"damping": report.damping, "iterations": report.iterations, "residual": report.residual, "scale": report.scale,
+            "peak_memory_bytes": report.peak_memory_bytes, "peak_memory_scope": report.peak_memory_scope}
+
+
+def _outcome(name: str, result: ErasureResult, seconds: float) -> MethodOutcome:
+    return MethodOutcome(name, seconds, True, result.delta, details=_details(result))

@@ -1,0 +1,51 @@
+"""Scoring one task's rows against retraining: gap closed, speedups, and the best method under the retain rule.
+
+The best method is the one that closes the largest share of the headline gap (the task's first gap metric)
+among methods whose retain recall is within `RETAIN_POINTS` percentage points of the retrained model's.
+Retraining rows (the oracle and its other seeds) and the unchanged original are never candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .metrics import gap_closed
+from .tasks import Task
+
+__all__ = ["RETAIN_POINTS", "score_task"]
+
+RETAIN_POINTS = 1.0
+
+
+def _is_method(name: str) -> bool:
+    return not name.startswith(("retrain", "original"))
+
+
+def score_task(rows: dict[str, dict[str, Any]], task: Task, *, curvature_seconds: float) -> dict[str, Any]:
+    """Adds gap_closed, speedups and retain-recall difference to every row; picks the best method."""
+    oracle, original = rows["retrain (oracle)"], rows["original (no-op)"]
+    retrain_seconds = oracle["seconds"]
+    for name, row in rows.items():
+        metrics = row["metrics"]
+        row["gap_closed"] = {key: gap_closed(erased=metrics[key], original=original["metrics"][key], retrained=oracle["metrics"][key])
+                             for key in task.gap_metrics}
+        row["retain_recall_minus_retrain_points"] = metrics["retain_recall"] - oracle["metrics"]["retain_recall"]
+        if _is_method(name):
+            seconds = max(row["seconds"], 1e-9)
+            row["speedup_amortized"] = retrain_seconds / seconds
+            row["speedup_with_curvature"] = retrain_seconds / (seconds + (curvature_seconds if row["uses_curvature"] else 0.0))
+    headline = task.gap_metrics[0]
+    eligible = [name for name, row in rows.items() if _is_method(name) and row["refused"] is None
+                and abs(row["retain_recall_minus_retrain_points"]) <= RETAIN_POINTS and not math.isnan(row["gap_closed"][headline])]
+    best = max(eligible, key=lambda name: rows[name]["gap_closed"][headline], default=None)
+    summary: dict[str, Any] = {
+        "request": dict(task.request.kinds()), "train_size_after": len(task.new_train), "headline_metric": headline,
+        "retrain_seconds": retrain_seconds, "curvature_build_seconds": curvature_seconds, "best_method": best,
+        "eligible_methods": eligible, "rows": rows,
+    }
+    if best is not None:
+        summary[f"best_gap_closed_{headline}"] = rows[best]["gap_closed"][headline]
+        for key in ("retain_recall_minus_retrain_points", "speedup_amortized", "speedup_with_curvature"):
+            summary[key] = rows[best][key]
+    return summary

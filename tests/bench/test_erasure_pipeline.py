@@ -1,0 +1,26 @@
+"""The unlearning benchmark's small version, end to end, so its pipeline cannot rot between real runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from loravault.bench.erasure import main
+
+
+def test_quick_benchmark_writes_json_table_and_plot_with_every_method(tmp_path: Path) -> None:
+    main(["--base", "tiny", "--quick", "--output-dir", str(tmp_path)])
+    results = json.loads((tmp_path / "erasure-tiny-quick.json").read_text())
+    task = next(iter(results["facts"]["tasks"].values()))
+    rows = task["rows"]
+    for method in ("retrain (oracle)", "original (no-op)", "ascent (rule)", "first-order/calibrated", "ekfac/plain", "cg/plain"):
+        assert method in rows, method
+    assert rows["retrain (oracle)"]["gap_closed"]["forget_loss"] == 1.0
+    assert rows["original (no-op)"]["gap_closed"]["forget_loss"] == 0.0
+    assert rows["cg/plain"]["refused"] is None and rows["cg/plain"]["details"]["iterations"] >= 1
+    assert all(math.isfinite(rows[name]["metrics"]["perplexity"]) for name in rows)
+    assert results["facts"]["curvature_build_seconds"] > 0
+    assert {"best_method", "wall_seconds"} <= set(results["headline"]) | set(results)
+    assert (tmp_path / "erasure-tiny-quick.md").read_text().count("| cg/plain |") == 1
+    assert (tmp_path / "erasure-tiny-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

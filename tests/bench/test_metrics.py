@@ -1,0 +1,48 @@
+"""The benchmark's metric definitions on hand-made inputs, where the right answer is known by construction."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from loravault.bench.unlearning.metrics import gap_closed, kl_from_reference, membership_auc
+
+
+@pytest.mark.parametrize(
+    ("erased", "original", "retrained", "expected"),
+    [
+        (3.0, 1.0, 3.0, 1.0),  # exactly retraining's value
+        (1.0, 1.0, 3.0, 0.0),  # no change at all
+        (2.0, 1.0, 3.0, 0.5),  # halfway
+        (4.0, 1.0, 3.0, 0.5),  # overshooting by half the gap costs as much as stopping half short
+        (5.0, 1.0, 3.0, 0.0),  # overshooting by the whole gap is as bad as doing nothing
+        (9.0, 1.0, 3.0, -2.0),  # far overshoot is reported raw, below zero
+        (2.0, 3.0, 1.0, 0.5),  # the gap may run downwards (e.g. recall falling)
+    ],
+    ids=["exact", "no-op", "half", "overshoot-half", "overshoot-full", "overshoot-raw", "downward"],
+)
+def test_gap_closed_is_two_sided(erased: float, original: float, retrained: float, expected: float) -> None:
+    assert gap_closed(erased=erased, original=original, retrained=retrained) == pytest.approx(expected)
+
+
+def test_gap_closed_is_nan_when_there_is_no_gap() -> None:
+    assert math.isnan(gap_closed(erased=2.0, original=1.0, retrained=1.0))
+
+
+@pytest.mark.parametrize(
+    ("members", "nonmembers", "expected"),
+    [([0.1, 0.2], [1.0, 2.0], 1.0), ([1.0, 2.0], [0.1, 0.2], 0.0), ([1.0], [1.0], 0.5), ([0.1, 3.0], [1.0, 2.0], 0.5)],
+    ids=["members-lower", "members-higher", "tie", "mixed"],
+)
+def test_membership_auc_counts_lower_member_losses(members: list[float], nonmembers: list[float], expected: float) -> None:
+    assert membership_auc(torch.tensor(members), torch.tensor(nonmembers)) == pytest.approx(expected)
+
+
+def test_kl_from_reference_is_zero_for_equal_distributions_and_matches_hand_computation() -> None:
+    p = torch.tensor([[0.5, 0.5], [0.9, 0.1]]).log()
+    q = torch.tensor([[0.5, 0.5], [0.5, 0.5]]).log()
+    assert kl_from_reference(p, p) == pytest.approx(0.0, abs=1e-12)
+    by_hand = (0.0 + 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)) / 2
+    assert kl_from_reference(p, q) == pytest.approx(by_hand, rel=1e-6)
