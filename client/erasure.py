@@ -195,5 +195,6 @@ def _residual(report: ErasureReport) -> float:
     """The solve's measured relative residual; a method that measures none is refused, not signed as 0."""
     if report.residual != report.residual:  # NaN
         raise InvalidArgumentError(
-            f"eraser method {report.method} reported no residual; sign erasures made with a measured solve (cg)")
+            f"eraser method {report.method} reported no residual: load the base with attn_implementation='eager' so "
+            "the solve is measured before it is signed")
     return float(report.residual)

@@ -2,8 +2,9 @@
 
 Cost model (DESIGN.md, "Eraser"): an exact curvature product over the whole training set costs about as much
 as retraining, so curvature is subsampled (a fixed, seeded curvature sample) and amortized (EK-FAC factors
-built once, cached on disk by adapter hash). A request then pays for its own per-sample gradients, a few
-curvature products on the sample (CG, preconditioned by EK-FAC) and the loss evaluations of its step.
+built once, cached on disk by adapter hash). A request then pays for its own per-sample gradients, the EK-FAC
+solve (the default) or a few curvature products on the sample (CG, preconditioned by EK-FAC), and the loss
+evaluations of its step.
 
 The default erasure takes its direction from the curvature of the retained samples only,
 (G_retained + lambda I)^-1 b, and its length from `calibrate_step` when the request forgets samples and a
@@ -201,7 +202,11 @@ class Eraser:
     def _retained_factors(self, request: ErasureRequest) -> EkfacFactors:
         factors = self.build_curvature()
         removed = [s for s in self.curvature_samples if s.id in request.touched_ids and s.id in factors.ids]
-        return factors.without(self._pseudo_gradients(removed)) if removed else factors
+        if not removed:
+            return factors
+        if self._pseudo is not None:  # built in this process: the removed rows are already collected
+            return factors.without(self._pseudo.rows([s.id for s in removed]))
+        return factors.without(self._pseudo_gradients(removed))
 
     def _retained_gradients(self, request: ErasureRequest) -> torch.Tensor:
         if self._pseudo is None:

@@ -49,9 +49,7 @@ def commit(
     AlreadyExistsError when a concurrent request took its request id."""
     manifest = verified.manifest
     crash.at("before-blob")
-    with vault.new_blob_writer(max_bytes=len(merged.data)) as writer:
-        writer.write(merged.data)
-        staged = writer.finish()
+    staged = vault.stage_hashed_blob(merged.data, sha256=merged.sha256)  # merge hashed these bytes already
     crash.at("after-blob")
     appended = []
 

@@ -21,7 +21,7 @@ from loravault.eraser import (
     apply_delta,
 )
 
-CONFIG = EraserConfig(curvature=CurvatureConfig(sample_size=8), cg=CgConfig(tolerance=1e-3, max_iterations=30))
+CONFIG = EraserConfig(method="cg", curvature=CurvatureConfig(sample_size=8), cg=CgConfig(tolerance=1e-3, max_iterations=30))
 
 
 def test_public_api_is_exactly_all() -> None:
@@ -42,6 +42,14 @@ def test_delta_has_the_adapters_names_in_float32(tiny) -> None:
     assert result.report.damping > 0 and result.report.wall_seconds > 0 and result.report.peak_memory_bytes > 0
     merged = add_delta(schema, tensors, result.delta)
     assert adapter_distance(schema, tensors, merged) > 0
+
+
+def test_default_erasure_is_amortized_ekfac_with_a_measured_residual(tiny) -> None:
+    eraser = Eraser(tiny.objective, train=tiny.train, config=EraserConfig(curvature=CurvatureConfig(sample_size=8)), progress=False)
+    result = eraser.erase(ErasureRequest.of(removals=[tiny.train[5]]))
+    report = result.report
+    assert (report.method, report.curvature, report.iterations) == ("ekfac", "gauss_newton+ekfac", 0)
+    assert 0 < report.residual < float("inf")  # one exact product on the retained sample measures the solve
 
 
 def test_ekfac_factors_are_cached_by_adapter_hash(tiny, tmp_path) -> None:
@@ -105,3 +113,21 @@ def test_apply_delta_moves_the_model_and_refuses_unknown_names(tiny) -> None:
     _, after = adapter_from_peft_model(tiny.model, base_fingerprint="0" * 64)
     apply_delta(tiny.model, delta, scale=-1.0)  # restore for the other tests
     assert all(torch.allclose(after[n], before[n] + 0.01) for n in before)
+
+
+def test_downdating_with_collected_rows_equals_recollecting_the_removed_samples(tiny) -> None:
+    from loravault.eraser.ekfac import EkfacFactors
+    from loravault.eraser.pseudo_gradients import collect_pseudo_gradients
+
+    samples = tiny.train[:8]
+    theta = tiny.objective.theta()
+    collected = collect_pseudo_gradients(tiny.objective, theta, samples, seed=0, progress=False)
+    factors = EkfacFactors.from_pseudo_gradients(collected)
+    removed = [samples[2], samples[5]]
+    from_rows = factors.without(collected.rows([s.id for s in removed]))
+    recollected = factors.without(collect_pseudo_gradients(tiny.objective, theta, removed, seed=0, with_covariances=False, progress=False))
+    assert from_rows.ids == recollected.ids and len(from_rows.ids) == 6
+    for name, block in from_rows.blocks.items():
+        torch.testing.assert_close(block.eigenvalues, recollected.blocks[name].eigenvalues, rtol=1e-4, atol=1e-10)
+    with pytest.raises(InvalidArgumentError, match="no collected pseudo-gradient"):
+        collected.rows(["not-a-sample"])

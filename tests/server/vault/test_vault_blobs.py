@@ -30,6 +30,25 @@ def test_finished_blob_is_content_addressed_and_reads_back(tmp_path):
     assert _files(tmp_path / "blobs") == [staged.path]
 
 
+def test_bytes_with_a_known_digest_stage_without_rehashing_and_read_back_verified(tmp_path):
+    store = BlobStore(tmp_path / "blobs")
+    digest = hashlib.sha256(b"merged adapter").hexdigest()
+    staged = store.stage_hashed(b"merged adapter", sha256=digest)
+    assert (staged.sha256, staged.size, staged.path) == (digest, 14, tmp_path / "blobs" / digest[:2] / digest)
+    assert store.read(digest) == b"merged adapter"
+    with pytest.raises(InvalidArgumentError, match="not 64 lowercase hex"):
+        store.stage_hashed(b"x", sha256="../escape")
+    assert _files(tmp_path / "blobs") == [staged.path]  # the refusal left no temporary file
+
+
+def test_a_wrong_known_digest_is_caught_when_the_blob_is_read(tmp_path):
+    store = BlobStore(tmp_path / "blobs")
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    store.stage_hashed(b"merged adapter", sha256=wrong)
+    with pytest.raises(DataLossError, match="corrupt"):
+        store.read(wrong)
+
+
 def test_cap_is_enforced_before_the_chunk_is_written(tmp_path):
     store = BlobStore(tmp_path / "blobs")
     writer = store.new_writer(max_bytes=10)
