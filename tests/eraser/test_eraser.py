@@ -131,3 +131,17 @@ def test_downdating_with_collected_rows_equals_recollecting_the_removed_samples(
         torch.testing.assert_close(block.eigenvalues, recollected.blocks[name].eigenvalues, rtol=1e-4, atol=1e-10)
     with pytest.raises(InvalidArgumentError, match="no collected pseudo-gradient"):
         collected.rows(["not-a-sample"])
+
+
+def test_losses_under_the_unchanged_adapter_are_computed_once_per_eraser(tiny, monkeypatch) -> None:
+    config = replace(CONFIG, method="ekfac", calibration=CalibrationConfig(max_retain_loss_increase=5.0))
+    eraser = Eraser(tiny.objective, train=tiny.train, reference=people(8, offset=100), config=config, progress=False)
+    request = ErasureRequest.of(removals=tiny.train[:2])
+    objective_type, calls = type(tiny.objective), []
+    original = objective_type.per_sample_loss
+    monkeypatch.setattr(objective_type, "per_sample_loss", lambda self, theta, batch: calls.append(1) or original(self, theta, batch))
+    first = eraser.erase(request)
+    first_calls, calls[:] = len(calls), []
+    second = eraser.erase(request)
+    assert second.report.calibration == first.report.calibration
+    assert first_calls - len(calls) == 3  # the reference, forget and guard losses at scale 0 came from the cache
