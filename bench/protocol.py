@@ -257,8 +257,8 @@ def table(results: dict[str, Any]) -> str:
         f"{results['config']['repeats']} erasures per size; target: at most 3x hash + durable write.\n\n"
         + markdown_table(["parameters", "MiB", "verify+merge+commit ms", "hash+fsync ms", "ratio", "probe check"],
                          rows)
-        + "\nThe erasure path hashes the adapter's bytes three times (the delta as it streams, the merged result "
-        "against the signed result hash, the blob as it is written) and syncs four times (blob file, blob folder, "
+        + "\nThe erasure path hashes the adapter's bytes twice (the delta as it streams; the merged result, against the "
+        "signed result hash, and that digest then names the blob) and syncs four times (blob file, blob folder, "
         "SQLite WAL commit, the purged blob's folder), against one hash and one file + folder sync in the "
         "baseline; the first erasure of each size also reads and verifies the head (later ones find it in the "
         "head cache).\n"
