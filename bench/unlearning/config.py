@@ -97,7 +97,8 @@ class BenchConfig:
     threads: int = 2  # torch threads (two shared cores)
 
     def __post_init__(self) -> None:
-        if self.eraser.max_length != self.training.max_length:
+        lengths = {self.training.max_length} | ({self.labels.training.max_length} if self.labels.train else set())
+        if lengths != {self.eraser.max_length}:
             raise InvalidArgumentError("eraser and training max_length must match: they must see the same tokens")
         if min(self.text_windows, self.text_length, self.eval_batch, self.threads) < 1:
             raise InvalidArgumentError("text_windows, text_length, eval_batch and threads must be positive")
@@ -114,19 +115,20 @@ def _eraser(max_length: int, *, sample: int, cg_iterations: int, lissa_depth: in
 def preset(base: str, *, quick: bool = False) -> BenchConfig:
     """The configuration used for `base` (tiny, smollm2-135m or a folder); quick: the test's small version."""
     if base == "tiny":
-        training = TrainingConfig(rank=8, alpha=16.0, epochs=40, batch_size=8, learning_rate=1e-2, max_length=64)
-        labels = LabelsConfig(training=TrainingConfig(rank=8, alpha=16.0, epochs=20, batch_size=8, learning_rate=1e-2, max_length=64))
+        # tiny's tokenizer is byte-level: a labelling prompt alone is about 70 tokens
+        training = TrainingConfig(rank=8, alpha=16.0, epochs=40, batch_size=8, learning_rate=1e-2, max_length=128)
+        labels = LabelsConfig(training=TrainingConfig(rank=8, alpha=16.0, epochs=20, batch_size=8, learning_rate=1e-2, max_length=128))
         if quick:
             return BenchConfig(
                 base, facts=FactsConfig(entities=6, attributes=2, reference_entities=2, nonmember_entities=2,
                                         paraphrase_retain=6, fractions=(0.1,), noise_seeds=(1,)),
                 labels=LabelsConfig(train=0, solvers=()), training=training,
-                eraser=_eraser(64, sample=8, cg_iterations=5, lissa_depth=10),
+                eraser=_eraser(128, sample=8, cg_iterations=5, lissa_depth=10),
                 methods=MethodsConfig(solvers=("ekfac", "cg"), ascent_steps=(1, 4)), text_windows=2,
             )
         return BenchConfig(
             base, facts=FactsConfig(entities=20, attributes=3, fractions=(0.01, 0.05, 0.1), edit_fraction=0.05),
-            labels=labels, training=training, eraser=_eraser(64, sample=32, cg_iterations=20, lissa_depth=100),
+            labels=labels, training=training, eraser=_eraser(128, sample=32, cg_iterations=20, lissa_depth=100),
         )
     return BenchConfig(
         base, facts=FactsConfig(entities=24, attributes=4, fractions=(0.01, 0.1)),

@@ -44,3 +44,20 @@ def test_label_task_corrects_exactly_the_corrupted_labels() -> None:
     (correction,) = family.tasks
     assert list(correction.new_train) == list(task.clean)
     assert correction.request.kinds() == {"response_correction": 4}
+
+
+def test_presets_build_and_every_trained_family_shares_the_erasers_token_budget() -> None:
+    from dataclasses import replace
+
+    import pytest
+
+    from loravault.bench.unlearning.config import preset
+    from loravault.core import InvalidArgumentError
+
+    for base in ("tiny", "smollm2-135m"):
+        config = preset(base)
+        assert config.training.max_length == config.labels.training.max_length == config.eraser.max_length
+    config = preset("tiny")
+    shorter = replace(config.labels, training=replace(config.labels.training, max_length=64))
+    with pytest.raises(InvalidArgumentError, match="max_length must match"):
+        replace(config, labels=shorter)
