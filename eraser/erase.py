@@ -260,10 +260,11 @@ class Eraser:
         version; on SmolLM2 each forward pass costs most of a second on two cores.
         """
         missing = list(dict.fromkeys(s for s in samples if s not in self._unchanged_losses))
-        if missing:
+        size = self.config.curvature.batch_size  # logits of a whole reference set at once may not fit
+        for chunk in (missing[i : i + size] for i in range(0, len(missing), size)):
             with torch.no_grad():
-                losses = self.objective.per_sample_loss(self.theta, self.objective.render(missing).to(self.objective.device))
-            self._unchanged_losses.update(zip(missing, losses.tolist()))
+                losses = self.objective.per_sample_loss(self.theta, self.objective.render(chunk).to(self.objective.device))
+            self._unchanged_losses.update(zip(chunk, losses.tolist()))
         return sum(self._unchanged_losses[s] for s in samples) / len(samples)
 
     def _guard_samples(self, request: ErasureRequest) -> list[Sample]:
