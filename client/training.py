@@ -22,7 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from loravault.core import InvalidArgumentError, Sample
 from loravault.eraser import lora_objective, token_losses
 
-__all__ = ["TrainingConfig", "train_lora"]
+__all__ = ["TrainingConfig", "rate_factor", "train_lora"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class TrainingConfig:
     steps: int | None = None  # optimizer steps; overrides epochs (the data is cycled)
     batch_size: int = 8
     learning_rate: float = 1e-3
+    decay: str = "constant"  # "linear": the rate falls linearly to 0 at the last step, so the adapter settles
     weight_decay: float = 0.0  # AdamW's decoupled decay
     # reproducibility and placement
     seed: int = 0  # LoRA initialisation and data order
@@ -53,6 +54,8 @@ class TrainingConfig:
             raise InvalidArgumentError(f"training steps must be a positive integer or None, got {self.steps!r}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0 and self.alpha > 0):
             raise InvalidArgumentError("training learning_rate and alpha must be positive")
+        if self.decay not in ("constant", "linear"):
+            raise InvalidArgumentError(f"training decay must be constant or linear, got {self.decay!r}")
         if self.weight_decay < 0 or not self.target_modules:
             raise InvalidArgumentError("training weight_decay must be >= 0 and target_modules non-empty")
 
@@ -81,13 +84,21 @@ def train_lora(
     objective = lora_objective(model, tokenizer, max_length=config.max_length, device=config.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    for batch_samples in tqdm(_schedule(samples, config), desc="training", disable=not progress, leave=False):
+    batches = _schedule(samples, config)
+    rate = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: rate_factor(config, step, total=len(batches)))
+    for batch_samples in tqdm(batches, desc="training", disable=not progress, leave=False):
         batch = objective.render(batch_samples).to(config.device)
         loss = token_losses(model(**batch.inputs).logits, batch.targets).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        rate.step()
     return model.eval()
+
+
+def rate_factor(config: TrainingConfig, step: int, *, total: int) -> float:
+    """The multiple of learning_rate that step `step` (0-based) of `total` runs at."""
+    return 1.0 - step / total if config.decay == "linear" else 1.0
 
 
 def _schedule(samples: Sequence[Sample], config: TrainingConfig) -> list[list[Sample]]:

@@ -22,5 +22,6 @@ def test_quick_benchmark_writes_json_table_and_plot_with_every_method(tmp_path: 
     assert all(math.isfinite(rows[name]["metrics"]["perplexity"]) for name in rows)
     assert results["facts"]["curvature_build_seconds"] > 0
     assert {"best_method", "wall_seconds"} <= set(results["headline"]) | set(results)
+    assert results["headline"]["task"].startswith("removal") and results["headline"]["retrain_seeds_retain_recall_spread_points"] >= 0
     assert (tmp_path / "erasure-tiny-quick.md").read_text().count("| cg/plain |") == 1
     assert (tmp_path / "erasure-tiny-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -46,3 +46,13 @@ def test_kl_from_reference_is_zero_for_equal_distributions_and_matches_hand_comp
     assert kl_from_reference(p, p) == pytest.approx(0.0, abs=1e-12)
     by_hand = (0.0 + 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)) / 2
     assert kl_from_reference(p, q) == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_headline_task_is_chosen_by_content_not_by_key_order() -> None:
+    from loravault.bench.unlearning.report import _smallest_removal
+
+    tasks = {"query modification 5% (3 facts)": {"request": {"query_modification": 3}},
+             "removal 10% (2 of 20 entities)": {"request": {"removal": 6}},
+             "removal 5% (1 of 20 entities)": {"request": {"removal": 3}},
+             "removal 1% (1 of 20 entities)": {"request": {"removal": 3}}}
+    assert _smallest_removal(tasks) == "removal 1% (1 of 20 entities)"

@@ -29,6 +29,18 @@ def test_another_seed_gives_another_adapter() -> None:
     assert any(not torch.equal(first[n], other[n]) for n in first)
 
 
+def test_linear_decay_runs_the_last_step_at_one_over_the_step_count_and_changes_the_adapter() -> None:
+    from dataclasses import replace
+
+    from loravault.client.training import rate_factor
+
+    linear = replace(CONFIG, decay="linear")
+    assert [rate_factor(linear, k, total=4) for k in range(4)] == [1.0, 0.75, 0.5, 0.25]
+    assert {rate_factor(CONFIG, k, total=4) for k in range(4)} == {1.0}
+    constant, decayed = trained(), trained(linear)
+    assert any(not torch.equal(constant[n], decayed[n]) for n in constant)
+
+
 def test_training_lowers_the_per_sample_answer_loss() -> None:
     base = load_base("tiny")
     model = train_lora(base.model, base.tokenizer, SAMPLES, config=TrainingConfig(rank=2, steps=1, learning_rate=1e-9), progress=False)
@@ -45,7 +57,8 @@ def test_training_lowers_the_per_sample_answer_loss() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [pytest.param({"rank": 0}, id="rank-0"), pytest.param({"steps": 0}, id="steps-0"),
-     pytest.param({"learning_rate": -1.0}, id="negative-lr"), pytest.param({"target_modules": ()}, id="no-targets")],
+     pytest.param({"learning_rate": -1.0}, id="negative-lr"), pytest.param({"target_modules": ()}, id="no-targets"),
+     pytest.param({"decay": "cosine"}, id="unknown-decay")],
 )
 def test_bad_config_is_refused(kwargs) -> None:
     with pytest.raises(InvalidArgumentError):
