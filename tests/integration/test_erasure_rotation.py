@@ -9,7 +9,7 @@ import pytest
 
 from loravault.core import AbortedError, AlreadyExistsError, InvalidArgumentError, UnauthenticatedError
 from loravault.proto.keys import public_key_dict
-from loravault.server.erasure import sign_key_rotation
+from loravault.proto import sign_key_rotation
 
 from .erasure_kit import ADAPTER, erasure_server, make_world, new_signer  # noqa: F401  (fixture)
 
