@@ -50,8 +50,11 @@ def calibrate_step(
     *,
     target: float,
     config: CalibrationConfig = CalibrationConfig(),
+    slope: float | None = None,
 ) -> CalibrationReport:
     """Smallest scale s (to `loss_tolerance`) with forget_loss(s) >= target, checked against the guard.
+
+    `slope`, the forget loss's derivative in s at 0 when known, only chooses where the search starts.
 
     Raises FailedPreconditionError, with the numbers, when no scale up to max_scale reaches the target or when
     reaching it raises the retained loss past its bound. A forget set already at the target gives scale 0.
@@ -66,7 +69,8 @@ def calibrate_step(
         calls[0] += 1
         return forget_loss(math.exp(log_scale)) - target
 
-    low, high = _bracket(gap, target=target, config=config)
+    start = _first_order_start(forget_before, target=target, slope=slope, config=config)
+    low, high = _bracket(gap, start=start, target=target, config=config)
     log_scale, final_gap = _narrow(gap, low, high, config=config)
     scale, reached = math.exp(log_scale), final_gap + target
     retain_after = retain_loss(scale)
@@ -84,11 +88,23 @@ _FACTOR = math.log(10.0)  # bracketing moves the scale by 10x per evaluation
 _SHRINKS = 30  # below 1e-30 every scale is a zero step
 
 
+def _first_order_start(forget_before: float, *, target: float, slope: float | None, config: CalibrationConfig) -> float:
+    """log of the scale where the forget loss's tangent at 0 reaches the target; 0 (scale 1) without a slope.
+
+    A direction's natural length spans orders of magnitude, so starting at the tangent's answer instead of at 1
+    saves most of the bracketing evaluations (a convex loss lies above its tangent: the start then overshoots,
+    and one step down by 10 usually brackets).
+    """
+    if slope is None or not math.isfinite(slope) or slope <= 0:
+        return 0.0
+    return min(max(math.log((target - forget_before) / slope), -_SHRINKS * _FACTOR), math.log(config.max_scale))
+
+
 def _bracket(
-    gap: Callable[[float], float], *, target: float, config: CalibrationConfig
+    gap: Callable[[float], float], *, start: float, target: float, config: CalibrationConfig
 ) -> tuple[tuple[float, float], tuple[float, float]]:
     """Points (log s, gap) with gap(low) < 0 <= gap(high) and high - low <= log 10 (low may be -inf: s = 0)."""
-    point, value = 0.0, gap(0.0)
+    point, value = start, gap(start)
     if value >= 0:
         for _ in range(_SHRINKS):
             lower, lower_value = point - _FACTOR, gap(point - _FACTOR)

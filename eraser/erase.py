@@ -36,7 +36,7 @@ from .curvature import CurvatureOperator, curvature_sample
 from .damping import auto_damping, hutchinson_mean_eigenvalue
 from .delta import ErasureReport, ErasureResult, peak_memory_bytes
 from .ekfac import EkfacFactors
-from .gradients import request_vector
+from .gradients import request_gradients
 from .objective import Objective, TokenBatch, lora_objective
 from .pseudo_gradients import PseudoGradients, collect_pseudo_gradients
 from .requests import ErasureRequest
@@ -127,15 +127,14 @@ class Eraser:
             torch.cuda.reset_peak_memory_stats(device)
         started = time.perf_counter()
         size_after = request.size_after(len(self.train))
-        b = request_vector(
-            self.objective, self.theta, request, size_after=size_after, chunk=self.config.gradient_chunk, progress=self.progress
-        )
+        gradients = request_gradients(self.objective, self.theta, request, chunk=self.config.gradient_chunk, progress=self.progress)
+        b = gradients.vector(size_after=size_after)
         inputs = self._solve_inputs(request, method)
         damping = self._damping(inputs)
         x, solved = solve(method, inputs, b, damping=damping, config=self.config, progress=self.progress)
         scale, calibration = 1.0, None
         if step == "calibrated":
-            calibration = self._calibrate(request, x)
+            calibration = self._calibrate(request, x, forget_gradient=gradients.old_sum / len(request.old_samples))
             scale = calibration.scale
         delta = {name: t.to("cpu", torch.float32) for name, t in self.objective.public(scale * x).items()}
         wall = time.perf_counter() - started
@@ -237,7 +236,8 @@ class Eraser:
             raise InvalidArgumentError("no curvature to choose damping from: set damping or use eager attention")
         return auto_damping(mean, factor=self.config.damping_factor)
 
-    def _calibrate(self, request: ErasureRequest, direction: torch.Tensor) -> CalibrationReport:
+    def _calibrate(self, request: ErasureRequest, direction: torch.Tensor, *, forget_gradient: torch.Tensor) -> CalibrationReport:
+        """The step length along `direction`; `forget_gradient` (of the forget samples' mean loss) picks the start."""
         forget_samples, guard_samples = request.old_samples, self._guard_samples(request)
         forget = self.objective.render(forget_samples).to(self.objective.device)
         guard = self.objective.render(guard_samples).to(self.objective.device)
@@ -251,6 +251,7 @@ class Eraser:
         return calibrate_step(
             lambda s: loss(forget, forget_samples, s), lambda s: loss(guard, guard_samples, s),
             target=self._unchanged_loss(self.reference), config=self.config.calibration,
+            slope=float(forget_gradient.double() @ direction.double()),
         )
 
     def _unchanged_loss(self, samples: Sequence[Sample]) -> float:

@@ -12,6 +12,7 @@ single-sample grads otherwise (sdpa attention builds its mask with data-dependen
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch.func import grad, vmap
@@ -22,7 +23,7 @@ from loravault.core import Sample
 from .objective import Objective, TokenBatch
 from .requests import ErasureRequest
 
-__all__ = ["per_sample_gradients", "request_vector"]
+__all__ = ["RequestGradients", "per_sample_gradients", "request_gradients", "request_vector"]
 
 
 def per_sample_gradients(
@@ -56,6 +57,31 @@ def _chunk_gradients(objective: Objective, theta: torch.Tensor, batch: TokenBatc
     return torch.stack(rows)  # (B, P)
 
 
+@dataclass(frozen=True)
+class RequestGradients:
+    """The summed per-sample gradients of a request's old and new sample versions, (P,) each."""
+
+    old_sum: torch.Tensor
+    new_sum: torch.Tensor
+
+    def vector(self, *, size_after: int) -> torch.Tensor:
+        """b = (1/n') * (sum of old-version gradients - sum of new-version gradients)."""
+        return (self.old_sum - self.new_sum) / size_after
+
+
+def request_gradients(
+    objective: Objective, theta: torch.Tensor, request: ErasureRequest, *, chunk: int = 8, progress: bool = True
+) -> RequestGradients:
+    """Old and new versions rendered with the same template by the same objective, differentiated at theta."""
+    sums = []
+    for samples in (request.old_samples, request.new_samples):
+        total = torch.zeros_like(theta)
+        if samples:
+            total += per_sample_gradients(objective, theta, samples, chunk=chunk, progress=progress).sum(0)
+        sums.append(total)
+    return RequestGradients(*sums)
+
+
 def request_vector(
     objective: Objective,
     theta: torch.Tensor,
@@ -65,13 +91,5 @@ def request_vector(
     chunk: int = 8,
     progress: bool = True,
 ) -> torch.Tensor:
-    """b = (1/n') * (sum of old-version gradients - sum of new-version gradients), (P,).
-
-    Old and new versions are rendered with the same template by the same objective.
-    """
-    b = torch.zeros_like(theta)
-    if request.old_samples:
-        b += per_sample_gradients(objective, theta, request.old_samples, chunk=chunk, progress=progress).sum(0)
-    if request.new_samples:
-        b -= per_sample_gradients(objective, theta, request.new_samples, chunk=chunk, progress=progress).sum(0)
-    return b / size_after
+    """b = (1/n') * (sum of old-version gradients - sum of new-version gradients), (P,)."""
+    return request_gradients(objective, theta, request, chunk=chunk, progress=progress).vector(size_after=size_after)

@@ -17,7 +17,8 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from loravault.core import Sample
-from loravault.eraser import CalibrationConfig, CalibrationReport, ErasureRequest, calibrate_step, lora_objective, request_vector
+from loravault.eraser import CalibrationConfig, CalibrationReport, ErasureRequest, calibrate_step, lora_objective
+from loravault.eraser.gradients import request_gradients
 from loravault.eraser import token_losses
 
 __all__ = ["first_order_update", "gradient_ascent"]
@@ -76,12 +77,16 @@ def first_order_update(
     """
     objective = lora_objective(model, tokenizer, max_length=max_length)
     theta = objective.theta()
-    b = request_vector(objective, theta, request, size_after=size_after, progress=False)  # (P,)
+    gradients = request_gradients(objective, theta, request, progress=False)
+    b = gradients.vector(size_after=size_after)  # (P,)
+    forgotten = len(request.old_samples)  # the slope only starts the search, as in the eraser
+    slope = float((gradients.old_sum / forgotten).double() @ b.double()) if forgotten else None
     forget, kept, ref = objective.render(request.old_samples), objective.render(list(guard)), objective.render(list(reference))
 
     def loss(batch: object, scale: float) -> float:
         with torch.no_grad():
             return float(objective.per_sample_loss(theta + scale * b, batch).mean())
 
-    report = calibrate_step(lambda s: loss(forget, s), lambda s: loss(kept, s), target=loss(ref, 0.0), config=calibration)
+    report = calibrate_step(lambda s: loss(forget, s), lambda s: loss(kept, s), target=loss(ref, 0.0), config=calibration,
+                            slope=slope)
     return {k: v.to(torch.float32) for k, v in objective.public(report.scale * b).items()}, report

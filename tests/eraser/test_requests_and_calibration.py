@@ -45,6 +45,18 @@ def test_calibration_reaches_the_target_at_the_smallest_scale() -> None:
     assert report.retain_loss_after <= report.retain_bound
 
 
+def test_a_known_slope_starts_the_search_near_the_answer_and_saves_evaluations() -> None:
+    def forget(s: float) -> float:
+        return 0.5 + 0.05 * s + 1e-3 * s * s  # convex: the tangent's answer (s = 30) overshoots the root (~21.6)
+
+    blind = calibrate_step(forget, lambda s: 0.1, target=2.0)
+    started = calibrate_step(forget, lambda s: 0.1, target=2.0, slope=0.05)
+    assert started.scale == pytest.approx(blind.scale, rel=1e-2) and started.forget_loss_after >= 2.0
+    assert started.evaluations < blind.evaluations
+    unusable = calibrate_step(forget, lambda s: 0.1, target=2.0, slope=-1.0)  # a slope that points the wrong way
+    assert unusable.evaluations == blind.evaluations and unusable.scale == blind.scale
+
+
 def test_calibration_refuses_when_the_guard_breaks() -> None:
     with pytest.raises(FailedPreconditionError, match="retained loss from 0.1000 to"):
         calibrate_step(lambda s: 0.5 + 0.05 * s, lambda s: 0.1 + 0.01 * s, target=2.0)
