@@ -41,5 +41,5 @@ def canonical_float32(tensors: Mapping[str, torch.Tensor]) -> bytes:
     return encode_tensors({name: t.to(torch.float32) for name, t in tensors.items()})
 
 
-def sha256_hex(data: bytes) -> str:
+def sha256_hex(data: bytes | bytearray | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()

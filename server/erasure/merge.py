@@ -1,10 +1,11 @@
 """Step 6, `merge`: head + delta in float32, on new tensors, checked against the signed result hash.
 
-The inputs are never modified (the sum is new tensors) and a non-finite sum is refused. Names and shapes were
-checked by check_tensors; the sum is the same float32 addition as core.lora.add_delta, without its per-element
+The inputs are never modified and a non-finite sum is refused. Names and shapes were checked by
+check_tensors; the sum is the same float32 addition as core.lora.add_delta, without its per-element
 finiteness mask (one reduction per tensor instead, see core.adapter_schema.all_finite). The result's
-canonical float32 safetensors bytes are what the manifest's result_hash covers and what the new
-version stores, so the new blob hash equals the signed result hash.
+canonical float32 safetensors bytes are what the manifest's result_hash covers and what the new version
+stores, so the new blob hash equals the signed result hash. The sum is written straight into those bytes
+(core.canonical_layout): serializing it afterwards would copy the whole adapter once more.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch
 
 from loravault.core.adapter_schema import AdapterSchema, all_finite
 from loravault.core.errors import InvalidArgumentError
-from loravault.core.tensors import canonical_float32, sha256_hex
+from loravault.core import CanonicalLayout
+from loravault.core.tensors import sha256_hex
 from loravault.proto.manifest import ErasureManifest
 
 __all__ = ["Merged", "merge"]
@@ -23,8 +25,8 @@ __all__ = ["Merged", "merge"]
 
 @dataclass(frozen=True)
 class Merged:
-    tensors: dict[str, torch.Tensor]  # float32
-    data: bytes  # canonical float32 safetensors bytes: the new version's blob
+    tensors: dict[str, torch.Tensor]  # float32 views into `data`
+    data: memoryview  # canonical float32 safetensors bytes: the new version's blob
     sha256: str  # = manifest.result_hash
 
 
@@ -32,13 +34,12 @@ def merge(
     manifest: ErasureManifest, *, schema: AdapterSchema, head: dict[str, torch.Tensor], delta: dict[str, torch.Tensor]
 ) -> Merged:
     """Raises InvalidArgumentError when the sum is not finite or does not hash to the signed result hash."""
-    tensors = {}
+    data, tensors = CanonicalLayout.of((spec.name, spec.shape) for spec in schema.tensors).allocate()
     for spec in schema.tensors:
-        total = head[spec.name].to(torch.float32) + delta[spec.name].to(torch.float32)
+        total = torch.add(head[spec.name].to(torch.float32), delta[spec.name].to(torch.float32),
+                          out=tensors[spec.name])
         if not all_finite(total):
             raise InvalidArgumentError(f"{manifest.label}: head + delta tensor {spec.name} is not finite")
-        tensors[spec.name] = total
-    data = canonical_float32(tensors)
     digest = sha256_hex(data)
     if digest != manifest.result_hash:
         raise InvalidArgumentError(

@@ -184,7 +184,7 @@ class BlobStore:
     def new_writer(self, *, max_bytes: int) -> BlobWriter:
         return BlobWriter(self, max_bytes=max_bytes)
 
-    def stage_hashed(self, data: bytes, *, sha256: str) -> StagedBlob:
+    def stage_hashed(self, data: bytes | memoryview, *, sha256: str) -> StagedBlob:
         """Make `data` a durable, pinned blob under `sha256`, which the caller computed from these very bytes.
 
         Why: the erasure merge has already hashed the merged adapter to compare it with the signed result hash;

@@ -316,7 +316,7 @@ class Vault:
         self._check_open()
         return self._store.new_writer(max_bytes=max_bytes)
 
-    def stage_hashed_blob(self, data: bytes, *, sha256: str) -> StagedBlob:
+    def stage_hashed_blob(self, data: bytes | memoryview, *, sha256: str) -> StagedBlob:
         """Stage bytes whose SHA-256 the caller has just computed from them (see BlobStore.stage_hashed)."""
         self._check_open()
         return self._store.stage_hashed(data, sha256=sha256)
