@@ -11,15 +11,18 @@ from __future__ import annotations
 import json
 import math
 
-import torch
+import numpy as np
 
-from .adapter_schema import AdapterSchema, all_finite
+from .adapter_schema import AdapterSchema
 from .errors import DeserializationError, InvalidArgumentError
 
 __all__ = ["StreamingTensorCheck", "SAFETENSORS_DTYPES"]
 
 SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
 _MAX_HEADER = 16 << 20
+# a float is NaN or infinite exactly when all its exponent bits are set: (unsigned view, exponent mask)
+_EXPONENT_BITS = {"float32": (np.dtype("<u4"), 0x7F800000), "float16": (np.dtype("<u2"), 0x7C00),
+                  "bfloat16": (np.dtype("<u2"), 0x7F80)}
 
 
 class StreamingTensorCheck:
@@ -32,8 +35,8 @@ class StreamingTensorCheck:
     def __init__(self, schema: AdapterSchema, *, what: str = "upload") -> None:
         self._schema = schema
         self._what = what
-        self._dtype = schema.torch_dtype
-        self._itemsize = self._dtype.itemsize
+        self._bits, self._exponent = _EXPONENT_BITS[schema.dtype]
+        self._itemsize = self._bits.itemsize
         self._head = bytearray()  # bytes until the header is complete
         self._data_start: int | None = None  # offset of the data section, once the header is parsed
         self._data_size = 0
@@ -111,10 +114,24 @@ class StreamingTensorCheck:
         return position
 
     def _check_data(self, chunk: bytes) -> None:
-        data = self._carry + chunk
-        usable = len(data) - len(data) % self._itemsize
-        self._carry = data[usable:]
-        if usable and not all_finite(torch.frombuffer(bytearray(data[:usable]), dtype=self._dtype)):
+        """Check every whole element in place (no copy of the chunk), carrying a split element to the next."""
+        view = memoryview(chunk)
+        if self._carry:
+            needed = self._itemsize - len(self._carry)
+            self._carry += bytes(view[:needed])
+            view = view[needed:]
+            if len(self._carry) < self._itemsize:
+                return
+            self._refuse_non_finite(self._carry)
+            self._carry = b""
+        usable = len(view) - len(view) % self._itemsize
+        self._carry = bytes(view[usable:])
+        if usable:
+            self._refuse_non_finite(view[:usable])
+
+    def _refuse_non_finite(self, data: bytes | memoryview) -> None:
+        bits = np.frombuffer(data, dtype=self._bits)
+        if np.any((bits & self._exponent) == self._exponent):
             raise InvalidArgumentError(f"{self._what} has NaN or infinite values")
 
 

@@ -85,3 +85,22 @@ def test_wrong_header_is_refused_before_the_data_arrives():
     header_end = 8 + int.from_bytes(data[:8], "little")
     with pytest.raises(InvalidArgumentError):
         check.feed(data[:header_end])
+
+
+@settings(max_examples=60, deadline=None)
+@given(dtype=st.sampled_from(["float32", "float16", "bfloat16"]), bad=st.sampled_from(["nan", "inf", "-inf"]),
+       position=st.integers(0, 2 * 4 * 16 - 1), chunk=st.integers(1, 97))
+def test_one_non_finite_value_is_found_wherever_the_chunks_split_it(dtype, bad, position, chunk):
+    values = tensors(16, getattr(torch, dtype))
+    flat = values[A] if position < 64 else values[B]
+    flat.view(-1)[position % 64] = float(bad)
+    with pytest.raises(InvalidArgumentError, match="NaN or infinite"):
+        feed_all(StreamingTensorCheck(schema(16, dtype)), encode_tensors(values), chunk)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_the_largest_finite_values_pass(dtype):
+    info = torch.finfo(getattr(torch, dtype))
+    values = {A: torch.full((4, 16), info.max).to(getattr(torch, dtype)),
+              B: torch.full((16, 4), -info.max).to(getattr(torch, dtype))}
+    feed_all(StreamingTensorCheck(schema(16, dtype)), encode_tensors(values), 7)
