@@ -14,6 +14,8 @@ from pathlib import Path
 
 from loravault.core import AlreadyExistsError
 
+from .writeback import WRITEBACK_BYTES, start_writeback
+
 __all__ = ["AtomicFile", "TEMP_PREFIX", "fsync_dir", "write_file_durably"]
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,8 @@ class AtomicFile:
     """A temporary file in `folder` that becomes a destination file atomically and durably.
 
     The temporary file is created with O_EXCL and `mode` from the first instant, so a secret written through
-    it is never readable by others, even briefly. Not thread-safe: one writer per instance.
+    it is never readable by others, even briefly. Writes start the disk's writeback every WRITEBACK_BYTES, so a
+    file written in pieces is mostly on disk when `publish` fsyncs it. Not thread-safe: one writer per instance.
     """
 
     def __init__(self, folder: Path, *, mode: int = 0o600) -> None:
@@ -43,6 +46,8 @@ class AtomicFile:
         self.temp_path = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self._fd: int | None = os.open(self.temp_path, flags, mode)
+        self._written = 0
+        self._writeback_from = 0  # bytes before this offset have had their writeback started
 
     def write(self, data: bytes | memoryview) -> None:
         """Append all of `data` (os.write may write less than asked, so loop)."""
@@ -52,6 +57,10 @@ class AtomicFile:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+            self._written += written
+        if self._written - self._writeback_from >= WRITEBACK_BYTES:
+            start_writeback(self._fd, offset=self._writeback_from, length=self._written - self._writeback_from)
+            self._writeback_from = self._written
 
     def publish(self, destination: Path, *, exclusive: bool = False) -> None:
         """Fsync, then move the temporary file to `destination` and fsync the folders.
