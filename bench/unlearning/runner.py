@@ -54,17 +54,18 @@ def run_benchmark(config: BenchConfig, *, cache_dir: Path, progress: bool = True
     return out
 
 
-def _train(config: BenchConfig, samples: list[Sample], training: TrainingConfig) -> tuple[nn.Module, PreTrainedTokenizerBase, float]:
+def _train(config: BenchConfig, samples: list[Sample], training: TrainingConfig, *, progress: bool
+           ) -> tuple[nn.Module, PreTrainedTokenizerBase, float]:
     base = load_base(config.base, attn_implementation="eager")
     started = time.perf_counter()
-    model = train_lora(base.model, base.tokenizer, samples, config=training, progress=False)
+    model = train_lora(base.model, base.tokenizer, samples, config=training, progress=progress)
     return model, base.tokenizer, time.perf_counter() - started
 
 
 def _run_family(
     config: BenchConfig, family: Family, training: TrainingConfig, solvers: tuple[str, ...], cache_dir: Path, progress: bool
 ) -> dict[str, Any]:
-    model, tokenizer, trained_seconds = _train(config, family.train, training)
+    model, tokenizer, trained_seconds = _train(config, family.train, training, progress=progress)
     original = lora_state(model)
     pair = EraserPair(model, tokenizer, train=family.train, reference=family.reference, config=config.eraser, cache_dir=cache_dir)
     tasks = {}
@@ -83,12 +84,12 @@ def _task_rows(
     def meas(m: nn.Module) -> Measurement:
         return measure(m, tokenizer, task.sets, max_length=training.max_length, batch_size=config.eval_batch)
 
-    retrained_model, _, retrain_seconds = _train(config, task.new_train, training)
+    retrained_model, _, retrain_seconds = _train(config, task.new_train, training, progress=progress)
     retrained = meas(retrained_model)
     del retrained_model
     rows: dict[str, dict[str, Any]] = {"retrain (oracle)": _row(summarize(retrained, task.sets, retrained=retrained), retrain_seconds)}
     for seed in task.noise_seeds:
-        other, _, seconds = _train(config, task.new_train, replace(training, seed=seed))
+        other, _, seconds = _train(config, task.new_train, replace(training, seed=seed), progress=progress)
         rows[f"retrain seed {seed}"] = _row(summarize(meas(other), task.sets, retrained=retrained), seconds)
     load_lora_state(model, original)
     before = summarize(meas(model), task.sets, retrained=retrained)
