@@ -6,7 +6,9 @@ request, n', because the Newton step on the new objective (1/n') * sum over the 
 second order (with n, every removal would also be mis-scaled by n/n').
 
 Per-sample gradients use torch.func (vmap over grad) when the objective's forward allows it, and a loop of
-single-sample grads otherwise (sdpa attention builds its mask with data-dependent control flow).
+single-sample grads otherwise (sdpa attention builds its mask with data-dependent control flow). b needs only
+their sum, which is the gradient of the summed loss: one batched backward per chunk (`summed_gradient`), about
+2.5x faster than per-sample gradients on SmolLM2 with sdpa, where those are a loop.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from loravault.core import Sample
 from .objective import Objective, TokenBatch
 from .requests import ErasureRequest
 
-__all__ = ["RequestGradients", "per_sample_gradients", "request_gradients", "request_vector"]
+__all__ = ["RequestGradients", "per_sample_gradients", "request_gradients", "request_vector", "summed_gradient"]
 
 
 def per_sample_gradients(
@@ -57,9 +59,25 @@ def _chunk_gradients(objective: Objective, theta: torch.Tensor, batch: TokenBatc
     return torch.stack(rows)  # (B, P)
 
 
+def summed_gradient(
+    objective: Objective, theta: torch.Tensor, samples: Sequence[Sample], *, chunk: int = 8, progress: bool = True
+) -> torch.Tensor:
+    """Gradient at theta of the sum of the samples' losses, (P,): one backward per chunk of samples.
+
+    Equal to summing `per_sample_gradients` (each sample's loss is its own mean over its answer tokens, and
+    padding is masked out of both the attention and the loss).
+    """
+    total = torch.zeros_like(theta)
+    starts = range(0, len(samples), chunk)
+    for start in tqdm(starts, desc="request gradients", disable=not progress or len(starts) < 2, leave=False):
+        batch = objective.render(samples[start : start + chunk]).to(objective.device)
+        total += grad(lambda params: objective.per_sample_loss(params, batch).sum())(theta)
+    return total
+
+
 @dataclass(frozen=True)
 class RequestGradients:
-    """The summed per-sample gradients of a request's old and new sample versions, (P,) each."""
+    """The summed gradients of a request's old and new sample versions, (P,) each."""
 
     old_sum: torch.Tensor
     new_sum: torch.Tensor
@@ -73,13 +91,9 @@ def request_gradients(
     objective: Objective, theta: torch.Tensor, request: ErasureRequest, *, chunk: int = 8, progress: bool = True
 ) -> RequestGradients:
     """Old and new versions rendered with the same template by the same objective, differentiated at theta."""
-    sums = []
-    for samples in (request.old_samples, request.new_samples):
-        total = torch.zeros_like(theta)
-        if samples:
-            total += per_sample_gradients(objective, theta, samples, chunk=chunk, progress=progress).sum(0)
-        sums.append(total)
-    return RequestGradients(*sums)
+    old, new = (summed_gradient(objective, theta, samples, chunk=chunk, progress=progress)
+                for samples in (request.old_samples, request.new_samples))
+    return RequestGradients(old, new)
 
 
 def request_vector(

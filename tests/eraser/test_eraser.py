@@ -146,3 +146,25 @@ def test_losses_under_the_unchanged_adapter_are_computed_once_per_eraser(tiny, m
     assert second.report.calibration == first.report.calibration
     # at scale 0 the reference (one pass of 8), forget (one pass) and guard (two passes) losses came from the cache
     assert first_calls - len(calls) == 1 + 1 + 2
+
+
+def test_summed_gradient_is_the_sum_of_per_sample_gradients(tiny) -> None:
+    samples = [tiny.train[1], tiny.train[7], tiny.train[12]]  # different lengths: padding is masked in both
+    summed = eraser_api.gradients.summed_gradient(tiny.objective, tiny.theta, samples, chunk=2, progress=False)
+    rows = eraser_api.per_sample_gradients(tiny.objective, tiny.theta, samples, progress=False)
+    torch.testing.assert_close(summed, rows.sum(0), rtol=1e-4, atol=1e-6)
+
+
+def test_prepare_does_the_one_off_work_so_a_request_finds_it_done(tiny) -> None:
+    train, reference = tiny.train[:20], tiny.train[20:]
+    eraser = Eraser(tiny.objective, train=train, reference=reference, progress=False,
+                    config=replace(CONFIG, method="ekfac", curvature=CurvatureConfig(sample_size=8)))
+    eraser.prepare()
+    prepared = dict(eraser._unchanged_losses)  # noqa: SLF001 (what prepare computed)
+    assert set(reference) <= set(prepared) and len(prepared) > len(reference)
+    request = ErasureRequest.of(removals=[train[3]])
+    guard = eraser._guard_samples(touched=request.touched_ids)  # noqa: SLF001
+    # the request's guard is the prepared one less the request's own samples, refilled from the same order
+    assert len(set(guard) - set(prepared)) <= len(request.touched_ids)
+    eraser.erase(request, step="calibrated")
+    assert set(eraser._unchanged_losses) - set(prepared) <= {train[3]} | set(guard)  # noqa: SLF001
