@@ -25,10 +25,11 @@ def rotate_keys(envelope: bytes, *, tenant: str, vault: Any, now: float, clock_s
     tenant, outside its window), AbortedError (the active key set is no longer the one it replaces),
     AlreadyExistsError (it lists a revoked key), FailedPreconditionError (threshold out of range).
     """
-    active = {k.keyid: k.public_key for k in vault.list_keys(tenant=tenant) if k.status == "active"}
+    policy = vault.signing_policy(tenant=tenant)
+    active = {k.keyid: k.public_key for k in policy.keys if k.status == "active"}
     with as_loravault_error():
-        statement = verify_envelope(envelope, keys=list(active.values()),
-                                    threshold=vault.get_threshold(tenant=tenant), label=f"key rotation of {tenant}")
+        statement = verify_envelope(envelope, keys=list(active.values()), threshold=policy.threshold,
+                                    label=f"key rotation of {tenant}")
     with as_loravault_error():
         rotation = KeyRotation.from_statement(statement)
     if rotation.tenant != tenant:

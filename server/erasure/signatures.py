@@ -54,8 +54,8 @@ def check_signatures(header: ErasureHeader, *, vault: Any) -> VerifiedManifest:
     InvalidArgumentError (malformed envelope, invalid manifest, another tenant or adapter, or a header
     delta_sha256 other than the signed delta hash).
     """
-    keys = [k.public_key for k in vault.list_keys(tenant=header.tenant) if k.status == "active"]
-    threshold = vault.get_threshold(tenant=header.tenant)
+    policy = vault.signing_policy(tenant=header.tenant)
+    keys, threshold = policy.active_public_keys, policy.threshold
     with as_loravault_error():
         manifest = verify_manifest(header.envelope, keys=keys, threshold=threshold, tenant=header.tenant,
                                    adapter=header.adapter)

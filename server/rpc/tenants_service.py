@@ -90,10 +90,8 @@ class TenantsService(pb_grpc.TenantsServicer):
         return self._keys_message(tenant)
 
     def _keys_message(self, tenant: str) -> pb.ListKeysResponse:
-        keys = self._state.vault.list_keys(tenant=tenant)
-        return pb.ListKeysResponse(
-            keys=[_key_to_pb(k) for k in keys], threshold=self._state.vault.get_threshold(tenant=tenant)
-        )
+        policy = self._state.vault.signing_policy(tenant=tenant)
+        return pb.ListKeysResponse(keys=[_key_to_pb(k) for k in policy.keys], threshold=policy.threshold)
 
     def _key_message(self, tenant: str, keyid: str) -> pb.SigningKey:
         for key in self._state.vault.list_keys(tenant=tenant):

@@ -73,6 +73,18 @@ class KeyRecord:
 
 
 @dataclass(frozen=True)
+class SigningPolicy:
+    """A tenant's signing keys and threshold, as of one moment."""
+
+    keys: list[KeyRecord]
+    threshold: int  # how many active keys must sign
+
+    @property
+    def active_public_keys(self) -> list[dict[str, Any]]:
+        return [k.public_key for k in self.keys if k.status == "active"]
+
+
+@dataclass(frozen=True)
 class AdapterRecord:
     tenant: str
     name: str

@@ -56,6 +56,7 @@ from .records import (
     IssuedToken,
     KeyRecord,
     Principal,
+    SigningPolicy,
     TenantRecord,
     TokenRecord,
     VersionRecord,
@@ -233,6 +234,14 @@ class Vault:
     def get_threshold(self, *, tenant: str) -> int:
         with self._read() as conn:
             return tenant_rows.get_signing_threshold(conn, self._tenant_id(conn, tenant))
+
+    def signing_policy(self, *, tenant: str) -> SigningPolicy:
+        """Keys and threshold from one read, so a rotation between two reads cannot pair old keys with a new
+        threshold (verifying a signature needs both as of the same moment)."""
+        with self._read() as conn:
+            tenant_id = self._tenant_id(conn, tenant)
+            return SigningPolicy(keys=key_rows.list_key_records(conn, tenant_id=tenant_id),
+                                 threshold=tenant_rows.get_signing_threshold(conn, tenant_id))
 
     def rotate_keys(
         self, *, tenant: str, public_keys: list[dict[str, Any]], threshold: int, expected_active: Set[str]

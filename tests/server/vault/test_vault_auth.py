@@ -150,3 +150,19 @@ def test_threshold_is_bounded_by_active_keys_and_protects_revocation(vault):
     with pytest.raises(FailedPreconditionError, match="0 active key"):
         vault.revoke_key(tenant="acme", keyid=second)
     assert [k.status for k in vault.list_keys(tenant="acme")] == ["revoked", "active"]
+
+
+def test_signing_policy_gives_keys_and_threshold_of_one_moment(vault):
+    vault.create_tenant("acme")
+    first = vault.add_key(tenant="acme", public_key=_public_key())
+    second_key = _public_key()
+    vault.add_key(tenant="acme", public_key=second_key)
+    vault.set_threshold(tenant="acme", threshold=2)
+    policy = vault.signing_policy(tenant="acme")
+    assert policy.threshold == 2 and [k.keyid for k in policy.keys] == [k.keyid for k in vault.list_keys(tenant="acme")]
+    vault.set_threshold(tenant="acme", threshold=1)
+    vault.revoke_key(tenant="acme", keyid=first)
+    policy = vault.signing_policy(tenant="acme")
+    assert policy.threshold == 1 and policy.active_public_keys == [second_key]
+    with pytest.raises(NotFoundError):
+        vault.signing_policy(tenant="nobody")

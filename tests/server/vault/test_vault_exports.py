@@ -6,7 +6,7 @@ import loravault.server.vault as vault_package
 
 EXPECTED = {
     "AdapterRecord", "BlobReader", "BlobWriter", "DeleteResult", "FsckReport", "IssuedToken", "KeyRecord",
-    "Principal", "Role", "StagedBlob", "TenantRecord", "TokenRecord", "Vault", "VersionKind", "VersionRecord",
+    "Principal", "Role", "SigningPolicy", "StagedBlob", "TenantRecord", "TokenRecord", "Vault", "VersionKind", "VersionRecord",
 }
 
 
