@@ -7,8 +7,8 @@ second order (with n, every removal would also be mis-scaled by n/n').
 
 Per-sample gradients use torch.func (vmap over grad) when the objective's forward allows it, and a loop of
 single-sample grads otherwise (sdpa attention builds its mask with data-dependent control flow). b needs only
-their sum, which is the gradient of the summed loss: one batched backward per chunk (`summed_gradient`), about
-2.5x faster than per-sample gradients on SmolLM2 with sdpa, where those are a loop.
+their sum, which is the gradient of the summed loss: one batched backward per chunk (`summed_gradient`)
+instead of one per sample (on SmolLM2 with sdpa, per-sample gradients were a loop taking 3.4 s of a 12 s request).
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
+from loravault.core import CanonicalLayout
 from loravault.core.adapter_schema import AdapterSchema, all_finite
 from loravault.core.errors import InvalidArgumentError
-from loravault.core import CanonicalLayout
 from loravault.core.tensors import sha256_hex
 from loravault.proto.manifest import ErasureManifest
 
