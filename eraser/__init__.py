@@ -23,7 +23,7 @@ from .datainf import datainf_inverse
 from .delta import ErasureReport, ErasureResult, adapter_distance, apply_delta
 from .ekfac import EkfacFactors
 from .erase import Eraser, erase
-from .gradients import per_sample_gradients, request_vector
+from .gradients import RequestGradients, per_sample_gradients, request_gradients, request_vector
 from .layout import ParamLayout
 from .objective import Objective, TokenBatch, lora_objective, token_losses
 from .requests import Change, ErasureRequest
@@ -73,5 +73,7 @@ __all__ = [
     "lora_objective",
     "token_losses",
     "per_sample_gradients",
+    "RequestGradients",
+    "request_gradients",
     "request_vector",
 ]

@@ -146,7 +146,7 @@ class Eraser:
         x, solved = solve(method, inputs, b, damping=damping, config=self.config, progress=self.progress)
         scale, calibration = 1.0, None
         if step == "calibrated":
-            calibration = self._calibrate(request, x, forget_gradient=gradients.old_sum / len(request.old_samples))
+            calibration = self._calibrate(request, x, slope=gradients.forget_slope(x))
             scale = calibration.scale
         delta = {name: t.to("cpu", torch.float32) for name, t in self.objective.public(scale * x).items()}
         wall = time.perf_counter() - started
@@ -248,8 +248,8 @@ class Eraser:
             raise InvalidArgumentError("no curvature to choose damping from: set damping or use eager attention")
         return auto_damping(mean, factor=self.config.damping_factor)
 
-    def _calibrate(self, request: ErasureRequest, direction: torch.Tensor, *, forget_gradient: torch.Tensor) -> CalibrationReport:
-        """The step length along `direction`; `forget_gradient` (of the forget samples' mean loss) picks the start."""
+    def _calibrate(self, request: ErasureRequest, direction: torch.Tensor, *, slope: float | None) -> CalibrationReport:
+        """The step length along `direction`; `slope` (of the forget samples' mean loss along it) picks the start."""
         forget_samples, guard_samples = request.old_samples, self._guard_samples(touched=request.touched_ids)
         forget = self.objective.render(forget_samples).to(self.objective.device)
         guard = self.objective.render(guard_samples).to(self.objective.device)
@@ -263,7 +263,7 @@ class Eraser:
         return calibrate_step(
             lambda s: loss(forget, forget_samples, s), lambda s: loss(guard, guard_samples, s),
             target=self._unchanged_loss(self.reference), config=self.config.calibration,
-            slope=float(forget_gradient.double() @ direction.double()),
+            slope=slope,
         )
 
     def _unchanged_loss(self, samples: Sequence[Sample]) -> float:

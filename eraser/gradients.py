@@ -81,10 +81,20 @@ class RequestGradients:
 
     old_sum: torch.Tensor
     new_sum: torch.Tensor
+    old_count: int  # old sample versions summed into old_sum
 
     def vector(self, *, size_after: int) -> torch.Tensor:
         """b = (1/n') * (sum of old-version gradients - sum of new-version gradients)."""
         return (self.old_sum - self.new_sum) / size_after
+
+    def forget_slope(self, direction: torch.Tensor) -> float | None:
+        """d/ds of the old versions' mean loss at theta + s * direction, s = 0; None when nothing is forgotten.
+
+        The calibrated step starts its search from it (see calibrate_step's `slope`).
+        """
+        if not self.old_count:
+            return None
+        return float((self.old_sum / self.old_count).double() @ direction.double())
 
 
 def request_gradients(
@@ -93,7 +103,7 @@ def request_gradients(
     """Old and new versions rendered with the same template by the same objective, differentiated at theta."""
     old, new = (summed_gradient(objective, theta, samples, chunk=chunk, progress=progress)
                 for samples in (request.old_samples, request.new_samples))
-    return RequestGradients(old, new)
+    return RequestGradients(old, new, old_count=len(request.old_samples))
 
 
 def request_vector(

@@ -17,9 +17,15 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from loravault.core import Sample
-from loravault.eraser import CalibrationConfig, CalibrationReport, ErasureRequest, calibrate_step, lora_objective
-from loravault.eraser.gradients import request_gradients
-from loravault.eraser import token_losses
+from loravault.eraser import (
+    CalibrationConfig,
+    CalibrationReport,
+    ErasureRequest,
+    calibrate_step,
+    lora_objective,
+    request_gradients,
+    token_losses,
+)
 
 __all__ = ["first_order_update", "gradient_ascent"]
 
@@ -79,8 +85,6 @@ def first_order_update(
     theta = objective.theta()
     gradients = request_gradients(objective, theta, request, progress=False)
     b = gradients.vector(size_after=size_after)  # (P,)
-    forgotten = len(request.old_samples)  # the slope only starts the search, as in the eraser
-    slope = float((gradients.old_sum / forgotten).double() @ b.double()) if forgotten else None
     forget, kept, ref = objective.render(request.old_samples), objective.render(list(guard)), objective.render(list(reference))
 
     def loss(batch: object, scale: float) -> float:
@@ -88,5 +92,5 @@ def first_order_update(
             return float(objective.per_sample_loss(theta + scale * b, batch).mean())
 
     report = calibrate_step(lambda s: loss(forget, s), lambda s: loss(kept, s), target=loss(ref, 0.0), config=calibration,
-                            slope=slope)
+                            slope=gradients.forget_slope(b))
     return {k: v.to(torch.float32) for k, v in objective.public(report.scale * b).items()}, report

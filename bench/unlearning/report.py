@@ -36,7 +36,7 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
     out = {key: first.get(key) for key in keys}
     out["best_gap_closed_forget_loss"] = first.get("best_gap_closed_forget_loss")
     out["task"] = name
-    recalls = [row["metrics"]["retain_recall"] for name, row in first["rows"].items() if name.startswith("retrain")]
+    recalls = [row["metrics"]["retain_recall"] for method, row in first["rows"].items() if method.startswith("retrain")]
     out["retrain_seeds_retain_recall_spread_points"] = max(recalls) - min(recalls)  # the oracle's own noise floor
     if out["best_method"] is None:
         out["best_method_note"] = (

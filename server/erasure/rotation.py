@@ -30,7 +30,6 @@ def rotate_keys(envelope: bytes, *, tenant: str, vault: Any, now: float, clock_s
     with as_loravault_error():
         statement = verify_envelope(envelope, keys=list(active.values()), threshold=policy.threshold,
                                     label=f"key rotation of {tenant}")
-    with as_loravault_error():
         rotation = KeyRotation.from_statement(statement)
     if rotation.tenant != tenant:
         raise InvalidArgumentError(f"key rotation is for tenant {rotation.tenant!r}, not {tenant!r}")

@@ -168,3 +168,16 @@ def test_prepare_does_the_one_off_work_so_a_request_finds_it_done(tiny) -> None:
     assert len(set(guard) - set(prepared)) <= len(request.touched_ids)
     eraser.erase(request, step="calibrated")
     assert set(eraser._unchanged_losses) - set(prepared) <= {train[3]} | set(guard)  # noqa: SLF001
+
+
+def test_forget_slope_is_the_mean_forget_gradient_along_the_direction(tiny) -> None:
+    forgotten = [tiny.train[2], tiny.train[9]]
+    gradients = eraser_api.request_gradients(tiny.objective, tiny.theta, ErasureRequest.of(removals=forgotten),
+                                             progress=False)
+    direction = torch.randn(tiny.theta.shape, generator=torch.Generator().manual_seed(0))
+    mean = eraser_api.per_sample_gradients(tiny.objective, tiny.theta, forgotten, progress=False).mean(0)
+    assert gradients.forget_slope(direction) == pytest.approx(float(mean.double() @ direction.double()), rel=1e-4)
+    additions = eraser_api.request_gradients(tiny.objective, tiny.theta,
+                                             ErasureRequest.of(additions=[Sample("new", "Who?", "nobody")]),
+                                             progress=False)
+    assert additions.forget_slope(direction) is None  # nothing forgotten: the search starts at scale 1
