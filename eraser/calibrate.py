@@ -7,12 +7,14 @@ sample of retained data guards the other side: its loss may rise by at most `max
 smallest step that reaches the target is the one that harms retained data least (both losses grow with the
 step), so when it breaks the guard no step satisfies both, and the calibration refuses.
 
-The search works on log(scale), because a direction's natural length spans many orders of magnitude (an EK-FAC
-direction on SmolLM2 needed 5e-5, plain b needed 300): from scale 1 it multiplies or divides by 10 until the
-target is bracketed, then narrows the bracket by regula falsi with the Illinois fix (Dowell & Jarratt 1971) on
-forget_loss(s) - target over log s, stopping once the loss lies within `loss_tolerance` above the target.
-Each evaluation is one forward pass over the forget set, the dominant cost of a request when the direction
-is amortized.
+The search brackets on log(scale), because a direction's natural length spans many orders of magnitude (an
+EK-FAC direction on SmolLM2 needed 1e-3, plain b needed 300): from a start (scale 1, or where the loss's
+tangent at 0 reaches the target) it multiplies or divides by 10 until the target is bracketed. Inside that
+bracket the loss is smooth in the scale itself, so Brent's method (zeroin: inverse quadratic interpolation and
+secant steps, bisection when they stall; Brent 1973) narrows it in s, aiming at the middle of the window
+[target, target + loss_tolerance] so that an interpolation landing near the aim is accepted at once. On
+SmolLM2 this takes 4 forward passes where regula falsi on log s took 7. Each evaluation is one forward pass
+over the forget set, the dominant cost of a request when the direction is amortized.
 
 Pure math: the losses come in as callables of the step scale.
 """
@@ -65,14 +67,14 @@ def calibrate_step(
         return CalibrationReport(0.0, target, forget_before, forget_before, retain_before, retain_before, bound, 2)
     calls = [2]
 
-    def gap(log_scale: float) -> float:
+    def gap(scale: float) -> float:
         calls[0] += 1
-        return forget_loss(math.exp(log_scale)) - target
+        return forget_loss(scale) - target
 
     start = _first_order_start(forget_before, target=target, slope=slope, config=config)
-    low, high = _bracket(gap, start=start, target=target, config=config)
-    log_scale, final_gap = _narrow(gap, low, high, config=config)
-    scale, reached = math.exp(log_scale), final_gap + target
+    low, high = _bracket(gap, start=start, below=forget_before - target, target=target, config=config)
+    scale, final_gap = _narrow(gap, low, high, config=config)
+    reached = final_gap + target
     retain_after = retain_loss(scale)
     calls[0] += 1
     if retain_after > bound:
@@ -101,17 +103,18 @@ def _first_order_start(forget_before: float, *, target: float, slope: float | No
 
 
 def _bracket(
-    gap: Callable[[float], float], *, start: float, target: float, config: CalibrationConfig
+    gap: Callable[[float], float], *, start: float, below: float, target: float, config: CalibrationConfig
 ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Points (log s, gap) with gap(low) < 0 <= gap(high) and high - low <= log 10 (low may be -inf: s = 0)."""
-    point, value = start, gap(start)
+    """Points (s, gap) with gap(low) < 0 <= gap(high) and high <= 10 low, moving from exp(start) by factors of
+    10; low is (0, `below`) when even the smallest scale tried reaches the target."""
+    point, value = start, gap(math.exp(start))
     if value >= 0:
         for _ in range(_SHRINKS):
-            lower, lower_value = point - _FACTOR, gap(point - _FACTOR)
+            lower, lower_value = point - _FACTOR, gap(math.exp(point - _FACTOR))
             if lower_value < 0:
-                return (lower, lower_value), (point, value)
+                return (math.exp(lower), lower_value), (math.exp(point), value)
             point, value = lower, lower_value
-        return (-math.inf, -1.0), (point, value)
+        return (0.0, below), (math.exp(point), value)
     ceiling = math.log(config.max_scale)
     while value < 0:
         if point >= ceiling - 1e-12:
@@ -119,43 +122,57 @@ def _bracket(
                 f"calibrated step: forget loss reached only {value + target:.4f} at scale {math.exp(point):.4g} "
                 f"(target {target:.4f}, max_scale {config.max_scale:.4g}); raise max_scale or use step='influence'"
             )
-        previous = (point, value)
+        previous = (math.exp(point), value)
         point = min(point + _FACTOR, ceiling)
-        value = gap(point)
-    return previous, (point, value)
+        value = gap(math.exp(point))
+    return previous, (math.exp(point), value)
 
 
 def _narrow(
     gap: Callable[[float], float], low: tuple[float, float], high: tuple[float, float], *, config: CalibrationConfig
 ) -> tuple[float, float]:
-    """Narrow the bracket until 0 <= gap(high) <= loss_tolerance; returns the final (log s, gap).
+    """Brent's zeroin on gap(s) - tolerance / 2 inside the bracket; returns (s, gap) with
+    0 <= gap <= loss_tolerance, or after `bisection_steps` evaluations the bracket's end above the target.
 
-    Illinois regula falsi (the value at an end that stays twice in a row is halved for the secant), with a
-    safeguard: a step that did not halve the bracket is followed by a bisection, so a saturating loss costs
-    at most about twice a bisection's evaluations.
+    b is the best estimate, c the point that keeps the root bracketed with b, a the previous b; an
+    interpolated step is taken only while it stays inside the bracket and shrinks faster than bisection would.
     """
-    (a, fa), (b, fb) = low, high
-    weight_a, weight_b = fa, fb  # the values the secant uses
-    kept, bisect = 0, math.isinf(a)  # kept: +1 the high end moved last, -1 the low end did
+    half = config.loss_tolerance / 2
+    if high[1] <= config.loss_tolerance:
+        return high
+    (a, fa), (b, fb) = (low[0], low[1] - half), (high[0], high[1] - half)
+    c, fc = b, fb
+    d = e = b - a
     for _ in range(config.bisection_steps):
-        if fb <= config.loss_tolerance:
+        if (fb > 0) == (fc > 0):
+            c, fc = a, fa
+            d = e = b - a
+        if abs(fc) < abs(fb):
+            a, b, c = b, c, b
+            fa, fb, fc = fb, fc, fb
+        middle = (c - b) / 2
+        if abs(middle) <= 1e-12 * abs(b):
             break
-        width = b - a
-        if math.isinf(a):
-            middle = b - _FACTOR
-        elif bisect:
-            middle = (a + b) / 2
+        if abs(e) > 0 and abs(fa) > abs(fb):
+            ratio = fb / fa
+            if a == c:  # secant
+                p, q = 2 * middle * ratio, 1 - ratio
+            else:  # inverse quadratic interpolation through a, b, c
+                qa, qb = fa / fc, fb / fc
+                p = ratio * (2 * middle * qa * (qa - qb) - (b - a) * (qb - 1))
+                q = (qa - 1) * (qb - 1) * (ratio - 1)
+            q, p = (-q if p > 0 else q), abs(p)
+            if 2 * p < min(3 * middle * q, abs(e * q)):
+                e, d = d, p / q
+            else:
+                d = e = middle
         else:
-            middle = b - weight_b * width / (weight_b - weight_a)
-            middle = min(max(middle, a + 0.01 * width), b - 0.01 * width)
-        value = gap(middle)
-        if value >= 0:
-            b, fb, weight_b = middle, value, value
-            weight_a = weight_a / 2 if kept == 1 else weight_a
-            kept = 1
-        else:
-            a, fa, weight_a = middle, value, value
-            weight_b = weight_b / 2 if kept == -1 else weight_b
-            kept = -1
-        bisect = not bisect and (b - a) > width / 2
-    return b, fb
+            d = e = middle
+        a, fa = b, fb
+        b = b + d
+        fb = gap(b) - half
+        if abs(fb) <= half:
+            return b, fb + half
+    if (fb > 0) == (fc > 0):
+        c, fc = a, fa
+    return (b, fb + half) if fb > 0 else (c, fc + half)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from loravault.core import FailedPreconditionError, InvalidArgumentError, Sample
@@ -40,8 +42,9 @@ def test_malformed_requests_are_refused(build) -> None:
 def test_calibration_reaches_the_target_at_the_smallest_scale() -> None:
     # forget loss rises linearly with the scale: reaches 2.0 at s = 30
     report = calibrate_step(lambda s: 0.5 + 0.05 * s, lambda s: 0.1 + 1e-4 * s, target=2.0)
-    assert report.scale == pytest.approx(30.0, rel=1e-3)  # 16 halvings of [16, 32]: precision 16 / 2^16
-    assert report.forget_loss_after >= 2.0
+    # the window [2.0, 2.02] is s in [30, 30.4]; a secant on a straight line lands on its middle
+    assert report.scale == pytest.approx(30.2, rel=1e-6)
+    assert 2.0 <= report.forget_loss_after <= 2.02
     assert report.retain_loss_after <= report.retain_bound
 
 
@@ -55,6 +58,29 @@ def test_a_known_slope_starts_the_search_near_the_answer_and_saves_evaluations()
     assert started.evaluations < blind.evaluations
     unusable = calibrate_step(forget, lambda s: 0.1, target=2.0, slope=-1.0)  # a slope that points the wrong way
     assert unusable.evaluations == blind.evaluations and unusable.scale == blind.scale
+
+
+@pytest.mark.parametrize(
+    ("forget", "slope", "most"),
+    [
+        # memorized samples: flat at 0, then steep (the shape measured on SmolLM2)
+        pytest.param(lambda s: 0.02 + 1e3 * s + 3e6 * s * s, 1e3, 9, id="convex"),
+        pytest.param(lambda s: 0.01 + 10 * s**3, 0.0, 10, id="flat-start-no-slope"),
+        pytest.param(lambda s: 0.1 + 4 * (1 - math.exp(-s / 50)), 4 / 50, 8, id="saturating"),
+    ],
+)
+def test_narrowing_lands_in_the_window_in_few_evaluations(forget, slope, most) -> None:
+    target, tolerance = 2.0, CalibrationConfig().loss_tolerance
+    report = calibrate_step(forget, lambda s: 0.1, target=target, slope=slope)
+    assert target <= report.forget_loss_after <= target + tolerance
+    assert forget(report.scale) == pytest.approx(report.forget_loss_after)
+    assert report.evaluations <= most  # forget and guard losses, at 0 and at the chosen scale included
+
+
+def test_narrowing_out_of_evaluations_returns_a_scale_above_the_target() -> None:
+    report = calibrate_step(lambda s: 0.5 + s**0.1, lambda s: 0.1, target=1.2,
+                            config=CalibrationConfig(bisection_steps=1, loss_tolerance=1e-9))
+    assert report.forget_loss_after >= 1.2 and 0.5 + report.scale**0.1 == pytest.approx(report.forget_loss_after)
 
 
 def test_calibration_refuses_when_the_guard_breaks() -> None:
