@@ -192,7 +192,7 @@ class BlobStore:
         A wrong digest would file bytes under another address, which fsck reports as corrupt.
         """
         check_sha256(sha256)
-        atomic = self._begin_temp()
+        atomic = self._begin_temp(self._folder_for(sha256))  # renamed within one folder: one folder fsync
         try:
             atomic.write(data)
             path = self._publish(atomic, sha256)
@@ -292,8 +292,8 @@ class BlobStore:
 
     # used by BlobWriter
 
-    def _begin_temp(self) -> AtomicFile:
-        atomic = AtomicFile(self.root, mode=0o600)
+    def _begin_temp(self, folder: Path | None = None) -> AtomicFile:
+        atomic = AtomicFile(folder or self.root, mode=0o600)
         with self._lock:
             self._active_temps.add(atomic.temp_path)
         return atomic
@@ -301,6 +301,16 @@ class BlobStore:
     def _end_temp(self, atomic: AtomicFile) -> None:
         with self._lock:
             self._active_temps.discard(atomic.temp_path)
+
+    def _folder_for(self, sha256: str) -> Path:
+        """The blob's folder, created on first use, its creation made durable (the store never removes one)."""
+        folder = self.path_for(sha256).parent
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            return folder
+        fsync_dir(self.root)
+        return folder
 
     def _publish(self, atomic: AtomicFile, sha256: str) -> Path:
         """Rename into place and pin, under the lock that deletion takes (see delete_unreferenced)."""
