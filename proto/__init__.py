@@ -48,9 +48,11 @@ from .manifest import (
     ForgetSet,
     ValidityWindow,
     check_time_window,
+    SignedManifest,
     new_request_id,
     sign_manifest,
     verify_manifest,
+    verify_signed_manifest,
     verify_time_window,
 )
 from .receipt import RECEIPT_PREDICATE_TYPE, Receipt, check_receipt, sign_receipt, verify_receipt
@@ -62,10 +64,11 @@ __all__ = [
     "Commitment", "CommitmentError", "ERASURE_PREDICATE_TYPE", "EnvelopeError", "ErasureManifest", "ErasureMethod",
     "ForgetSet", "InclusionProof", "KEY_ROTATION_PREDICATE_TYPE", "KeyRotation", "MalformedEnvelopeError",
     "MalformedKeyError", "ManifestError", "PAYLOAD_TYPE", "RECEIPT_PREDICATE_TYPE", "Receipt", "STATUS_BY_ERROR",
-    "SignatureCheck", "SignatureError", "Statement", "Subject", "TimeWindowError", "ValidityWindow",
+    "SignatureCheck", "SignatureError", "SignedManifest", "Statement", "Subject", "TimeWindowError", "ValidityWindow",
     "check_inclusion", "check_receipt", "check_signatures", "check_time_window", "code_for", "commit",
     "error_name_for", "generate_private_key_pem", "inclusion_proof", "key_id", "load_private_key", "new_request_id",
     "new_salt", "parse_envelope", "public_key_dict", "public_key_from_dict", "sample_leaf", "save_private_key",
     "sign_key_rotation", "sign_manifest", "sign_receipt", "sign_statement", "signer_from_pem", "verify_envelope",
-    "verify_inclusion", "verify_manifest", "verify_receipt", "verify_signatures", "verify_time_window",
+    "verify_inclusion", "verify_manifest", "verify_receipt", "verify_signatures", "verify_signed_manifest",
+    "verify_time_window",
 ]

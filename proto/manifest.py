@@ -48,7 +48,9 @@ __all__ = [
     "check_time_window",
     "verify_time_window",
     "sign_manifest",
+    "SignedManifest",
     "verify_manifest",
+    "verify_signed_manifest",
 ]
 
 ERASURE_PREDICATE_TYPE = "urn:loravault:erasure:v1"
@@ -353,10 +355,28 @@ def sign_manifest(manifest: ErasureManifest, *, signers: Sequence[Signer]) -> by
     return sign_statement(manifest.to_statement(), signers=signers)
 
 
+@dataclass(frozen=True)
+class SignedManifest:
+    """A verified manifest and the keys that carried it."""
+
+    manifest: ErasureManifest
+    key_ids: tuple[str, ...]  # registered keys, listed in the manifest's key_ids, whose signatures verified
+
+
 def verify_manifest(
     data: bytes, *, keys: Iterable[KeyLike], threshold: int, tenant: str, adapter: str
 ) -> ErasureManifest:
     """Verify a signed erasure manifest against the tenant's registered keys and return the manifest.
+
+    See `verify_signed_manifest`, which also says which keys counted.
+    """
+    return verify_signed_manifest(data, keys=keys, threshold=threshold, tenant=tenant, adapter=adapter).manifest
+
+
+def verify_signed_manifest(
+    data: bytes, *, keys: Iterable[KeyLike], threshold: int, tenant: str, adapter: str
+) -> SignedManifest:
+    """Verify a signed erasure manifest; the manifest and the registered keys whose signatures counted.
 
     The order matters: signatures are checked before the payload is parsed; then the manifest must name the
     `tenant` and `adapter` the request was made for; then only signatures by keys the manifest lists in
@@ -373,9 +393,9 @@ def verify_manifest(
     manifest = ErasureManifest.from_statement(Statement.from_bytes(envelope.payload))
     if (manifest.tenant, manifest.adapter) != (tenant, adapter):
         raise ManifestError(f"{label}: the manifest is for {manifest.tenant}/{manifest.adapter}")
-    counted = sorted(set(accepted) & set(manifest.key_ids))
+    counted = tuple(sorted(set(accepted) & set(manifest.key_ids)))
     if len(counted) < threshold:
         raise SignatureError(
             f"{manifest.label}: signed by {len(counted)} of {threshold} required keys listed in key_ids"
         )
-    return manifest
+    return SignedManifest(manifest, counted)

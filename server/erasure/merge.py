@@ -2,7 +2,7 @@
 
 The inputs are never modified and a non-finite sum is refused. Names and shapes were checked by
 check_tensors; the sum is the same float32 addition as core.lora.add_delta, without its per-element
-finiteness mask (one reduction per tensor instead, see core.adapter_schema.all_finite). The result's
+finiteness mask: one norm per tensor proves the sum finite and is kept as the next erasure's head norm. The result's
 canonical float32 safetensors bytes are what the manifest's result_hash covers and what the new version
 stores, so the new blob hash equals the signed result hash. The sum is written straight into those bytes
 (core.canonical_layout): serializing it afterwards would copy the whole adapter once more.
@@ -10,15 +10,19 @@ stores, so the new blob hash equals the signed result hash. The sum is written s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from loravault.core import CanonicalLayout
-from loravault.core.adapter_schema import AdapterSchema, all_finite
+from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import InvalidArgumentError
 from loravault.core.tensors import sha256_hex
 from loravault.proto.manifest import ErasureManifest
+
+from .heads import Head
+from .tensors import finite_norm
 
 __all__ = ["Merged", "merge"]
 
@@ -28,6 +32,10 @@ class Merged:
     tensors: dict[str, torch.Tensor]  # float32 views into `data`
     data: memoryview  # canonical float32 safetensors bytes: the new version's blob
     sha256: str  # = manifest.result_hash
+    norm: float  # Frobenius norm over all tensors
+
+    def as_head(self) -> Head:
+        return Head(self.tensors, self.norm)
 
 
 def merge(
@@ -35,14 +43,17 @@ def merge(
 ) -> Merged:
     """Raises InvalidArgumentError when the sum is not finite or does not hash to the signed result hash."""
     data, tensors = CanonicalLayout.of((spec.name, spec.shape) for spec in schema.tensors).allocate()
+    squares = 0.0
     for spec in schema.tensors:
         total = torch.add(head[spec.name].to(torch.float32), delta[spec.name].to(torch.float32),
                           out=tensors[spec.name])
-        if not all_finite(total):
+        norm = finite_norm(total)
+        if norm is None:
             raise InvalidArgumentError(f"{manifest.label}: head + delta tensor {spec.name} is not finite")
+        squares += norm**2
     digest = sha256_hex(data)
     if digest != manifest.result_hash:
         raise InvalidArgumentError(
             f"{manifest.label}: head + delta hashes to {digest[:12]}…, the manifest signs result "
             f"{manifest.result_hash[:12]}…; merge in float32 and hash canonical_float32 of the result")
-    return Merged(tensors=tensors, data=data, sha256=digest)
+    return Merged(tensors=tensors, data=data, sha256=digest, norm=math.sqrt(squares))

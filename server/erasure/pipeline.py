@@ -25,14 +25,14 @@ from ..audit import AuditLog, StoredErasure
 from .binding import check_binding
 from .commit import CrashPoints, commit
 from .config import ErasureConfig
-from .heads import HeadCache
+from .heads import Head, HeadCache
 from .limits import check_limits, receive_delta
 from .locks import AdapterLocks
 from .merge import merge
 from .probe import ProbeRunner, check_probe
 from .signatures import VerifiedManifest, check_signatures, check_window
 from .submission import ErasureHeader, ErasureResult
-from .tensors import check_tensors
+from .tensors import check_tensors, frobenius_norm
 
 __all__ = ["ErasurePipeline"]
 
@@ -80,27 +80,27 @@ class ErasurePipeline:
             if (replayed := self._replayed(verified)) is not None:  # a twin committed while we read
                 return replayed
             manifest = verified.manifest
-            adapter = vault.get_adapter(tenant=header.tenant, name=header.adapter)
-            head = vault.get_version(tenant=header.tenant, adapter=header.adapter) if adapter.head_version else None
+            adapter, head = vault.get_adapter_and_head(tenant=header.tenant, name=header.adapter)
             check_binding(manifest, adapter=adapter, head=head, base_fingerprint=self._base_fingerprint)
-            head_tensors = self._head_tensors(header, head)
-            delta = check_tensors(delta_bytes, manifest=manifest, schema=adapter.schema, head=head_tensors,
+            current = self._head(header, head)
+            delta = check_tensors(delta_bytes, manifest=manifest, schema=adapter.schema, head_norm=current.norm,
                                   checks=config.checks)
-            merged = merge(manifest, schema=adapter.schema, head=head_tensors, delta=delta)
-            check_probe(self._probe, label=manifest.label, schema=adapter.schema, head=head_tensors,
+            merged = merge(manifest, schema=adapter.schema, head=current.tensors, delta=delta)
+            check_probe(self._probe, label=manifest.label, schema=adapter.schema, head=current.tensors,
                         head_sha256=head.blob_sha256, merged=merged.tensors, config=config.probe)
             result = commit(verified, merged, vault=vault, audit=self._audit, now=self._clock(), crash=self._crash)
-            self._heads.put(merged.sha256, merged.tensors)
+            self._heads.put(merged.sha256, merged.as_head())
             return result
 
-    def _head_tensors(self, header: ErasureHeader, head: Any) -> dict[str, Any]:
-        """The head's tensors, from the cache or read through the vault's verifying reader."""
-        tensors = self._heads.get(head.blob_sha256)
-        if tensors is None:
+    def _head(self, header: ErasureHeader, head: Any) -> Head:
+        """The head's tensors and norm, from the cache or read through the vault's verifying reader."""
+        found = self._heads.get(head.blob_sha256)
+        if found is None:
             tensors = decode_tensors(
                 self._vault.read_version_blob(tenant=header.tenant, adapter=header.adapter, version=head.number))
-            self._heads.put(head.blob_sha256, tensors)
-        return tensors
+            found = Head(tensors, frobenius_norm(tensors))
+            self._heads.put(head.blob_sha256, found)
+        return found
 
     def receipt(self, *, tenant: str, adapter: str, request_id: str) -> ErasureResult:
         """The stored result of a committed request; NotFoundError when this adapter has none by that id."""

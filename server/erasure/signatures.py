@@ -16,10 +16,8 @@ from typing import Any
 
 from loravault.core import errors as core_errors
 from loravault.core.errors import InvalidArgumentError, LoravaultError
-from loravault.proto.envelope import check_signatures as check_envelope_signatures
-from loravault.proto.envelope import parse_envelope
 from loravault.proto.errors import EnvelopeError
-from loravault.proto.manifest import ErasureManifest, verify_manifest, verify_time_window
+from loravault.proto.manifest import ErasureManifest, verify_signed_manifest, verify_time_window
 from loravault.proto.status import code_for, error_name_for
 
 from .config import ErasureChecks
@@ -57,15 +55,14 @@ def check_signatures(header: ErasureHeader, *, vault: Any) -> VerifiedManifest:
     policy = vault.signing_policy(tenant=header.tenant)
     keys, threshold = policy.active_public_keys, policy.threshold
     with as_loravault_error():
-        manifest = verify_manifest(header.envelope, keys=keys, threshold=threshold, tenant=header.tenant,
-                                   adapter=header.adapter)
-        accepted = check_envelope_signatures(parse_envelope(header.envelope), keys=keys, threshold=threshold)
+        signed = verify_signed_manifest(header.envelope, keys=keys, threshold=threshold, tenant=header.tenant,
+                                        adapter=header.adapter)
+    manifest = signed.manifest
     if header.delta_sha256 != manifest.delta_hash:
         raise InvalidArgumentError(
             f"{manifest.label}: the header announces delta {header.delta_sha256[:12]}…, the manifest signs "
             f"{manifest.delta_hash[:12]}…")
-    counted = tuple(sorted(set(accepted.accepted_key_ids) & set(manifest.key_ids)))
-    return VerifiedManifest(manifest, hashlib.sha256(header.envelope).hexdigest(), counted)
+    return VerifiedManifest(manifest, hashlib.sha256(header.envelope).hexdigest(), signed.key_ids)
 
 
 def check_window(manifest: ErasureManifest, *, now: float, checks: ErasureChecks) -> None:

@@ -3,12 +3,14 @@
 The delta's bytes already hash to the signed delta hash (receive_delta held them to the header's digest and
 check_signatures held that to the manifest). Here they must parse as safetensors with the schema's names and
 shapes in float32, all finite, not all zero (an erasure that changes nothing is refused), and with
-||delta||_F <= max_norm_ratio * ||head||_F over all tensors together (a "norm bomb" is refused).
+||delta||_F <= max_norm_ratio * ||head||_F over all tensors together (a "norm bomb" is refused). Finiteness
+comes with the norm: one reduction per tensor answers both (`finite_norm`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 
@@ -19,7 +21,7 @@ from loravault.proto.manifest import ErasureManifest
 
 from .config import ErasureChecks
 
-__all__ = ["check_tensors"]
+__all__ = ["check_tensors", "finite_norm", "frobenius_norm"]
 
 
 def frobenius_norm(tensors: dict[str, torch.Tensor]) -> float:
@@ -28,8 +30,19 @@ def frobenius_norm(tensors: dict[str, torch.Tensor]) -> float:
     NOTE: core.lora.frobenius_norm converts to float64 first, which costs a copy of the adapter; for a bound
     check the float32 reduction's relative error (about 1e-6 here) does not matter.
     """
-    total = sum(float(torch.linalg.vector_norm(t.to(torch.float32))) ** 2 for t in tensors.values())
-    return total**0.5
+    return math.sqrt(sum(float(torch.linalg.vector_norm(t.to(torch.float32))) ** 2 for t in tensors.values()))
+
+
+def finite_norm(tensor: torch.Tensor) -> float | None:
+    """||tensor||_F in float32, or None when an element is NaN or infinite.
+
+    A NaN or infinity makes the norm non-finite, so a finite norm proves every element finite; only a
+    non-finite norm (or a finite one that overflowed) needs the elementwise test to tell the two apart.
+    """
+    norm = float(torch.linalg.vector_norm(tensor))
+    if math.isfinite(norm) or bool(torch.isfinite(tensor).all()):
+        return norm
+    return None
 
 
 def check_tensors(
@@ -37,17 +50,22 @@ def check_tensors(
     *,
     manifest: ErasureManifest,
     schema: AdapterSchema,
-    head: dict[str, torch.Tensor],
+    head_norm: float,
     checks: ErasureChecks,
 ) -> dict[str, torch.Tensor]:
     """The parsed delta; raises DeserializationError (not safetensors) or InvalidArgumentError (the rest)."""
     what = f"{manifest.label} delta"
     delta = decode_tensors(delta_bytes)
-    dataclasses.replace(schema, dtype="float32").check_tensors(delta, what=what)
-    delta_norm = frobenius_norm(delta)
+    dataclasses.replace(schema, dtype="float32").check_tensors(delta, what=what, finite=False)
+    squares = 0.0
+    for name, tensor in delta.items():
+        norm = finite_norm(tensor)
+        if norm is None:
+            raise InvalidArgumentError(f"{what} tensor {name} has NaN or infinite values")
+        squares += norm**2
+    delta_norm = math.sqrt(squares)
     if delta_norm == 0.0:
         raise InvalidArgumentError(f"{what} is all zeros: it would forget nothing")
-    head_norm = frobenius_norm(head)
     if delta_norm > checks.max_norm_ratio * head_norm:
         raise InvalidArgumentError(
             f"{what} has norm {delta_norm:.4g}, {delta_norm / max(head_norm, 1e-300):.3g} times the adapter's "

@@ -320,6 +320,16 @@ class Vault:
                 raise NotFoundError(f"adapter {label} has no versions yet; upload one")
             return version_rows.version_record(conn, adapter=row, label=label, number=number)
 
+    def get_adapter_and_head(self, *, tenant: str, name: str) -> tuple[AdapterRecord, VersionRecord | None]:
+        """The adapter and its head version (None before the first) as of one read."""
+        with self._read() as conn:
+            row = self._adapter(conn, tenant=tenant, name=name)
+            head = None
+            if row["head_version"]:
+                label = label_of(tenant=tenant, adapter=name)
+                head = version_rows.version_record(conn, adapter=row, label=label, number=row["head_version"])
+            return adapter_rows.to_record(row, tenant=tenant), head
+
     def new_blob_writer(self, *, max_bytes: int) -> BlobWriter:
         """A streaming writer for one blob of at most `max_bytes`; pass its StagedBlob to a commit."""
         self._check_open()

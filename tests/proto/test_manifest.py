@@ -20,11 +20,13 @@ from loravault.proto.manifest import (
     ErasureManifest,
     ErasureMethod,
     ForgetSet,
+    SignedManifest,
     ValidityWindow,
     check_time_window,
     new_request_id,
     sign_manifest,
     verify_manifest,
+    verify_signed_manifest,
     verify_time_window,
 )
 from loravault.proto.receipt import (
@@ -230,6 +232,8 @@ def test_verify_manifest_counts_only_keys_listed_in_key_ids(signers, golden_mani
     with pytest.raises(SignatureError, match=r"^adapter acme/support v8: signed by 1 of 2 required keys listed"):
         verify_manifest(statement_bytes, keys=keys, threshold=2, tenant="acme", adapter="support")
     assert verify_manifest(statement_bytes, keys=keys, threshold=1, tenant="acme", adapter="support") == manifest
+    signed = verify_signed_manifest(statement_bytes, keys=keys, threshold=1, tenant="acme", adapter="support")
+    assert signed == SignedManifest(manifest, (signers["tenant_a1"].public_key.keyid,))
 
 
 def test_verify_manifest_below_threshold(signers, golden_manifest):

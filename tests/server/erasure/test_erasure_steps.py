@@ -31,7 +31,7 @@ from loravault.server.erasure import (
 from loravault.server.erasure.limits import check_limits, receive_delta
 from loravault.server.erasure.merge import merge
 from loravault.server.erasure.probe import check_probe
-from loravault.server.erasure.tensors import check_tensors
+from loravault.server.erasure.tensors import check_tensors, finite_norm, frobenius_norm
 
 FP = hashlib.sha256(b"base").hexdigest()
 SCHEMA = AdapterSchema(rank=2, alpha=4.0, target_modules=("q_proj",),
@@ -39,6 +39,7 @@ SCHEMA = AdapterSchema(rank=2, alpha=4.0, target_modules=("q_proj",),
                                 TensorSpec("m.q_proj.lora_B.weight", (8, 2))),
                        dtype="float32", base_fingerprint=FP)
 HEAD = {"m.q_proj.lora_A.weight": torch.ones(2, 8), "m.q_proj.lora_B.weight": torch.ones(8, 2)}
+HEAD_NORM = frobenius_norm(HEAD)
 
 
 class _Manifest:
@@ -83,15 +84,15 @@ def test_stream_of_the_declared_bytes_is_returned_whole():
 def test_tensor_checks_refuse_zero_huge_and_nonfinite_deltas(scale, match):
     delta = {k: v * scale for k, v in HEAD.items()}
     with pytest.raises(InvalidArgumentError, match=match):
-        check_tensors(encode_tensors(delta), manifest=_Manifest(), schema=SCHEMA, head=HEAD, checks=ErasureChecks())
+        check_tensors(encode_tensors(delta), manifest=_Manifest(), schema=SCHEMA, head_norm=HEAD_NORM, checks=ErasureChecks())
 
 
 def test_tensor_check_accepts_a_delta_at_the_norm_bound_and_refuses_garbage_bytes():
     delta = {k: -v for k, v in HEAD.items()}
-    assert check_tensors(encode_tensors(delta), manifest=_Manifest(), schema=SCHEMA, head=HEAD,
+    assert check_tensors(encode_tensors(delta), manifest=_Manifest(), schema=SCHEMA, head_norm=HEAD_NORM,
                          checks=ErasureChecks()).keys() == HEAD.keys()
     with pytest.raises(DeserializationError):
-        check_tensors(b"\x00" * 16, manifest=_Manifest(), schema=SCHEMA, head=HEAD, checks=ErasureChecks())
+        check_tensors(b"\x00" * 16, manifest=_Manifest(), schema=SCHEMA, head_norm=HEAD_NORM, checks=ErasureChecks())
 
 
 def test_merge_is_float32_on_new_tensors_and_checked_against_the_signed_hash():
@@ -99,6 +100,7 @@ def test_merge_is_float32_on_new_tensors_and_checked_against_the_signed_hash():
     expected = hashlib.sha256(canonical_float32({k: v + 0.5 for k, v in HEAD.items()})).hexdigest()
     merged = merge(_Manifest(expected), schema=SCHEMA, head=HEAD, delta=delta)
     assert merged.sha256 == expected and torch.equal(HEAD["m.q_proj.lora_A.weight"], torch.ones(2, 8))
+    assert merged.norm == pytest.approx(frobenius_norm(merged.tensors), rel=1e-6)
     with pytest.raises(InvalidArgumentError, match="signs result"):
         merge(_Manifest("1" * 64), schema=SCHEMA, head=HEAD, delta=delta)
 
@@ -149,22 +151,31 @@ def test_configuration_refuses_invalid_values(bad):
 
 
 def test_head_cache_evicts_least_recently_used_within_its_byte_budget():
-    from loravault.server.erasure.heads import HeadCache
+    from loravault.server.erasure.heads import Head, HeadCache
 
     cache = HeadCache(max_bytes=2 * 64)  # two entries of 16 float32 each
-    one = {"t": torch.zeros(16)}
+    one = Head({"t": torch.zeros(16)}, 0.0)
     cache.put("a", one)
-    cache.put("b", {"t": torch.ones(16)})
+    cache.put("b", Head({"t": torch.ones(16)}, 4.0))
     assert cache.get("a") is one  # a is now the most recent
-    cache.put("c", {"t": torch.ones(16)})
+    cache.put("c", Head({"t": torch.ones(16)}, 4.0))
     assert cache.get("b") is None and cache.get("a") is one and cache.get("c") is not None
-    cache.put("huge", {"t": torch.zeros(1000)})
+    cache.put("huge", Head({"t": torch.zeros(1000)}, 0.0))
     assert cache.get("huge") is None
+
+
+@pytest.mark.parametrize(("value", "finite"), [(float("nan"), False), (float("inf"), False), (3e38, True)],
+                         ids=["nan", "inf", "finite-but-overflowing"])
+def test_finite_norm_tells_nonfinite_values_from_an_overflowing_norm(value, finite):
+    tensor = torch.ones(64)
+    tensor[17] = value
+    tensor[3] = 3e38 if finite else 1.0  # two 3e38s overflow the float32 norm
+    assert (finite_norm(tensor) is not None) == finite
+    assert finite_norm(torch.full((3, 4), 2.0)) == pytest.approx(frobenius_norm({"t": torch.full((3, 4), 2.0)}))
 
 
 def test_float32_norm_agrees_with_the_float64_reference():
     from loravault.core.lora import frobenius_norm as reference
-    from loravault.server.erasure.tensors import frobenius_norm
 
     tensors = {"a": torch.randn(300, 70), "b": torch.randn(70, 300) * 1e3}
     assert frobenius_norm(tensors) == pytest.approx(reference(tensors), rel=1e-5)  # float32 sums of 2e4 terms
