@@ -60,7 +60,7 @@ class ProtocolBenchConfig:
     # single-erasure cost
     sizes: tuple[int, ...] = (1_000_000, 10_000_000)  # adapter parameters (float32)
     rank: int = 8  # the synthetic adapters are one module: A (rank, w), B (w, rank)
-    repeats: int = 5  # erasures timed per size; the median is reported
+    repeats: int = 15  # erasures timed per size; the median is reported
     # throughput
     tenants: int = 8
     erasures_per_tenant: int = 6

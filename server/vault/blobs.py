@@ -173,6 +173,7 @@ class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._make_folders()
         self._lock = threading.Lock()
         self._pins: Counter[str] = Counter()
         self._active_temps: set[Path] = set()
@@ -192,7 +193,7 @@ class BlobStore:
         A wrong digest would file bytes under another address, which fsck reports as corrupt.
         """
         check_sha256(sha256)
-        atomic = self._begin_temp(self._folder_for(sha256))  # renamed within one folder: one folder fsync
+        atomic = self._begin_temp(self.path_for(sha256).parent)  # renamed within one folder: one folder fsync
         try:
             atomic.write(data)
             path = self._publish(atomic, sha256)
@@ -302,15 +303,20 @@ class BlobStore:
         with self._lock:
             self._active_temps.discard(atomic.temp_path)
 
-    def _folder_for(self, sha256: str) -> Path:
-        """The blob's folder, created on first use, its creation made durable (the store never removes one)."""
-        folder = self.path_for(sha256).parent
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            return folder
-        fsync_dir(self.root)
-        return folder
+    def _make_folders(self) -> None:
+        """Create the 256 blob folders (ab/ for digests starting with ab) up front, durably.
+
+        Why: a folder created by the write that first needs it makes that write sync the store root as well;
+        made once here, every later write of a known digest costs one file and one folder fsync.
+        """
+        created = False
+        for prefix in range(256):
+            folder = self.root / f"{prefix:02x}"
+            if not folder.is_dir():
+                folder.mkdir(mode=0o700, exist_ok=True)
+                created = True
+        if created:
+            fsync_dir(self.root)
 
     def _publish(self, atomic: AtomicFile, sha256: str) -> Path:
         """Rename into place and pin, under the lock that deletion takes (see delete_unreferenced)."""

@@ -42,22 +42,20 @@ def test_bytes_with_a_known_digest_stage_without_rehashing_and_read_back_verifie
 
 
 def test_a_known_digest_is_written_in_its_own_folder_with_one_folder_sync(tmp_path, monkeypatch):
-    """The erasure's hot path: file + folder fsync, as any durable write; the store root is synced only when
-    the blob's folder is new (its creation must survive a crash too)."""
+    """The erasure's hot path: file + folder fsync, as any durable write. The 256 folders exist from the
+    store's creation (made durable then), so no write syncs the store root for a folder it created."""
     store = BlobStore(tmp_path / "blobs")
+    assert sorted(p.name for p in (tmp_path / "blobs").iterdir()) == [f"{i:02x}" for i in range(256)]
     synced: list[str] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
-    first, second = (hashlib.sha256(b"merged %d" % i).hexdigest() for i in range(2))
-    second = first[:2] + second[2:]  # a digest in the same folder (stage_hashed trusts the caller's digest)
-    store.stage_hashed(b"merged 0", sha256=first)
-    root, folder = str(tmp_path / "blobs"), str(tmp_path / "blobs" / first[:2])
-    temp = folder + "/" + TEMP_PREFIX
-    assert len(synced) == 3 and synced[0] == root and synced[1].startswith(temp) and synced[2] == folder
+    digest = hashlib.sha256(b"merged").hexdigest()
+    store.stage_hashed(b"merged", sha256=digest)
+    folder = str(tmp_path / "blobs" / digest[:2])
+    assert len(synced) == 2 and synced[0].startswith(folder + "/" + TEMP_PREFIX) and synced[1] == folder
     synced.clear()
-    store.stage_hashed(b"merged 1", sha256=second)
-    assert len(synced) == 2 and synced[0].startswith(temp) and synced[1] == folder
-    assert _files(tmp_path / "blobs") == sorted([store.path_for(first), store.path_for(second)])
+    BlobStore(tmp_path / "blobs")  # reopening finds every folder: nothing to sync
+    assert synced == [] and _files(tmp_path / "blobs") == [store.path_for(digest)]
 
 
 def test_a_wrong_known_digest_is_caught_when_the_blob_is_read(tmp_path):
