@@ -270,9 +270,10 @@ def table(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--erasures-per-tenant", type=int, default=6)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    defaults = ProtocolBenchConfig()
+    parser.add_argument("--repeats", type=int, default=defaults.repeats)
+    parser.add_argument("--erasures-per-tenant", type=int, default=defaults.erasures_per_tenant)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(defaults.sizes))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     config = ProtocolBenchConfig(sizes=tuple(args.sizes), repeats=args.repeats,
