@@ -149,7 +149,9 @@ class AdapterSchema:
                 f"adapter is bound to base {self.base_fingerprint[:12]}…, this server holds {base_fingerprint[:12]}…"
             )
 
-    def check_tensors(self, tensors: Mapping[str, torch.Tensor], *, what: str = "adapter", finite: bool = True) -> None:
+    def check_tensors(
+        self, tensors: Mapping[str, torch.Tensor], *, what: str = "adapter", finite: bool = True
+    ) -> None:
         """Raise InvalidArgumentError unless names, shapes and dtype match exactly and (with `finite`, for
         callers that do not measure the tensors anyway) every value is finite."""
         expected = {spec.name: spec.shape for spec in self.tensors}

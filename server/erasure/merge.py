@@ -2,9 +2,9 @@
 
 The inputs are never modified and a non-finite sum is refused. Names and shapes were checked by
 check_tensors; the sum is the same float32 addition as core.lora.add_delta, without its per-element
-finiteness mask: one norm per tensor proves the sum finite and is kept as the next erasure's head norm. The result's
-canonical float32 safetensors bytes are what the manifest's result_hash covers and what the new version
-stores, so the new blob hash equals the signed result hash. The sum is written straight into those bytes
+finiteness mask: one norm per tensor proves the sum finite, and is kept as the next erasure's head norm.
+The result's canonical float32 safetensors bytes are what the manifest's result_hash covers and what the new
+version stores, so the new blob hash equals the signed result hash. The sum is written straight into those bytes
 (core.canonical_layout): serializing it afterwards would copy the whole adapter once more.
 """
 

@@ -84,7 +84,8 @@ def test_stream_of_the_declared_bytes_is_returned_whole():
 def test_tensor_checks_refuse_zero_huge_and_nonfinite_deltas(scale, match):
     delta = {k: v * scale for k, v in HEAD.items()}
     with pytest.raises(InvalidArgumentError, match=match):
-        check_tensors(encode_tensors(delta), manifest=_Manifest(), schema=SCHEMA, head_norm=HEAD_NORM, checks=ErasureChecks())
+        check_tensors(encode_tensors(delta), manifest=_Manifest(), schema=SCHEMA, head_norm=HEAD_NORM,
+                      checks=ErasureChecks())
 
 
 def test_tensor_check_accepts_a_delta_at_the_norm_bound_and_refuses_garbage_bytes():
