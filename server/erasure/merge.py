@@ -10,7 +10,6 @@ version stores, so the new blob hash equals the signed result hash. The sum is w
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +21,7 @@ from loravault.core.tensors import sha256_hex
 from loravault.proto.manifest import ErasureManifest
 
 from .heads import Head
-from .tensors import finite_norm
+from .tensors import finite_frobenius_norm
 
 __all__ = ["Merged", "merge"]
 
@@ -43,17 +42,14 @@ def merge(
 ) -> Merged:
     """Raises InvalidArgumentError when the sum is not finite or does not hash to the signed result hash."""
     data, tensors = CanonicalLayout.of((spec.name, spec.shape) for spec in schema.tensors).allocate()
-    squares = 0.0
     for spec in schema.tensors:
-        total = torch.add(head[spec.name].to(torch.float32), delta[spec.name].to(torch.float32),
-                          out=tensors[spec.name])
-        norm = finite_norm(total)
-        if norm is None:
-            raise InvalidArgumentError(f"{manifest.label}: head + delta tensor {spec.name} is not finite")
-        squares += norm**2
+        torch.add(head[spec.name].to(torch.float32), delta[spec.name].to(torch.float32), out=tensors[spec.name])
+    norm, nonfinite = finite_frobenius_norm((spec.name, tensors[spec.name]) for spec in schema.tensors)
+    if nonfinite is not None:
+        raise InvalidArgumentError(f"{manifest.label}: head + delta tensor {nonfinite} is not finite")
     digest = sha256_hex(data)
     if digest != manifest.result_hash:
         raise InvalidArgumentError(
             f"{manifest.label}: head + delta hashes to {digest[:12]}…, the manifest signs result "
             f"{manifest.result_hash[:12]}…; merge in float32 and hash canonical_float32 of the result")
-    return Merged(tensors=tensors, data=data, sha256=digest, norm=math.sqrt(squares))
+    return Merged(tensors=tensors, data=data, sha256=digest, norm=norm)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 
 import torch
 
@@ -21,7 +22,7 @@ from loravault.proto.manifest import ErasureManifest
 
 from .config import ErasureChecks
 
-__all__ = ["check_tensors", "finite_norm", "frobenius_norm"]
+__all__ = ["check_tensors", "finite_frobenius_norm", "finite_norm", "frobenius_norm"]
 
 
 def frobenius_norm(tensors: dict[str, torch.Tensor]) -> float:
@@ -45,6 +46,18 @@ def finite_norm(tensor: torch.Tensor) -> float | None:
     return None
 
 
+def finite_frobenius_norm(named: Iterable[tuple[str, torch.Tensor]]) -> tuple[float, str | None]:
+    """||.||_F of all tensors together and None, or NaN and the name of the first tensor (in the given order)
+    that holds a NaN or infinity: the delta check and the merge refuse with their own messages."""
+    squares = 0.0
+    for name, tensor in named:
+        norm = finite_norm(tensor)
+        if norm is None:
+            return math.nan, name
+        squares += norm**2
+    return math.sqrt(squares), None
+
+
 def check_tensors(
     delta_bytes: bytes,
     *,
@@ -57,13 +70,9 @@ def check_tensors(
     what = f"{manifest.label} delta"
     delta = decode_tensors(delta_bytes)
     dataclasses.replace(schema, dtype="float32").check_tensors(delta, what=what, finite=False)
-    squares = 0.0
-    for name, tensor in delta.items():
-        norm = finite_norm(tensor)
-        if norm is None:
-            raise InvalidArgumentError(f"{what} tensor {name} has NaN or infinite values")
-        squares += norm**2
-    delta_norm = math.sqrt(squares)
+    delta_norm, nonfinite = finite_frobenius_norm(delta.items())
+    if nonfinite is not None:
+        raise InvalidArgumentError(f"{what} tensor {nonfinite} has NaN or infinite values")
     if delta_norm == 0.0:
         raise InvalidArgumentError(f"{what} is all zeros: it would forget nothing")
     if delta_norm > checks.max_norm_ratio * head_norm:
