@@ -4,6 +4,8 @@ and head and list latency with 10,000 versions in the vault.
 Both servers run in one child process on 127.0.0.1 with the same thread pool and message limits, and the
 client in this one, as in a deployment; the ratio measures what the vault adds to the transport (hashing on
 both sides, the durable blob write with its fsync, the streaming safetensors checks, the metadata commit).
+Beside them, the same bytes written durably (chunked write + fsync + rename) into the vault's folder with no
+network at all: an upload cannot be faster than its own disk write, so that rate bounds the upload ratio.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from loravault.core import AdapterSchema, TensorSpec, encode_tensors, load_base
 from loravault.server import ServerConfig, ServerState, create_server
 from loravault.server.config import MAX_CHUNK_BYTES
 from loravault.server.vault import Vault
+from loravault.server.vault.durable import AtomicFile
 
 from .harness import machine, markdown_table, time_calls, write_results
 
@@ -117,6 +120,21 @@ def _raw_throughput(port: int, payload: bytes, repeats: int) -> tuple[float, flo
     return len(payload) / MIB / statistics.median(ups), len(payload) / MIB / statistics.median(downs)
 
 
+def _durable_write_throughput(folder: Path, payload: bytes, repeats: int) -> float:
+    """MiB/s of writing `payload` in upload-sized chunks to a new file in `folder` and making it durable."""
+    seconds = []
+    for attempt in range(repeats):
+        destination = folder / f"disk-probe-{attempt}"
+        start = time.perf_counter()
+        atomic = AtomicFile(folder)
+        for offset in range(0, len(payload), MAX_CHUNK_BYTES):
+            atomic.write(payload[offset : offset + MAX_CHUNK_BYTES])
+        atomic.publish(destination)
+        seconds.append(time.perf_counter() - start)
+        destination.unlink()
+    return len(payload) / MIB / statistics.median(seconds)
+
+
 def _vault_throughput(client: VaultClient, schema: AdapterSchema, payloads: list[bytes]) -> tuple[float, float]:
     client.create_adapter("throughput", schema)
     ups, downs = [], []
@@ -166,6 +184,7 @@ def run(config: VaultBenchConfig) -> dict:
             load_before = machine()
             with VaultClient(f"127.0.0.1:{port}", token=token, timeout=600) as client:
                 raw_up, raw_down = _raw_throughput(raw_port, payloads[0], config.repeats)
+                disk = _durable_write_throughput(data, payloads[0], config.repeats)
                 vault_up, vault_down = _vault_throughput(client, schema, payloads)
                 head = time_calls(lambda: client.get_adapter("history"), count=config.latency_calls)
                 listing = time_calls(lambda: client.versions("history"), count=max(50, config.latency_calls // 5))
@@ -182,6 +201,9 @@ def run(config: VaultBenchConfig) -> dict:
         "raw_download_mib_s": round(raw_down, 1), "vault_download_mib_s": round(vault_down, 1),
         "upload_ratio_to_raw": round(vault_up / raw_up, 3),
         "download_ratio_to_raw": round(vault_down / raw_down, 3),
+        "durable_write_mib_s": round(disk, 1),
+        "upload_ratio_to_durable_write": round(vault_up / disk, 3),
+        "upload_ratio_bound_by_disk": round(min(1.0, disk / raw_up), 3),
         "versions": config.versions,
         "fill_versions_per_s": round(config.versions / fill_seconds, 1),
         "head_p50_ms": head["p50_ms"], "head_p99_ms": head["p99_ms"],
@@ -208,6 +230,10 @@ def table(results: dict) -> str:
         f"Adapter of {results['adapter_mib']} MiB, {load['cpus']} CPUs, load average {load['loadavg_1m']} "
         f"(1 min) before the run, {results['machine_after']['loadavg_1m']} after.\n\n"
         + markdown_table(["transfer", "vault", "raw gRPC", "vault / raw"], rows)
+        + f"\nThe same bytes written durably into the vault's folder with no network: "
+        f"{results['durable_write_mib_s']} MiB/s, so no durable upload can exceed "
+        f"{results['upload_ratio_bound_by_disk']:.0%} of the raw stream here; the vault's upload runs at "
+        f"{results['upload_ratio_to_durable_write']:.0%} of that disk rate.\n"
         + f"\nWith {results['versions']} versions of one adapter in the vault:\n\n"
         + markdown_table(["RPC", "p50 ms", "p99 ms"], latency)
     )

@@ -199,8 +199,9 @@ class VaultClient:
             header = next(stream).header
             digest, parts = hashlib.sha256(), []
             for message in stream:
-                digest.update(message.chunk)
-                parts.append(message.chunk)
+                chunk = message.chunk  # each read of a bytes field makes a fresh copy: read it once
+                digest.update(chunk)
+                parts.append(chunk)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
         data = b"".join(parts)

@@ -43,10 +43,16 @@ def check_known_fields(message: Message) -> None:
             f"{message.DESCRIPTOR.name} carries unknown field numbers {sorted(unknown)}: the client was built from "
             "another loravault.v1 contract"
         )
-    for descriptor, value in message.ListFields():
-        if descriptor.message_type is None:
+    for field in message.DESCRIPTOR.fields:  # not ListFields: it would copy every set bytes field (1 MiB chunks)
+        if field.message_type is None:
             continue
-        for item in value if descriptor.is_repeated else [value]:
+        if field.is_repeated:
+            items = getattr(message, field.name)
+        elif message.HasField(field.name):
+            items = (getattr(message, field.name),)
+        else:
+            continue
+        for item in items:
             if isinstance(item, Message):
                 check_known_fields(item)
 

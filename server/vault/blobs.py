@@ -294,7 +294,7 @@ class BlobStore:
     # used by BlobWriter
 
     def _begin_temp(self, folder: Path | None = None) -> AtomicFile:
-        atomic = AtomicFile(folder or self.root, mode=0o600)
+        atomic = AtomicFile(folder or self.root, mode=0o600, drop_cache=True)  # written once, read rarely
         with self._lock:
             self._active_temps.add(atomic.temp_path)
         return atomic

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from loravault.core import AlreadyExistsError
 
-from .writeback import WRITEBACK_BYTES, start_writeback
+from .writeback import WRITEBACK_BYTES, drop_cached_pages, start_writeback
 
 __all__ = ["AtomicFile", "TEMP_PREFIX", "fsync_dir", "write_file_durably"]
 
@@ -38,11 +38,13 @@ class AtomicFile:
 
     The temporary file is created with O_EXCL and `mode` from the first instant, so a secret written through
     it is never readable by others, even briefly. Writes start the disk's writeback every WRITEBACK_BYTES, so a
-    file written in pieces is mostly on disk when `publish` fsyncs it. Not thread-safe: one writer per instance.
+    file written in pieces is mostly on disk when `publish` fsyncs it. With `drop_cache`, its pages leave the page
+    cache once it is durable (see writeback.drop_cached_pages). Not thread-safe: one writer per instance.
     """
 
-    def __init__(self, folder: Path, *, mode: int = 0o600) -> None:
+    def __init__(self, folder: Path, *, mode: int = 0o600, drop_cache: bool = False) -> None:
         self.folder = folder
+        self._drop_cache = drop_cache
         self.temp_path = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self._fd: int | None = os.open(self.temp_path, flags, mode)
@@ -71,6 +73,8 @@ class AtomicFile:
         if self._fd is None:
             raise ValueError(f"{self.temp_path} is already published or aborted")
         os.fsync(self._fd)
+        if self._drop_cache:
+            drop_cached_pages(self._fd)
         os.close(self._fd)
         self._fd = None
         try:

@@ -5,6 +5,12 @@ the blob is fsynced at the end, where the whole adapter's disk write (about 0.14
 one serial wait. Linux's sync_file_range(SYNC_FILE_RANGE_WRITE) starts writing a range without waiting for it,
 as RocksDB's `bytes_per_sync` does, so the disk works while the network delivers the next chunks. It is a hint
 only: durability still comes from the fsync, and where the call is missing (not Linux) nothing happens.
+
+Once a blob is durable its pages are clean, and `drop_cached_pages` hands them back at once. Why: a blob is
+written once and read rarely (a download; an erasure reads the head from its cache), so keeping every upload in
+the page cache only grows the cache, and each new upload then writes into memory the kernel has not touched in a
+while, which on a virtual machine whose host backs guest memory lazily costs a host page fault per page. Handing
+the pages back lets the next upload reuse them: bench-vault's upload went from 376-408 to 312-334 ms per 64 MiB.
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import sys
 from collections.abc import Callable
 
-__all__ = ["WRITEBACK_BYTES", "start_writeback"]
+__all__ = ["WRITEBACK_BYTES", "drop_cached_pages", "start_writeback"]
 
 log = logging.getLogger(__name__)
 
@@ -44,5 +51,18 @@ def start_writeback(fd: int, *, offset: int, length: int) -> bool:
         return False
     if _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE) != 0:
         log.debug("sync_file_range refused (errno %d); the final fsync writes everything", ctypes.get_errno())
+        return False
+    return True
+
+
+def drop_cached_pages(fd: int) -> bool:
+    """Ask the kernel to drop `fd`'s clean pages from the page cache (call after fsync); False where unsupported."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return False
+    try:
+        advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError as exc:
+        log.debug("posix_fadvise refused (%s); the pages stay cached", exc)
         return False
     return True

@@ -1,4 +1,4 @@
-"""Early writeback: a file written in pieces has its writeback started in contiguous ranges, bytes intact."""
+"""Page-cache hints: early writeback in contiguous ranges with the bytes intact; blob pages dropped once durable."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import os
 
 from loravault.server.vault import durable
 from loravault.server.vault.durable import AtomicFile
-from loravault.server.vault.writeback import WRITEBACK_BYTES, start_writeback
+from loravault.server.vault.blobs import BlobStore
+from loravault.server.vault.writeback import WRITEBACK_BYTES, drop_cached_pages, start_writeback
 
 MIB = 1 << 20
 
@@ -43,3 +44,41 @@ def test_the_hint_reports_whether_the_kernel_took_it(tmp_path):
     closed = os.open(path, os.O_RDONLY)
     os.close(closed)
     assert start_writeback(closed, offset=0, length=1) is False  # a closed descriptor: refused, never raises
+
+
+def _record_drops(monkeypatch) -> list[tuple[str, bool]]:
+    """(path, already fsynced) for every page drop an AtomicFile asks for."""
+    synced, dropped = set(), []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.add(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+
+    def record(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        dropped.append((path, path in synced))
+        return True
+
+    monkeypatch.setattr(durable, "drop_cached_pages", record)
+    return dropped
+
+
+def test_a_blob_drops_its_pages_only_after_its_fsync_and_other_files_keep_theirs(tmp_path, monkeypatch):
+    dropped = _record_drops(monkeypatch)
+    writer = BlobStore(tmp_path / "blobs").new_writer(max_bytes=MIB)
+    writer.write(b"adapter bytes")
+    staged = writer.finish()
+    assert len(dropped) == 1 and dropped[0][1], "the drop must follow the fsync: dirty pages cannot be dropped"
+    assert staged.path.read_bytes() == b"adapter bytes"
+    durable.write_file_durably(tmp_path / "token", b"secret")  # small, re-read files stay cached
+    assert len(dropped) == 1
+
+
+def test_the_page_drop_reports_whether_the_kernel_took_it(tmp_path):
+    path = tmp_path / "file"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        os.write(fd, b"x" * 4096)
+        os.fsync(fd)
+        assert drop_cached_pages(fd) is hasattr(os, "posix_fadvise")
+    finally:
+        os.close(fd)
+    assert drop_cached_pages(fd) is False  # a closed descriptor: refused, never raises
