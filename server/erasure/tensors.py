@@ -38,7 +38,8 @@ def finite_norm(tensor: torch.Tensor) -> float | None:
     """||tensor||_F in float32, or None when an element is NaN or infinite.
 
     A NaN or infinity makes the norm non-finite, so a finite norm proves every element finite; only a
-    non-finite norm (or a finite one that overflowed) needs the elementwise test to tell the two apart.
+    non-finite norm needs the elementwise test, to tell NaN or infinite elements from finite ones whose norm
+    overflowed.
     """
     norm = float(torch.linalg.vector_norm(tensor))
     if math.isfinite(norm) or bool(torch.isfinite(tensor).all()):
