@@ -23,11 +23,13 @@ from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import DataLossError, NotFoundError
 from loravault.core.schema_wire import schema_to_pb
 from loravault.core.tensors import decode_tensors, encode_tensors
+from loravault.proto import ERASURE_CHUNKS, UPLOAD_CHUNKS
 from loravault.proto import loravault_pb2 as pb
 from loravault.proto import loravault_pb2_grpc as pb_grpc
 
 from .errors import from_rpc_error
 from .records import AdapterInfo, FsckResult, Identity, IssuedToken, KeyInfo, VersionInfo
+from .streams import FramedStreams
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -70,6 +72,7 @@ class VaultClient:
         self._admin = pb_grpc.AdminStub(self._channel)
         self._tenants = pb_grpc.TenantsStub(self._channel)
         self._adapters = pb_grpc.AdaptersStub(self._channel)
+        self._streams = FramedStreams.on(self._channel)
 
     def __enter__(self) -> VaultClient:
         return self
@@ -168,7 +171,7 @@ class VaultClient:
         if parent_version is None:
             parent_version = self.get_adapter(name, tenant=tenant).head_version
         header = pb.UploadHeader(ref=_ref(tenant, name), parent_version=parent_version, total_size=len(data))
-        return VersionInfo.from_pb(self._call(self._adapters.Upload, _upload_stream(header, data)))
+        return VersionInfo.from_pb(self._call(self._streams.upload, _upload_stream(header, data)))
 
     def upload(self, name: str, source: PeftModel | Path | str, *, tenant: str = "") -> VersionInfo:
         """Upload a PeftModel's active LoRA adapter or a PEFT folder, creating the adapter on first upload.
@@ -194,16 +197,19 @@ class VaultClient:
         """Download a version (0 = head) and check its bytes against the version's recorded digest."""
         request = pb.DownloadRequest(ref=_ref(tenant, name), version=version)
         try:
-            stream: Iterator[pb.DownloadMessage] = self._adapters.Download(
+            stream: Iterator[pb.DownloadMessage | memoryview] = self._streams.download(
                 request, metadata=self._metadata, timeout=self._timeout)
-            header = next(stream).header
+            first = next(stream)
             digest, parts = hashlib.sha256(), []
             for message in stream:
-                chunk = message.chunk  # each read of a bytes field makes a fresh copy: read it once
+                chunk = message if isinstance(message, memoryview) else message.chunk
                 digest.update(chunk)
                 parts.append(chunk)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
+        if not isinstance(first, pb.DownloadMessage) or first.WhichOneof("part") != "header":
+            raise DataLossError(f"download of {name} did not start with its header")
+        header = first.header
         data = b"".join(parts)
         info, found = AdapterInfo.from_pb(header.adapter), VersionInfo.from_pb(header.version)
         if digest.hexdigest() != found.blob_sha256 or len(data) != found.size:
@@ -252,9 +258,10 @@ class VaultClient:
         """
         header = pb.ErasureHeader(ref=_ref(tenant, name), envelope=envelope, delta_size=len(delta),
                                   delta_sha256=hashlib.sha256(delta).hexdigest())
-        messages = [pb.ErasureMessage(header=header)]
-        messages += [pb.ErasureMessage(chunk=delta[i : i + CHUNK_BYTES]) for i in range(0, len(delta), CHUNK_BYTES)]
-        return self._call(pb_grpc.ErasureStub(self._channel).Submit, iter(messages))
+        view = memoryview(delta)
+        messages: list[pb.ErasureMessage | bytes] = [pb.ErasureMessage(header=header)]
+        messages += [ERASURE_CHUNKS.encode(view[i : i + CHUNK_BYTES]) for i in range(0, len(delta), CHUNK_BYTES)]
+        return self._call(self._streams.submit, iter(messages))
 
     def get_receipt(self, name: str, request_id: str, *, tenant: str = "") -> pb.ErasureReceipt:
         """The receipt of a committed erasure request of this adapter (NotFoundError if none)."""
@@ -288,12 +295,12 @@ def _ref(tenant: str, name: str) -> pb.AdapterRef:
     return pb.AdapterRef(tenant=tenant, adapter=name)
 
 
-def _upload_stream(header: pb.UploadHeader, data: bytes) -> Iterator[pb.UploadMessage]:
-    """Header, chunks, then the trailer with the digest computed while the chunks went out."""
+def _upload_stream(header: pb.UploadHeader, data: bytes) -> Iterator[pb.UploadMessage | bytes]:
+    """Header, chunks (framed straight from `data`), then the trailer with the digest computed on the way."""
     yield pb.UploadMessage(header=header)
-    digest = hashlib.sha256()
+    digest, view = hashlib.sha256(), memoryview(data)
     for offset in range(0, len(data), CHUNK_BYTES):
-        chunk = data[offset : offset + CHUNK_BYTES]
+        chunk = view[offset : offset + CHUNK_BYTES]
         digest.update(chunk)
-        yield pb.UploadMessage(chunk=chunk)
+        yield UPLOAD_CHUNKS.encode(chunk)
     yield pb.UploadMessage(trailer=pb.UploadTrailer(sha256=digest.hexdigest()))

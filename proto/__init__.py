@@ -4,6 +4,7 @@ erasure manifest and receipt, and the forget commitment. Works on bytes only: pr
 The stubs are the submodules `loravault_pb2` and `loravault_pb2_grpc` (regenerate with `make proto`).
 """
 
+from .chunks import DOWNLOAD_CHUNKS, ERASURE_CHUNKS, UPLOAD_CHUNKS, ChunkFraming
 from .commitment import (
     Commitment,
     InclusionProof,
@@ -61,10 +62,12 @@ from .statement import Statement, Subject
 from .status import STATUS_BY_ERROR, code_for, error_name_for
 
 __all__ = [
-    "Commitment", "CommitmentError", "ERASURE_PREDICATE_TYPE", "EnvelopeError", "ErasureManifest", "ErasureMethod",
+    "ChunkFraming", "Commitment", "CommitmentError", "DOWNLOAD_CHUNKS", "ERASURE_CHUNKS", "ERASURE_PREDICATE_TYPE",
+    "EnvelopeError", "ErasureManifest", "ErasureMethod",
     "ForgetSet", "InclusionProof", "KEY_ROTATION_PREDICATE_TYPE", "KeyRotation", "MalformedEnvelopeError",
     "MalformedKeyError", "ManifestError", "PAYLOAD_TYPE", "RECEIPT_PREDICATE_TYPE", "Receipt", "STATUS_BY_ERROR",
-    "SignatureCheck", "SignatureError", "SignedManifest", "Statement", "Subject", "TimeWindowError", "ValidityWindow",
+    "SignatureCheck", "SignatureError", "SignedManifest", "Statement", "Subject", "TimeWindowError", "UPLOAD_CHUNKS",
+    "ValidityWindow",
     "check_inclusion", "check_receipt", "check_signatures", "check_time_window", "code_for", "commit",
     "error_name_for", "generate_private_key_pem", "inclusion_proof", "key_id", "load_private_key", "new_request_id",
     "new_salt", "parse_envelope", "public_key_dict", "public_key_from_dict", "sample_leaf", "save_private_key",

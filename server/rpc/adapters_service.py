@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from loravault.core.errors import InvalidArgumentError
+from loravault.proto import DOWNLOAD_CHUNKS
 from loravault.proto import loravault_pb2 as pb
 from loravault.proto import loravault_pb2_grpc as pb_grpc
 
@@ -54,11 +55,11 @@ class AdaptersService(pb_grpc.AdaptersServicer):
         return pb.DeleteAdapterResponse(purged_blobs=purged)
 
     @unary
-    def Upload(self, request_iterator: Iterator[pb.UploadMessage], context: PrincipalContext) -> pb.Version:
+    def Upload(self, request_iterator: Iterator[pb.UploadMessage | memoryview], context: PrincipalContext) -> pb.Version:
         first = next(request_iterator, None)
-        if first is not None:
+        if isinstance(first, pb.UploadMessage):
             check_known_fields(first)
-        if first is None or first.WhichOneof("part") != "header":
+        if not isinstance(first, pb.UploadMessage) or first.WhichOneof("part") != "header":
             raise InvalidArgumentError("upload stream must start with a header message")
         header = first.header
         tenant = tenant_scope(context.principal, header.ref.tenant)
@@ -81,7 +82,7 @@ class AdaptersService(pb_grpc.AdaptersServicer):
             # NOTE: the reader checks the digest at the end; a mismatch aborts the stream with DATA_LOSS, and the
             # client, which hashes too, discards what it received.
             for chunk in reader.chunks(self._state.max_chunk_bytes):
-                yield pb.DownloadMessage(chunk=chunk)
+                yield DOWNLOAD_CHUNKS.encode(chunk)
 
     @unary
     def Rollback(self, request: pb.RollbackRequest, context: PrincipalContext) -> pb.Version:
@@ -94,18 +95,24 @@ class AdaptersService(pb_grpc.AdaptersServicer):
 
 
 class _UploadStream:
-    """Splits the messages after the header into chunks and the trailing digest."""
+    """Splits the messages after the header into chunks and the trailing digest.
 
-    def __init__(self, messages: Iterator[pb.UploadMessage]) -> None:
+    A chunk-only message arrives as a memoryview of its payload (registration.py frames Upload's requests).
+    """
+
+    def __init__(self, messages: Iterator[pb.UploadMessage | memoryview]) -> None:
         self._messages = messages
         self.sha256: str | None = None
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> Iterator[bytes | memoryview]:
         for message in self._messages:
-            check_known_fields(message)
-            part = message.WhichOneof("part")
             if self.sha256 is not None:
                 raise InvalidArgumentError("upload stream continues after its trailer")
+            if isinstance(message, memoryview):
+                yield message
+                continue
+            check_known_fields(message)
+            part = message.WhichOneof("part")
             if part == "chunk":
                 yield message.chunk
             elif part == "trailer":

@@ -21,6 +21,7 @@ from .adapters_service import AdaptersService
 from .admin_service import AdminService
 from .auth import AuthInterceptor
 from .erasure_service import ErasureService
+from .registration import add_servicer
 from .state import ServerState
 from .tenants_service import TenantsService
 
@@ -49,11 +50,11 @@ def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Ser
             ("grpc.so_reuseport", 0),
         ],
     )
-    pb_grpc.add_AdminServicer_to_server(AdminService(state), server)
-    pb_grpc.add_TenantsServicer_to_server(TenantsService(state), server)
-    pb_grpc.add_AdaptersServicer_to_server(AdaptersService(state), server)
-    pb_grpc.add_ErasureServicer_to_server(ErasureService(state), server)
-    pb_grpc.add_InferenceServicer_to_server(pb_grpc.InferenceServicer(), server)
+    add_servicer(server, AdminService(state), "Admin")
+    add_servicer(server, TenantsService(state), "Tenants")
+    add_servicer(server, AdaptersService(state), "Adapters")
+    add_servicer(server, ErasureService(state), "Erasure")
+    add_servicer(server, pb_grpc.InferenceServicer(), "Inference")
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):

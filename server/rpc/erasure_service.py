@@ -27,9 +27,10 @@ class ErasureService(pb_grpc.ErasureServicer):
         self._state = state
 
     @unary
-    def Submit(self, request_iterator: Iterator[pb.ErasureMessage], context: PrincipalContext) -> pb.ErasureReceipt:
+    def Submit(self, request_iterator: Iterator[pb.ErasureMessage | memoryview], context: PrincipalContext
+               ) -> pb.ErasureReceipt:
         first = next(request_iterator, None)
-        if first is None or first.WhichOneof("part") != "header":
+        if not isinstance(first, pb.ErasureMessage) or first.WhichOneof("part") != "header":
             raise InvalidArgumentError("erasure stream must start with a header message")
         check_known_fields(first)
         h = first.header
@@ -55,8 +56,12 @@ class ErasureService(pb_grpc.ErasureServicer):
         return self._state.erasure
 
 
-def _chunks(messages: Iterator[pb.ErasureMessage]) -> Iterator[bytes]:
+def _chunks(messages: Iterator[pb.ErasureMessage | memoryview]) -> Iterator[bytes | memoryview]:
+    """The delta's chunks; a chunk-only message arrives as a memoryview of its payload (see registration.py)."""
     for message in messages:
+        if isinstance(message, memoryview):
+            yield message
+            continue
         check_known_fields(message)
         if message.WhichOneof("part") != "chunk":
             raise InvalidArgumentError("erasure stream may carry one header, then chunks only")
