@@ -32,7 +32,8 @@ class FramedStreams:
         return cls(
             upload=channel.stream_unary(f"/{adapters}/Upload", request_serializer=ChunkFraming.serialize,
                                         response_deserializer=pb.Version.FromString),
-            download=channel.unary_stream(f"/{adapters}/Download", request_serializer=pb.DownloadRequest.SerializeToString,
+            download=channel.unary_stream(f"/{adapters}/Download",
+                                          request_serializer=pb.DownloadRequest.SerializeToString,
                                           response_deserializer=DOWNLOAD_CHUNKS.deserializer()),
             submit=channel.stream_unary(f"/{erasure}/Submit", request_serializer=ChunkFraming.serialize,
                                         response_deserializer=pb.ErasureReceipt.FromString),

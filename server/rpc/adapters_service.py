@@ -55,7 +55,8 @@ class AdaptersService(pb_grpc.AdaptersServicer):
         return pb.DeleteAdapterResponse(purged_blobs=purged)
 
     @unary
-    def Upload(self, request_iterator: Iterator[pb.UploadMessage | memoryview], context: PrincipalContext) -> pb.Version:
+    def Upload(self, request_iterator: Iterator[pb.UploadMessage | memoryview], context: PrincipalContext
+               ) -> pb.Version:
         first = next(request_iterator, None)
         if isinstance(first, pb.UploadMessage):
             check_known_fields(first)

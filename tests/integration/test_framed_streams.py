@@ -51,5 +51,6 @@ def test_sdk_downloads_what_a_plain_stub_uploaded(server):
         stub.Upload(iter(messages), metadata=metadata, timeout=30)
     _, found, downloaded = client.download_tensors("big")
     assert found.number == 1 and found.blob_sha256 == hashlib.sha256(data).hexdigest()
-    assert all(downloaded[name].equal(tensor) for name, tensor in tensors.items()) and downloaded.keys() == tensors.keys()
+    assert downloaded.keys() == tensors.keys()
+    assert all(downloaded[name].equal(tensor) for name, tensor in tensors.items())
     client.close()

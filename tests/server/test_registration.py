@@ -36,7 +36,8 @@ def test_every_method_of_the_contract_is_registered_with_its_streaming_kind(serv
     assert sorted(handlers) == sorted(m.name for m in methods)
     for method in methods:
         handler = handlers[method.name]
-        assert (handler.request_streaming, handler.response_streaming) == (method.client_streaming, method.server_streaming)
+        streaming = (handler.request_streaming, handler.response_streaming)
+        assert streaming == (method.client_streaming, method.server_streaming)
 
 
 def test_upload_and_submit_requests_arrive_as_views_and_messages():
