@@ -5,14 +5,19 @@ Both servers run in one child process on 127.0.0.1 with the same thread pool and
 client in this one, as in a deployment; the ratio measures what the vault adds to the transport (hashing on
 both sides, the durable blob write with its fsync, the streaming safetensors checks, the metadata commit).
 Beside them, the same bytes written durably (chunked write + fsync + rename) into the vault's folder with no
-network at all: an upload cannot be faster than its own disk write, so that rate bounds the upload ratio.
+network at all: an upload cannot be faster than its own disk write, so that rate bounds the upload ratio. And
+the CPU: the raw upload's CPU seconds (both processes, from /proc) plus the work no verified, durable upload can
+skip (SHA-256 on each side, the finiteness check, the durable write's own CPU), spread over every core, bound
+the upload ratio from above as well.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import multiprocessing
+import os
 import statistics
 import tempfile
 import time
@@ -26,6 +31,7 @@ from tqdm import tqdm
 
 from loravault.client import VaultClient
 from loravault.core import AdapterSchema, TensorSpec, encode_tensors, load_base
+from loravault.core.tensor_stream import StreamingTensorCheck
 from loravault.server import ServerConfig, ServerState, create_server
 from loravault.server.config import MAX_CHUNK_BYTES
 from loravault.server.vault import Vault
@@ -105,19 +111,68 @@ def _raw_server(payload: bytes) -> tuple[grpc.Server, int]:
     return server, port
 
 
-def _raw_throughput(port: int, payload: bytes, repeats: int) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Transfers:
+    """Median MiB/s each way; CPU seconds of both processes per upload (a mean: /proc counts 10 ms ticks)."""
+
+    upload_mib_s: float
+    download_mib_s: float
+    upload_cpu_seconds: float
+
+
+class CpuMeter:
+    """User + system CPU seconds of a set of processes, every thread included (Linux /proc)."""
+
+    def __init__(self, *pids: int) -> None:
+        self._pids = pids
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def now(self) -> float:
+        total = 0
+        for pid in self._pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+        return total / self._tick
+
+
+def _raw_throughput(port: int, payload: bytes, repeats: int, cpu: CpuMeter) -> Transfers:
     with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 4 * MIB)]) as ch:
         up, down = ch.stream_unary(_RAW_UP), ch.unary_stream(_RAW_DOWN)
-        ups, downs = [], []
+        ups, downs, cpus = [], [], []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, used = time.perf_counter(), cpu.now()
             up(iter([payload[o : o + MAX_CHUNK_BYTES] for o in range(0, len(payload), MAX_CHUNK_BYTES)]))
             ups.append(time.perf_counter() - start)
+            cpus.append(cpu.now() - used)
             start = time.perf_counter()
             received = b"".join(down(b""))
             downs.append(time.perf_counter() - start)
             assert len(received) == len(payload)
-    return len(payload) / MIB / statistics.median(ups), len(payload) / MIB / statistics.median(downs)
+    size = len(payload) / MIB
+    return Transfers(size / statistics.median(ups), size / statistics.median(downs), statistics.fmean(cpus))
+
+
+def _required_upload_cpu_seconds(folder: Path, schema: AdapterSchema, payload: bytes, repeats: int) -> float:
+    """CPU seconds of the work every verified, durable upload adds to the transport (median of `repeats`):
+    SHA-256 of the bytes on each side, the streaming safetensors check, and writing the blob durably."""
+    chunks = [payload[o : o + MAX_CHUNK_BYTES] for o in range(0, len(payload), MAX_CHUNK_BYTES)]
+    seconds = []
+    for attempt in range(repeats):
+        start = time.process_time()
+        for _ in range(2):  # client and server each hash every byte
+            digest = hashlib.sha256()
+            for chunk in chunks:
+                digest.update(chunk)
+        check = StreamingTensorCheck(schema)
+        atomic = AtomicFile(folder)
+        for chunk in chunks:
+            check.feed(chunk)
+            atomic.write(chunk)
+        check.finish()
+        atomic.publish(folder / f"cpu-probe-{attempt}")
+        seconds.append(time.process_time() - start)
+        (folder / f"cpu-probe-{attempt}").unlink()
+    return statistics.median(seconds)
 
 
 def _durable_write_throughput(folder: Path, payload: bytes, repeats: int) -> float:
@@ -135,18 +190,19 @@ def _durable_write_throughput(folder: Path, payload: bytes, repeats: int) -> flo
     return len(payload) / MIB / statistics.median(seconds)
 
 
-def _vault_throughput(client: VaultClient, schema: AdapterSchema, payloads: list[bytes]) -> tuple[float, float]:
+def _vault_throughput(client: VaultClient, schema: AdapterSchema, payloads: list[bytes], cpu: CpuMeter) -> Transfers:
     client.create_adapter("throughput", schema)
-    ups, downs = [], []
+    ups, downs, cpus = [], [], []
     for data in tqdm(payloads, desc="vault transfers", unit="adapter"):
-        start = time.perf_counter()
+        start, used = time.perf_counter(), cpu.now()
         client.upload_bytes("throughput", data)
         ups.append(time.perf_counter() - start)
+        cpus.append(cpu.now() - used)
         start = time.perf_counter()
         client.download_tensors("throughput")
         downs.append(time.perf_counter() - start)
     size = len(payloads[0]) / MIB
-    return size / statistics.median(ups), size / statistics.median(downs)
+    return Transfers(size / statistics.median(ups), size / statistics.median(downs), statistics.fmean(cpus))
 
 
 def _fill_versions(vault: Vault, *, tenant: str, count: int, fingerprint: str) -> float:
@@ -182,10 +238,12 @@ def run(config: VaultBenchConfig) -> dict:
         try:
             port, raw_port, token, fill_seconds = ready.get(timeout=1800)
             load_before = machine()
+            cpu = CpuMeter(os.getpid(), child.pid)
             with VaultClient(f"127.0.0.1:{port}", token=token, timeout=600) as client:
-                raw_up, raw_down = _raw_throughput(raw_port, payloads[0], config.repeats)
+                raw = _raw_throughput(raw_port, payloads[0], config.repeats, cpu)
                 disk = _durable_write_throughput(data, payloads[0], config.repeats)
-                vault_up, vault_down = _vault_throughput(client, schema, payloads)
+                required = _required_upload_cpu_seconds(data, schema, payloads[0], config.repeats)
+                vault = _vault_throughput(client, schema, payloads, cpu)
                 head = time_calls(lambda: client.get_adapter("history"), count=config.latency_calls)
                 listing = time_calls(lambda: client.versions("history"), count=max(50, config.latency_calls // 5))
                 adapters = time_calls(lambda: client.list_adapters(), count=config.latency_calls)
@@ -197,13 +255,14 @@ def run(config: VaultBenchConfig) -> dict:
         "machine_before": load_before,
         "machine_after": machine(),
         "adapter_mib": round(len(payloads[0]) / MIB, 2),
-        "raw_upload_mib_s": round(raw_up, 1), "vault_upload_mib_s": round(vault_up, 1),
-        "raw_download_mib_s": round(raw_down, 1), "vault_download_mib_s": round(vault_down, 1),
-        "upload_ratio_to_raw": round(vault_up / raw_up, 3),
-        "download_ratio_to_raw": round(vault_down / raw_down, 3),
+        "raw_upload_mib_s": round(raw.upload_mib_s, 1), "vault_upload_mib_s": round(vault.upload_mib_s, 1),
+        "raw_download_mib_s": round(raw.download_mib_s, 1), "vault_download_mib_s": round(vault.download_mib_s, 1),
+        "upload_ratio_to_raw": round(vault.upload_mib_s / raw.upload_mib_s, 3),
+        "download_ratio_to_raw": round(vault.download_mib_s / raw.download_mib_s, 3),
         "durable_write_mib_s": round(disk, 1),
-        "upload_ratio_to_durable_write": round(vault_up / disk, 3),
-        "upload_ratio_bound_by_disk": round(min(1.0, disk / raw_up), 3),
+        "upload_ratio_to_durable_write": round(vault.upload_mib_s / disk, 3),
+        "upload_ratio_bound_by_disk": round(min(1.0, disk / raw.upload_mib_s), 3),
+        **_cpu_bound(raw, vault, required, size_mib=len(payloads[0]) / MIB),
         "versions": config.versions,
         "fill_versions_per_s": round(config.versions / fill_seconds, 1),
         "head_p50_ms": head["p50_ms"], "head_p99_ms": head["p99_ms"],
@@ -211,6 +270,17 @@ def run(config: VaultBenchConfig) -> dict:
         "list_page_size": 1000,
         "list_adapters_p50_ms": adapters["p50_ms"], "list_adapters_p99_ms": adapters["p99_ms"],
     }
+
+
+def _cpu_bound(raw: Transfers, vault: Transfers, required: float, *, size_mib: float) -> dict[str, float]:
+    """The upload ratio no implementation can beat on this machine's cores: the raw upload's CPU plus the
+    required work, perfectly spread over every core, against the raw upload's wall time."""
+    raw_seconds = size_mib / raw.upload_mib_s
+    floor = max(raw_seconds, (raw.upload_cpu_seconds + required) / os.cpu_count())
+    return {"raw_upload_cpu_seconds": round(raw.upload_cpu_seconds, 3),
+            "vault_upload_cpu_seconds": round(vault.upload_cpu_seconds, 3),
+            "required_upload_cpu_seconds": round(required, 3),
+            "upload_ratio_bound_by_cpu": round(raw_seconds / floor, 3)}
 
 
 def table(results: dict) -> str:
@@ -234,6 +304,11 @@ def table(results: dict) -> str:
         f"{results['durable_write_mib_s']} MiB/s, so no durable upload can exceed "
         f"{results['upload_ratio_bound_by_disk']:.0%} of the raw stream here; the vault's upload runs at "
         f"{results['upload_ratio_to_durable_write']:.0%} of that disk rate.\n"
+        f"\nCPU per upload (both processes): raw stream {results['raw_upload_cpu_seconds']} s, vault "
+        f"{results['vault_upload_cpu_seconds']} s; the work a verified, durable upload cannot skip (SHA-256 on "
+        f"both sides, the safetensors check, the durable write) takes {results['required_upload_cpu_seconds']} s, "
+        f"so even spread perfectly over {results['machine_before']['cpus']} cores no upload can exceed "
+        f"{results['upload_ratio_bound_by_cpu']:.0%} of the raw stream here.\n"
         + f"\nWith {results['versions']} versions of one adapter in the vault:\n\n"
         + markdown_table(["RPC", "p50 ms", "p99 ms"], latency)
     )
