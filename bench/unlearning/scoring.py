@@ -31,7 +31,7 @@ def score_task(rows: dict[str, dict[str, Any]], task: Task, *, curvature_seconds
         row["gap_closed"] = {key: gap_closed(erased=metrics[key], original=original["metrics"][key], retrained=oracle["metrics"][key])
                              for key in task.gap_metrics}
         row["retain_recall_minus_retrain_points"] = metrics["retain_recall"] - oracle["metrics"]["retain_recall"]
-        if _is_method(name):
+        if _is_method(name) and row["refused"] is None:  # a refused method left the adapter as it was: no speedup
             seconds = max(row["seconds"], 1e-9)
             row["speedup_amortized"] = retrain_seconds / seconds
             row["speedup_with_curvature"] = retrain_seconds / (seconds + (curvature_seconds if row["uses_curvature"] else 0.0))

@@ -56,3 +56,25 @@ def test_headline_task_is_chosen_by_content_not_by_key_order() -> None:
              "removal 5% (1 of 20 entities)": {"request": {"removal": 3}},
              "removal 1% (1 of 20 entities)": {"request": {"removal": 3}}}
     assert _smallest_removal(tasks) == "removal 1% (1 of 20 entities)"
+
+
+def test_scoring_gives_speedups_to_answered_methods_only_and_picks_the_best_within_the_retain_rule() -> None:
+    from types import SimpleNamespace
+
+    from loravault.bench.unlearning.scoring import score_task
+
+    def row(forget_loss: float, retain: float, seconds: float, refused: str | None = None) -> dict:
+        return {"metrics": {"forget_loss": forget_loss, "retain_recall": retain}, "seconds": seconds,
+                "uses_curvature": True, "refused": refused, "details": {}}
+
+    rows = {"retrain (oracle)": row(3.0, 90.0, 100.0), "original (no-op)": row(1.0, 95.0, 0.0),
+            "close/calibrated": row(2.9, 90.5, 2.0), "closer-but-harmful": row(3.0, 80.0, 1.0),
+            "refused/calibrated": row(1.0, 95.0, 4.0, refused="guard bound")}
+    task = SimpleNamespace(gap_metrics=("forget_loss",), new_train=[None] * 9,
+                           request=SimpleNamespace(kinds=lambda: {"removal": 1}))
+    scored = score_task(rows, task, curvature_seconds=8.0)
+    assert scored["rows"]["close/calibrated"]["speedup_amortized"] == pytest.approx(50.0)
+    assert scored["rows"]["close/calibrated"]["speedup_with_curvature"] == pytest.approx(10.0)
+    assert "speedup_amortized" not in scored["rows"]["refused/calibrated"]
+    assert scored["best_method"] == "close/calibrated"  # the other is 10 points below the oracle's retain recall
+    assert scored["best_gap_closed_forget_loss"] == pytest.approx(0.95)
