@@ -72,7 +72,7 @@ class AdaptersService(pb_grpc.AdaptersServicer):
         return version_to_pb(record)
 
     @streaming_response
-    def Download(self, request: pb.DownloadRequest, context: PrincipalContext) -> Iterator[pb.DownloadMessage]:
+    def Download(self, request: pb.DownloadRequest, context: PrincipalContext) -> Iterator[pb.DownloadMessage | bytes]:
         tenant = tenant_scope(context.principal, request.ref.tenant)
         vault = self._state.vault
         adapter = vault.get_adapter(tenant=tenant, name=request.ref.adapter)
