@@ -20,6 +20,7 @@ from types import TracebackType
 from loravault.core import DataLossError, FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
 
 from .durable import TEMP_PREFIX, AtomicFile, fsync_dir
+from .writeback import drop_cached_pages
 
 __all__ = ["BlobReader", "BlobStore", "BlobWriter", "StagedBlob"]
 
@@ -156,6 +157,14 @@ class BlobReader:
             raise DataLossError(f"blob {self.sha256} is corrupt: its bytes hash to {actual}; run fsck")
 
     def close(self) -> None:
+        """Close the file and drop its pages from the page cache.
+
+        Why: a blob is read whole and seldom twice in a row (a client keeps what it downloaded), and pages kept
+        for it are pages the next upload cannot reuse; on these virtual machines a fresh page costs a fault to
+        the host. Measured in alternating bench-vault rounds: uploads at 62-69% of the raw stream with the drop,
+        25-73% without (the download itself was no slower).
+        """
+        drop_cached_pages(self._file.fileno())
         self._file.close()
 
     def __enter__(self) -> BlobReader:

@@ -1,10 +1,11 @@
-"""Page-cache hints: early writeback in contiguous ranges with the bytes intact; blob pages dropped once durable."""
+"""Page-cache hints: early writeback in contiguous ranges with the bytes intact; blob pages dropped once durable
+and once read."""
 
 from __future__ import annotations
 
 import os
 
-from loravault.server.vault import durable
+from loravault.server.vault import blobs, durable
 from loravault.server.vault.durable import AtomicFile
 from loravault.server.vault.blobs import BlobStore
 from loravault.server.vault.writeback import WRITEBACK_BYTES, drop_cached_pages, start_writeback
@@ -82,3 +83,16 @@ def test_the_page_drop_reports_whether_the_kernel_took_it(tmp_path):
     finally:
         os.close(fd)
     assert drop_cached_pages(fd) is False  # a closed descriptor: refused, never raises
+
+
+def test_a_blob_read_drops_its_pages_when_the_reader_closes(tmp_path, monkeypatch):
+    store = BlobStore(tmp_path / "blobs")
+    writer = store.new_writer(max_bytes=MIB)
+    writer.write(b"adapter bytes")
+    staged = writer.finish()
+    dropped = []
+    monkeypatch.setattr(blobs, "drop_cached_pages", lambda fd: dropped.append(os.readlink(f"/proc/self/fd/{fd}")))
+    with store.open(staged.sha256) as reader:
+        assert reader.read_all() == b"adapter bytes"
+        assert dropped == []
+    assert dropped == [str(staged.path)]
