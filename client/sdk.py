@@ -20,9 +20,10 @@ import grpc
 import torch
 
 from loravault.core.adapter_schema import AdapterSchema
-from loravault.core.errors import DataLossError, NotFoundError
+from loravault.core.errors import DataLossError, LoravaultError, NotFoundError
 from loravault.core.schema_wire import schema_to_pb
-from loravault.core.tensors import decode_tensors, encode_tensors
+from loravault.core.tensor_views import tensors_from_buffer
+from loravault.core.tensors import encode_tensors
 from loravault.proto import ERASURE_CHUNKS, UPLOAD_CHUNKS
 from loravault.proto import loravault_pb2 as pb
 from loravault.proto import loravault_pb2_grpc as pb_grpc
@@ -200,21 +201,18 @@ class VaultClient:
             stream: Iterator[pb.DownloadMessage | memoryview] = self._streams.download(
                 request, metadata=self._metadata, timeout=self._timeout)
             first = next(stream)
-            digest, parts = hashlib.sha256(), []
-            for message in stream:
-                chunk = message if isinstance(message, memoryview) else message.chunk
-                digest.update(chunk)
-                parts.append(chunk)
+            if not isinstance(first, pb.DownloadMessage) or first.WhichOneof("part") != "header":
+                raise DataLossError(f"download of {name} did not start with its header")
+            info, found = AdapterInfo.from_pb(first.header.adapter), VersionInfo.from_pb(first.header.version)
+            data, received = _receive_blob(stream, size=found.size, what=f"download of {name} v{found.number}")
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
-        if not isinstance(first, pb.DownloadMessage) or first.WhichOneof("part") != "header":
-            raise DataLossError(f"download of {name} did not start with its header")
-        header = first.header
-        data = b"".join(parts)
-        info, found = AdapterInfo.from_pb(header.adapter), VersionInfo.from_pb(header.version)
-        if digest.hexdigest() != found.blob_sha256 or len(data) != found.size:
+        if received != found.blob_sha256:
             raise DataLossError(f"download of {name} v{found.number} does not match its recorded digest")
-        return info, found, decode_tensors(data)
+        try:
+            return info, found, tensors_from_buffer(data, info.schema, what=f"download of {name} v{found.number}")
+        except LoravaultError as error:
+            raise DataLossError(f"download of {name} v{found.number} is not a valid adapter: {error}") from error
 
     def download(self, name: str, folder: Path | str, *, version: int = 0, tenant: str = "") -> VersionInfo:
         """Export a version as a PEFT folder (adapter_config.json + adapter_model.safetensors)."""
@@ -293,6 +291,21 @@ class VaultClient:
 
 def _ref(tenant: str, name: str) -> pb.AdapterRef:
     return pb.AdapterRef(tenant=tenant, adapter=name)
+
+
+def _receive_blob(stream: Iterator[pb.DownloadMessage | memoryview], *, size: int, what: str) -> tuple[bytearray, str]:
+    """The chunks after the header, copied once into a buffer of the recorded `size`, and their SHA-256."""
+    data, digest, offset = bytearray(size), hashlib.sha256(), 0
+    for message in stream:
+        chunk = message if isinstance(message, memoryview) else message.chunk
+        if offset + len(chunk) > size:
+            raise DataLossError(f"{what} carries more than its recorded {size} bytes")
+        data[offset : offset + len(chunk)] = chunk
+        digest.update(chunk)
+        offset += len(chunk)
+    if offset != size:
+        raise DataLossError(f"{what} ended after {offset} of its recorded {size} bytes")
+    return data, digest.hexdigest()
 
 
 def _upload_stream(header: pb.UploadHeader, data: bytes) -> Iterator[pb.UploadMessage | bytes]:

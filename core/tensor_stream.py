@@ -42,6 +42,12 @@ class StreamingTensorCheck:
         self._data_size = 0
         self._seen = 0  # bytes of the whole stream fed so far
         self._carry = b""  # a trailing partial element of the previous chunk
+        self._spans: dict[str, tuple[int, int]] = {}  # tensor name -> (begin, end) in the data section
+
+    @property
+    def layout(self) -> tuple[int, dict[str, tuple[int, int]]] | None:
+        """(offset of the data section, tensor name -> (begin, end) within it), once the header is parsed."""
+        return None if self._data_start is None else (self._data_start, dict(self._spans))
 
     @property
     def expected_size(self) -> int | None:
@@ -105,6 +111,7 @@ class StreamingTensorCheck:
             if end - begin != math.prod(expected[name]) * self._itemsize:
                 raise DeserializationError(f"{self._what}: tensor {name} spans {end - begin} bytes, not its shape's")
             spans.append((begin, end))
+            self._spans[name] = (begin, end)
         spans.sort()
         position = 0
         for begin, end in spans:

@@ -1,4 +1,5 @@
-"""The streaming safetensors check agrees with the safetensors parser and refuses off-schema bytes early."""
+"""The streaming safetensors check agrees with the safetensors parser and refuses off-schema bytes early; the
+zero-copy views built on it (core.tensor_views) refuse the same bytes and equal what safetensors decodes."""
 
 import json
 
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from loravault.core import AdapterSchema, DeserializationError, InvalidArgumentError, TensorSpec, decode_tensors
 from loravault.core import encode_tensors
 from loravault.core.tensor_stream import StreamingTensorCheck
+from loravault.core.tensor_views import tensors_from_buffer
 
 FP = "ab" * 32
 A, B = "m.q_proj.lora_A.weight", "m.q_proj.lora_B.weight"
@@ -104,3 +106,21 @@ def test_the_largest_finite_values_pass(dtype):
     values = {A: torch.full((4, 16), info.max).to(getattr(torch, dtype)),
               B: torch.full((16, 4), -info.max).to(getattr(torch, dtype))}
     feed_all(StreamingTensorCheck(schema(16, dtype)), encode_tensors(values), 7)
+
+
+@pytest.mark.parametrize("data, error", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_buffers_are_refused_before_any_view_is_made(data, error):
+    with pytest.raises(error):
+        tensors_from_buffer(bytearray(data), schema())
+
+
+@settings(max_examples=30, deadline=None)
+@given(width=st.integers(1, 64), dtype=st.sampled_from(["float32", "float16", "bfloat16"]), seed=st.integers(0, 1000))
+def test_views_equal_safetensors_decoding_and_share_the_buffer(width, dtype, seed):
+    buffer = bytearray(encode_tensors(tensors(width, getattr(torch, dtype), seed)))
+    views = tensors_from_buffer(buffer, schema(width, dtype))
+    decoded = decode_tensors(bytes(buffer))
+    assert views.keys() == decoded.keys()
+    assert all(views[name].equal(decoded[name]) and views[name].dtype == decoded[name].dtype for name in decoded)
+    start = torch.frombuffer(buffer, dtype=torch.uint8).data_ptr()
+    assert all(start <= view.data_ptr() < start + len(buffer) for view in views.values())  # no copy was made
