@@ -204,6 +204,9 @@ class VaultClient:
             if not isinstance(first, pb.DownloadMessage) or first.WhichOneof("part") != "header":
                 raise DataLossError(f"download of {name} did not start with its header")
             info, found = AdapterInfo.from_pb(first.header.adapter), VersionInfo.from_pb(first.header.version)
+            if found.size > info.schema.max_blob_bytes():  # the buffer is allocated before a byte arrives
+                raise DataLossError(f"download of {name} v{found.number} declares {found.size} bytes, more than "
+                                    f"its schema allows ({info.schema.max_blob_bytes()})")
             data, received = _receive_blob(stream, size=found.size, what=f"download of {name} v{found.number}")
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
