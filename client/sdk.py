@@ -204,18 +204,19 @@ class VaultClient:
             if not isinstance(first, pb.DownloadMessage) or first.WhichOneof("part") != "header":
                 raise DataLossError(f"download of {name} did not start with its header")
             info, found = AdapterInfo.from_pb(first.header.adapter), VersionInfo.from_pb(first.header.version)
+            what = f"download of {name} v{found.number}"
             if found.size > info.schema.max_blob_bytes():  # the buffer is allocated before a byte arrives
-                raise DataLossError(f"download of {name} v{found.number} declares {found.size} bytes, more than "
-                                    f"its schema allows ({info.schema.max_blob_bytes()})")
-            data, received = _receive_blob(stream, size=found.size, what=f"download of {name} v{found.number}")
+                raise DataLossError(f"{what} declares {found.size} bytes, more than its schema allows "
+                                    f"({info.schema.max_blob_bytes()})")
+            data, received = _receive_blob(stream, size=found.size, what=what)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
         if received != found.blob_sha256:
-            raise DataLossError(f"download of {name} v{found.number} does not match its recorded digest")
+            raise DataLossError(f"{what} does not match its recorded digest")
         try:
-            return info, found, tensors_from_buffer(data, info.schema, what=f"download of {name} v{found.number}")
+            return info, found, tensors_from_buffer(data, info.schema, what=what)
         except LoravaultError as error:
-            raise DataLossError(f"download of {name} v{found.number} is not a valid adapter: {error}") from error
+            raise DataLossError(f"{what} is not a valid adapter: {error}") from error
 
     def download(self, name: str, folder: Path | str, *, version: int = 0, tenant: str = "") -> VersionInfo:
         """Export a version as a PEFT folder (adapter_config.json + adapter_model.safetensors)."""

@@ -97,7 +97,6 @@ class StreamingTensorCheck:
         if set(header) != set(expected):
             differing = sorted(set(header) ^ set(expected))[0]
             raise InvalidArgumentError(f"{self._what}: tensor {differing} is missing or not in the schema")
-        spans = []
         for name, entry in header.items():
             if not isinstance(entry, dict):
                 raise DeserializationError(f"{self._what}: header entry {name} is not an object")
@@ -110,11 +109,9 @@ class StreamingTensorCheck:
             begin, end = _offsets(entry, name, self._what)
             if end - begin != math.prod(expected[name]) * self._itemsize:
                 raise DeserializationError(f"{self._what}: tensor {name} spans {end - begin} bytes, not its shape's")
-            spans.append((begin, end))
             self._spans[name] = (begin, end)
-        spans.sort()
         position = 0
-        for begin, end in spans:
+        for begin, end in sorted(self._spans.values()):
             if begin != position:
                 raise DeserializationError(f"{self._what}: tensor data is not laid out back to back")
             position = end
