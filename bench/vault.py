@@ -4,6 +4,9 @@ and head and list latency with 10,000 versions in the vault.
 Both servers run in one child process on 127.0.0.1 with the same thread pool and message limits, and the
 client in this one, as in a deployment; the ratio measures what the vault adds to the transport (hashing on
 both sides, the durable blob write with its fsync, the streaming safetensors checks, the metadata commit).
+Raw and vault transfers alternate round by round and the ratio is the median of the rounds' own ratios: on a
+shared machine the raw stream alone swings by a third within a minute, so timing all raw transfers first and
+all vault transfers after compared two different stretches of the machine.
 Beside them, the same bytes written durably (chunked write + fsync + rename) into the vault's folder with no
 network at all: an upload cannot be faster than its own disk write, so that rate bounds the upload ratio. And
 the CPU: the raw upload's CPU seconds (both processes, from /proc) plus the work no verified, durable upload can
@@ -21,6 +24,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,7 +54,7 @@ class VaultBenchConfig:
     """What the benchmark measures."""
 
     adapter_mib: int = 64  # size of the adapter streamed up and down
-    repeats: int = 7  # transfers per direction; the median is reported (3 left it swinging 20% between runs)
+    repeats: int = 9  # rounds of raw and vault transfers, interleaved; medians are reported
     versions: int = 10_000  # versions of one adapter in the vault for the latency part
     latency_calls: int = 500  # head and list calls timed
 
@@ -113,11 +117,26 @@ def _raw_server(payload: bytes) -> tuple[grpc.Server, int]:
 
 @dataclass(frozen=True)
 class Transfers:
-    """Median MiB/s each way; CPU seconds of both processes per upload (a mean: /proc counts 10 ms ticks)."""
+    """Seconds of each timed transfer, round by round; CPU seconds of both processes per upload (/proc)."""
 
-    upload_mib_s: float
-    download_mib_s: float
-    upload_cpu_seconds: float
+    uploads: list[float]
+    downloads: list[float]
+    upload_cpu: list[float]
+
+    def upload_mib_s(self, size_mib: float) -> float:
+        return size_mib / statistics.median(self.uploads)
+
+    def download_mib_s(self, size_mib: float) -> float:
+        return size_mib / statistics.median(self.downloads)
+
+    def upload_cpu_seconds(self) -> float:
+        return statistics.fmean(self.upload_cpu)  # a mean: /proc counts 10 ms ticks
+
+
+def paired_ratio(vault: list[float], raw: list[float]) -> float:
+    """Median over rounds of raw seconds / vault seconds: each round's two transfers ran seconds apart, so a
+    stretch in which the shared machine runs slow or fast moves both sides of a round together."""
+    return statistics.median(r / v for v, r in zip(vault, raw, strict=True))
 
 
 class CpuMeter:
@@ -135,21 +154,42 @@ class CpuMeter:
         return total / self._tick
 
 
-def _raw_throughput(port: int, payload: bytes, repeats: int, cpu: CpuMeter) -> Transfers:
-    with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 4 * MIB)]) as ch:
-        up, down = ch.stream_unary(_RAW_UP), ch.unary_stream(_RAW_DOWN)
-        ups, downs, cpus = [], [], []
-        for _ in range(repeats):
-            start, used = time.perf_counter(), cpu.now()
-            up(iter([payload[o : o + MAX_CHUNK_BYTES] for o in range(0, len(payload), MAX_CHUNK_BYTES)]))
-            ups.append(time.perf_counter() - start)
-            cpus.append(cpu.now() - used)
-            start = time.perf_counter()
-            received = b"".join(down(b""))
-            downs.append(time.perf_counter() - start)
-            assert len(received) == len(payload)
-    size = len(payload) / MIB
-    return Transfers(size / statistics.median(ups), size / statistics.median(downs), statistics.fmean(cpus))
+class RawStream:
+    """The baseline: the same bytes through a bare gRPC stream with the vault's chunk size and message limit."""
+
+    def __init__(self, channel: grpc.Channel, payload: bytes) -> None:
+        self._up, self._down = channel.stream_unary(_RAW_UP), channel.unary_stream(_RAW_DOWN)
+        self._payload = payload
+
+    def upload(self) -> None:
+        payload = self._payload
+        self._up(iter([payload[o : o + MAX_CHUNK_BYTES] for o in range(0, len(payload), MAX_CHUNK_BYTES)]))
+
+    def download(self) -> None:
+        received = b"".join(self._down(b""))
+        assert len(received) == len(self._payload)
+
+
+def _interleaved_transfers(raw: RawStream, client: VaultClient, schema: AdapterSchema, payloads: list[bytes],
+                           cpu: CpuMeter) -> tuple[Transfers, Transfers]:
+    """Each round: raw upload, vault upload, raw download, vault download (a fresh payload per vault round)."""
+    client.create_adapter("throughput", schema)
+    rounds: dict[str, dict[str, list[float]]] = {side: {"up": [], "down": [], "cpu": []} for side in ("raw", "vault")}
+
+    def timed(side: str, direction: str, transfer: Callable[[], object]) -> None:
+        start, used = time.perf_counter(), cpu.now()
+        transfer()
+        rounds[side][direction].append(time.perf_counter() - start)
+        if direction == "up":
+            rounds[side]["cpu"].append(cpu.now() - used)
+
+    for data in tqdm(payloads, desc="transfer rounds", unit="round"):
+        timed("raw", "up", raw.upload)
+        timed("vault", "up", lambda: client.upload_bytes("throughput", data))
+        timed("raw", "down", raw.download)
+        timed("vault", "down", lambda: client.download_tensors("throughput"))
+    raw_t, vault_t = (Transfers(r["up"], r["down"], r["cpu"]) for r in (rounds["raw"], rounds["vault"]))
+    return raw_t, vault_t
 
 
 def _required_upload_cpu_seconds(folder: Path, schema: AdapterSchema, payload: bytes, repeats: int) -> float:
@@ -190,21 +230,6 @@ def _durable_write_throughput(folder: Path, payload: bytes, repeats: int) -> flo
     return len(payload) / MIB / statistics.median(seconds)
 
 
-def _vault_throughput(client: VaultClient, schema: AdapterSchema, payloads: list[bytes], cpu: CpuMeter) -> Transfers:
-    client.create_adapter("throughput", schema)
-    ups, downs, cpus = [], [], []
-    for data in tqdm(payloads, desc="vault transfers", unit="adapter"):
-        start, used = time.perf_counter(), cpu.now()
-        client.upload_bytes("throughput", data)
-        ups.append(time.perf_counter() - start)
-        cpus.append(cpu.now() - used)
-        start = time.perf_counter()
-        client.download_tensors("throughput")
-        downs.append(time.perf_counter() - start)
-    size = len(payloads[0]) / MIB
-    return Transfers(size / statistics.median(ups), size / statistics.median(downs), statistics.fmean(cpus))
-
-
 def _fill_versions(vault: Vault, *, tenant: str, count: int, fingerprint: str) -> float:
     """Commit `count` versions of one small adapter through the vault API; returns seconds taken."""
     small = AdapterSchema(rank=8, alpha=16.0, target_modules=("q_proj",),
@@ -239,30 +264,35 @@ def run(config: VaultBenchConfig) -> dict:
             port, raw_port, token, fill_seconds = ready.get(timeout=1800)
             load_before = machine()
             cpu = CpuMeter(os.getpid(), child.pid)
-            with VaultClient(f"127.0.0.1:{port}", token=token, timeout=600) as client:
-                raw = _raw_throughput(raw_port, payloads[0], config.repeats, cpu)
+            raw_options = [("grpc.max_receive_message_length", 4 * MIB)]
+            with (VaultClient(f"127.0.0.1:{port}", token=token, timeout=600) as client,
+                  grpc.insecure_channel(f"127.0.0.1:{raw_port}", options=raw_options) as raw_channel):
                 disk = _durable_write_throughput(data, payloads[0], config.repeats)
                 required = _required_upload_cpu_seconds(data, schema, payloads[0], config.repeats)
-                vault = _vault_throughput(client, schema, payloads, cpu)
+                raw, vault = _interleaved_transfers(RawStream(raw_channel, payloads[0]), client, schema, payloads, cpu)
                 head = time_calls(lambda: client.get_adapter("history"), count=config.latency_calls)
                 listing = time_calls(lambda: client.versions("history"), count=max(50, config.latency_calls // 5))
                 adapters = time_calls(lambda: client.list_adapters(), count=config.latency_calls)
         finally:
             stop.set()
             child.join(timeout=60)
+    size = len(payloads[0]) / MIB
     return {
         "config": asdict(config),
         "machine_before": load_before,
         "machine_after": machine(),
         "adapter_mib": round(len(payloads[0]) / MIB, 2),
-        "raw_upload_mib_s": round(raw.upload_mib_s, 1), "vault_upload_mib_s": round(vault.upload_mib_s, 1),
-        "raw_download_mib_s": round(raw.download_mib_s, 1), "vault_download_mib_s": round(vault.download_mib_s, 1),
-        "upload_ratio_to_raw": round(vault.upload_mib_s / raw.upload_mib_s, 3),
-        "download_ratio_to_raw": round(vault.download_mib_s / raw.download_mib_s, 3),
+        "raw_upload_mib_s": round(raw.upload_mib_s(size), 1), "vault_upload_mib_s": round(vault.upload_mib_s(size), 1),
+        "raw_download_mib_s": round(raw.download_mib_s(size), 1),
+        "vault_download_mib_s": round(vault.download_mib_s(size), 1),
+        "upload_ratio_to_raw": round(paired_ratio(vault.uploads, raw.uploads), 3),
+        "download_ratio_to_raw": round(paired_ratio(vault.downloads, raw.downloads), 3),
+        "upload_ratio_per_round": [round(r / v, 3) for v, r in zip(vault.uploads, raw.uploads)],
+        "download_ratio_per_round": [round(r / v, 3) for v, r in zip(vault.downloads, raw.downloads)],
         "durable_write_mib_s": round(disk, 1),
-        "upload_ratio_to_durable_write": round(vault.upload_mib_s / disk, 3),
-        "upload_ratio_bound_by_disk": round(min(1.0, disk / raw.upload_mib_s), 3),
-        **_cpu_bound(raw, vault, required, size_mib=len(payloads[0]) / MIB),
+        "upload_ratio_to_durable_write": round(vault.upload_mib_s(size) / disk, 3),
+        "upload_ratio_bound_by_disk": round(min(1.0, disk / raw.upload_mib_s(size)), 3),
+        **_cpu_bound(raw, vault, required),
         "versions": config.versions,
         "fill_versions_per_s": round(config.versions / fill_seconds, 1),
         "head_p50_ms": head["p50_ms"], "head_p99_ms": head["p99_ms"],
@@ -272,13 +302,13 @@ def run(config: VaultBenchConfig) -> dict:
     }
 
 
-def _cpu_bound(raw: Transfers, vault: Transfers, required: float, *, size_mib: float) -> dict[str, float]:
+def _cpu_bound(raw: Transfers, vault: Transfers, required: float) -> dict[str, float]:
     """An estimated ceiling for the upload ratio on this machine's cores: the raw upload's CPU plus the required
     work, perfectly spread over every core, against the raw upload's wall time."""
-    raw_seconds = size_mib / raw.upload_mib_s
-    floor = max(raw_seconds, (raw.upload_cpu_seconds + required) / os.cpu_count())
-    return {"raw_upload_cpu_seconds": round(raw.upload_cpu_seconds, 3),
-            "vault_upload_cpu_seconds": round(vault.upload_cpu_seconds, 3),
+    raw_seconds = statistics.median(raw.uploads)
+    floor = max(raw_seconds, (raw.upload_cpu_seconds() + required) / os.cpu_count())
+    return {"raw_upload_cpu_seconds": round(raw.upload_cpu_seconds(), 3),
+            "vault_upload_cpu_seconds": round(vault.upload_cpu_seconds(), 3),
             "required_upload_cpu_seconds": round(required, 3),
             "upload_ratio_bound_by_cpu": round(raw_seconds / floor, 3)}
 
@@ -300,6 +330,9 @@ def table(results: dict) -> str:
         f"Adapter of {results['adapter_mib']} MiB, {load['cpus']} CPUs, load average {load['loadavg_1m']} "
         f"(1 min) before the run, {results['machine_after']['loadavg_1m']} after.\n\n"
         + markdown_table(["transfer", "vault", "raw gRPC", "vault / raw"], rows)
+        + f"\nMedians of {len(results['upload_ratio_per_round'])} rounds; a round times a raw upload, a vault "
+        f"upload, a raw download and a vault download back to back, and vault / raw is the median of the rounds' "
+        f"own ratios (uploads per round: {', '.join(f'{r:.0%}' for r in results['upload_ratio_per_round'])}).\n"
         + f"\nThe same bytes written durably into the vault's folder with no network: "
         f"{results['durable_write_mib_s']} MiB/s, so no durable upload can exceed "
         f"{results['upload_ratio_bound_by_disk']:.0%} of the raw stream here; the vault's upload runs at "

@@ -22,7 +22,7 @@ import torch
 from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import DataLossError, LoravaultError, NotFoundError
 from loravault.core.schema_wire import schema_to_pb
-from loravault.core.tensor_views import tensors_from_buffer
+from loravault.core.tensor_views import Buffer, tensors_from_buffer, writable_buffer
 from loravault.core.tensors import encode_tensors
 from loravault.proto import ERASURE_CHUNKS, UPLOAD_CHUNKS
 from loravault.proto import loravault_pb2 as pb
@@ -297,9 +297,9 @@ def _ref(tenant: str, name: str) -> pb.AdapterRef:
     return pb.AdapterRef(tenant=tenant, adapter=name)
 
 
-def _receive_blob(stream: Iterator[pb.DownloadMessage | memoryview], *, size: int, what: str) -> tuple[bytearray, str]:
+def _receive_blob(stream: Iterator[pb.DownloadMessage | memoryview], *, size: int, what: str) -> tuple[Buffer, str]:
     """The chunks after the header, copied once into a buffer of the recorded `size`, and their SHA-256."""
-    data, digest, offset = bytearray(size), hashlib.sha256(), 0
+    data, digest, offset = writable_buffer(size), hashlib.sha256(), 0
     for message in stream:
         chunk = message if isinstance(message, memoryview) else message.chunk
         if offset + len(chunk) > size:

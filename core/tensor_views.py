@@ -4,11 +4,16 @@
 values: for a 64 MiB download that is one more full copy on the client. Here the buffer the download was
 assembled in is checked with the same StreamingTensorCheck the server runs on uploads (header against the
 schema, tensors back to back, every value finite) and each tensor is a `torch.frombuffer` view of its span.
+
+`writable_buffer` makes that buffer. A fresh 64 MiB bytearray is 16,384 small pages that the kernel faults in
+and zeroes one at a time as the chunks land (about 25 ms of a 100 ms download on two cores); an anonymous
+mapping that asks for transparent huge pages faults in 2 MiB at a time (about 4 ms).
 """
 
 from __future__ import annotations
 
 import math
+import mmap
 import sys
 from typing import cast
 
@@ -18,13 +23,32 @@ from .adapter_schema import AdapterSchema
 from .tensor_stream import StreamingTensorCheck
 from .tensors import decode_tensors
 
-__all__ = ["tensors_from_buffer"]
+__all__ = ["Buffer", "tensors_from_buffer", "writable_buffer"]
 
 _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_HUGE_PAGE = 2 << 20
+
+Buffer = bytearray | mmap.mmap
+
+
+def writable_buffer(size: int) -> Buffer:
+    """A zero-filled writable buffer of `size` bytes; from 2 MiB up, an anonymous mapping backed by transparent
+    huge pages where the kernel offers them (Linux; elsewhere, or for small sizes, a bytearray).
+
+    The mapping is unmapped when the last view of it (a tensor from `tensors_from_buffer` included) is gone.
+    """
+    if size < _HUGE_PAGE or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return bytearray(size)
+    mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        mapping.madvise(mmap.MADV_HUGEPAGE)
+    except OSError:  # transparent huge pages disabled: small pages, as a bytearray would have
+        pass
+    return mapping
 
 
 def tensors_from_buffer(
-    buffer: bytearray, schema: AdapterSchema, *, what: str = "download"
+    buffer: Buffer, schema: AdapterSchema, *, what: str = "download"
 ) -> dict[str, torch.Tensor]:
     """The tensors of safetensors bytes in `buffer`, as views that share its memory (keep it unmodified).
 

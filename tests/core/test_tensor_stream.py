@@ -1,7 +1,11 @@
 """The streaming safetensors check agrees with the safetensors parser and refuses off-schema bytes early; the
-zero-copy views built on it (core.tensor_views) refuse the same bytes and equal what safetensors decodes."""
+zero-copy views built on it (core.tensor_views) refuse the same bytes and equal what safetensors decodes, also
+over the huge-page buffer a download is assembled in."""
 
+import gc
 import json
+import mmap
+import sys
 
 import pytest
 import torch
@@ -11,7 +15,7 @@ from hypothesis import strategies as st
 from loravault.core import AdapterSchema, DeserializationError, InvalidArgumentError, TensorSpec, decode_tensors
 from loravault.core import encode_tensors
 from loravault.core.tensor_stream import StreamingTensorCheck
-from loravault.core.tensor_views import tensors_from_buffer
+from loravault.core.tensor_views import tensors_from_buffer, writable_buffer
 
 FP = "ab" * 32
 A, B = "m.q_proj.lora_A.weight", "m.q_proj.lora_B.weight"
@@ -124,3 +128,24 @@ def test_views_equal_safetensors_decoding_and_share_the_buffer(width, dtype, see
     assert all(views[name].equal(decoded[name]) and views[name].dtype == decoded[name].dtype for name in decoded)
     start = torch.frombuffer(buffer, dtype=torch.uint8).data_ptr()
     assert all(start <= view.data_ptr() < start + len(buffer) for view in views.values())  # no copy was made
+
+
+def test_a_large_writable_buffer_is_zeroed_and_outlives_its_last_name_through_its_views():
+    width = 80_000  # 2.4 MB of float32
+    data = encode_tensors(tensors(width, torch.float32, 0))
+    buffer = writable_buffer(len(data))
+    assert len(buffer) == len(data) and buffer[:16] == bytes(16) and buffer[-16:] == bytes(16)
+    if sys.platform == "linux":
+        assert isinstance(buffer, mmap.mmap)  # the huge-page mapping, not a bytearray
+    buffer[:] = data
+    views = tensors_from_buffer(buffer, schema(width, "float32"))
+    expected = decode_tensors(data)
+    del buffer
+    gc.collect()
+    assert all(views[name].equal(expected[name]) for name in expected)  # the mapping is still there
+
+
+@pytest.mark.parametrize("size", [0, 1, (2 << 20) - 1])
+def test_a_small_writable_buffer_is_a_bytearray(size):
+    buffer = writable_buffer(size)
+    assert isinstance(buffer, bytearray) and buffer == bytearray(size)
