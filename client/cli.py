@@ -33,6 +33,7 @@ from loravault.proto.keys import (
     signer_from_pem,
 )
 
+from .health import check_health
 from .sdk import VaultClient
 
 __all__ = ["main", "build_parser"]
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     groups.add_parser("serve", help="run the server (see `loravault serve --help`)", add_help=False)
     groups.add_parser("audit", help="verify the audit log offline", add_help=False)
     groups.add_parser("whoami", help="show the caller's role, tenant and the server's base model")
+    health = groups.add_parser("health", help="gRPC health check (no token): exit 0 when SERVING")
+    health.add_argument("--service", default="", help="a service's full name (default: the whole server)")
+    health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
 
     tenants = groups.add_parser("tenants", help="create, list and delete tenants (admin)").add_subparsers(
         dest="action", required=True)
@@ -117,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.group == "keys" and args.action == "generate":
         _print(_generate_key(args.path), as_json=args.json)
         return 0
+    if args.group == "health":
+        return _health(args)
     token = args.token or (args.token_file.read_text().strip() if args.token_file else None)
     if not token:
         sys.stderr.write("loravault: no token: pass --token, --token-file or set LORAVAULT_TOKEN\n")
@@ -129,6 +135,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _print(result, as_json=args.json)
     return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    try:
+        status = check_health(args.server, service=args.service, timeout=args.timeout)
+    except LoravaultError as error:
+        sys.stderr.write(f"loravault: {type(error).__name__}: {error}\n")
+        return 1
+    sys.stdout.write((json.dumps({"status": status}) if args.json else status) + "\n")
+    return 0 if status == "SERVING" else 1
 
 
 def _run(client: VaultClient, args: argparse.Namespace) -> Any:

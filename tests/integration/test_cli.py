@@ -1,6 +1,7 @@
 """The `loravault` command line against a real server: tenant and admin subcommands end to end."""
 
 import json
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -88,3 +89,20 @@ def test_cli_generates_a_key_and_registers_it(server, tmp_path, cli):
     assert added["keyid"] == made["keyid"] and added["status"] == "active"
     keys, threshold = json.loads(cli(server, "keys", "list", token=token).stdout)
     assert [k["keyid"] for k in keys] == [made["keyid"]] and threshold == 1
+
+
+def test_health_answers_serving_without_a_token(server, capsys):
+    assert main(["--server", server.target, "health"]) == 0
+    assert capsys.readouterr().out.strip() == "SERVING"
+    assert main(["--server", server.target, "--json", "health", "--service", "loravault.v1.Adapters"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"status": "SERVING"}
+
+
+def test_health_fails_for_an_unknown_service_and_an_unreachable_server(server, capsys):
+    assert main(["--server", server.target, "health", "--service", "no.such.Service"]) == 1
+    assert "NotFoundError" in capsys.readouterr().err
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["--server", f"127.0.0.1:{port}", "health", "--timeout", "2"]) == 1
+    assert "UnavailableError" in capsys.readouterr().err
