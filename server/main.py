@@ -55,6 +55,7 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     stop.wait()
+    state.health.enter_graceful_shutdown()
     logger.info("shutting down: %.0f s for calls in flight", config.grace_seconds)
     server.stop(config.grace_seconds).wait()
     vault.close()

@@ -55,10 +55,9 @@ def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Ser
     add_servicer(server, AdaptersService(state), "Adapters")
     add_servicer(server, ErasureService(state), "Erasure")
     add_servicer(server, pb_grpc.InferenceServicer(), "Inference")
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(state.health, server)
     for name in ("", *SERVICE_NAMES):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        state.health.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = f"{config.host}:{config.port}"
     port = server.add_secure_port(address, _credentials(config)) if config.tls_cert else server.add_insecure_port(address)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from grpc_health.v1.health import HealthServicer
 
 __all__ = ["ServerState"]
 
@@ -18,3 +20,6 @@ class ServerState:
     max_chunk_bytes: int
     base_model: Any = None  # loravault.core.BaseModel the server loaded (None: no model compute, e.g. tests)
     erasure: Any = None  # loravault.server.erasure.ErasurePipeline; None answers Erasure calls UNAVAILABLE
+    # the health service create_server registers; serve() turns it NOT_SERVING first thing on SIGTERM, so
+    # probes take the server out of rotation while calls in flight finish
+    health: HealthServicer = field(default_factory=HealthServicer)

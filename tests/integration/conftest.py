@@ -24,6 +24,7 @@ class RunningServer:
     data_dir: Path
     vault: Vault
     fingerprint: str
+    state: ServerState | None = None  # None for a server in another process
 
     def client(self, token: str | None = None) -> VaultClient:
         return VaultClient(self.target, token=token or self.admin_token, timeout=30)
@@ -53,7 +54,7 @@ def server(tmp_path: Path, tiny: BaseModel) -> Iterator[RunningServer]:
     grpc_server, port = create_server(config, state=state)
     grpc_server.start()
     try:
-        yield RunningServer(f"127.0.0.1:{port}", token, data, vault, tiny.fingerprint)
+        yield RunningServer(f"127.0.0.1:{port}", token, data, vault, tiny.fingerprint, state)
     finally:
         grpc_server.stop(None)
         vault.close()

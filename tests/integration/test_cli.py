@@ -106,3 +106,10 @@ def test_health_fails_for_an_unknown_service_and_an_unreachable_server(server, c
         port = probe.getsockname()[1]
     assert main(["--server", f"127.0.0.1:{port}", "health", "--timeout", "2"]) == 1
     assert "UnavailableError" in capsys.readouterr().err
+
+
+def test_health_answers_not_serving_once_shutdown_begins(server, capsys):
+    assert server.state is not None
+    server.state.health.enter_graceful_shutdown()  # what serve() does first on SIGTERM
+    assert main(["--server", server.target, "health"]) == 1
+    assert capsys.readouterr().out.strip() == "NOT_SERVING"
