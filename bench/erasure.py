@@ -22,7 +22,7 @@ from typing import Any
 
 from .harness import RESULTS_DIR, machine
 from .unlearning import preset, run_benchmark
-from .unlearning.report import headline, plot, tables
+from .unlearning.report import headline, mean_table, plot, tables
 
 __all__ = ["main"]
 
@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     stem = f"erasure-{Path(args.base).name}" + ("-quick" if args.quick else "")
     args.output_dir.mkdir(parents=True, exist_ok=True)
     table = f"# Erasure against retraining: {args.base}\n\nwall {results['wall_seconds']:.0f} s, load before " \
-            f"{before['loadavg_1m']}, after {results['machine_after']['loadavg_1m']} ({before['cpus']} CPUs)\n\n" + tables(results)
+            f"{before['loadavg_1m']}, after {results['machine_after']['loadavg_1m']} ({before['cpus']} CPUs)\n\n" \
+            + mean_table(results) + tables(results)
     (args.output_dir / f"{stem}.json").write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
     (args.output_dir / f"{stem}.md").write_text(table)
     plot(results, args.output_dir / f"{stem}.png")

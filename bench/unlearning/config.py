@@ -37,8 +37,13 @@ class FactsConfig:
     fractions: tuple[float, ...] = (0.01,)  # share of entities removed; at least one entity each
     edit_fraction: float = 0.0  # share of facts whose query is edited / answer corrected (0: no edit tasks)
     noise_seeds: tuple[int, ...] = (1, 2)  # extra retraining seeds for the first removal: the noise floor
+    # requests of the smallest fraction, each forgetting other entities with a retraining of its own; the headline
+    # averages them (how far an erasure lands from one retraining depends on which entity it forgot)
+    removal_repeats: int = 1
 
     def __post_init__(self) -> None:
+        if not isinstance(self.removal_repeats, int) or self.removal_repeats < 1:
+            raise InvalidArgumentError(f"facts: removal_repeats must be a positive integer, got {self.removal_repeats!r}")
         if self.entities < 2 or not 1 <= self.attributes <= 4 or min(self.reference_entities, self.nonmember_entities) < 1:
             raise InvalidArgumentError("facts: need >= 2 entities, 1..4 attributes, >= 1 reference and non-member entity")
         if not self.fractions or any(not 0 < f < 1 for f in self.fractions) or not 0 <= self.edit_fraction < 1:
@@ -121,13 +126,13 @@ def preset(base: str, *, quick: bool = False) -> BenchConfig:
         if quick:
             return BenchConfig(
                 base, facts=FactsConfig(entities=6, attributes=2, reference_entities=2, nonmember_entities=2,
-                                        paraphrase_retain=6, fractions=(0.1,), noise_seeds=(1,)),
+                                        paraphrase_retain=6, fractions=(0.1,), noise_seeds=(1,), removal_repeats=2),
                 labels=LabelsConfig(train=0, solvers=()), training=training,
                 eraser=_eraser(128, sample=8, cg_iterations=5, lissa_depth=10),
                 methods=MethodsConfig(solvers=("ekfac", "cg"), ascent_steps=(1, 4)), text_windows=2,
             )
         return BenchConfig(
-            base, facts=FactsConfig(entities=20, attributes=3, fractions=(0.01, 0.05, 0.1), edit_fraction=0.05),
+            base, facts=FactsConfig(entities=20, attributes=3, fractions=(0.01, 0.05, 0.1), edit_fraction=0.05, removal_repeats=3),
             labels=labels, training=training, eraser=_eraser(128, sample=32, cg_iterations=20, lissa_depth=100),
         )
     # 8 epochs at a constant 3e-3 left retain recall at 86% and retraining seeds 22 points apart: train until
@@ -138,8 +143,10 @@ def preset(base: str, *, quick: bool = False) -> BenchConfig:
         # 8 halve the variance of the step's target
         # 1% of 48 entities is one entity (the headline); 10% is five, to see how a larger forget set behaves.
         # 24 entities made one entity 4% of the data and one retained fact 1.1 points of retain recall, so "within
-        # 1 point of the oracle" meant "the same facts"; at 48 a fact is 0.53 points
-        base, facts=FactsConfig(entities=48, attributes=4, reference_entities=8, fractions=(0.01, 0.1)),
+        # 1 point of the oracle" meant "the same facts"; at 48 a fact is 0.53 points.
+        # One 1% request is one entity: CG's plain step closed 98% of the gap for the first entity and 54% for the
+        # second (oracle forget loss 2.10 vs 3.57), so the headline averages three entities' requests
+        base, facts=FactsConfig(entities=48, attributes=4, reference_entities=8, fractions=(0.01, 0.1), removal_repeats=3),
         labels=LabelsConfig(training=TrainingConfig(rank=8, alpha=16.0, epochs=10, batch_size=8, learning_rate=3e-3,
                                                     decay="linear", max_length=48)),
         training=TrainingConfig(rank=8, alpha=16.0, epochs=16, batch_size=8, learning_rate=5e-3, decay="linear", max_length=48),

@@ -1,7 +1,8 @@
 """The benchmark's requests: each task is one erasure request with its new training set and evaluation sets.
 
-Facts tasks remove every fact of a share of the trained entities (at least one entity), or edit the query /
-correct the answer of a share of the facts. The labels task corrects the corrupted labels. The never-trained
+Facts tasks remove every fact of a share of the trained entities (at least one entity; the smallest share
+`removal_repeats` times over, each request forgetting other entities), or edit the query / correct the answer
+of a share of the facts. The labels task corrects the corrupted labels. The never-trained
 reference samples (the calibrated step's target) and the membership-inference negatives come from disjoint
 entities (or objects), so the attack is not the quantity the step was tuned to.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from loravault.core import Sample
+from loravault.core import InvalidArgumentError, Sample
 from loravault.eraser import ErasureRequest
 
 from .config import FactsConfig, LabelsConfig
@@ -67,9 +68,13 @@ def facts_family(config: FactsConfig, *, text: torch.Tensor, guard_size: int) ->
     tasks = []
     for index, fraction in enumerate(config.fractions):
         count = max(1, round(fraction * len(trained)))
-        tasks.append(_removal(world, order[:count], trained, nonmembers, reference, config, text, guard_size,
-                              name=f"removal {fraction:.0%} ({count} of {len(trained)} entities)",
-                              noise=config.noise_seeds if index == 0 else ()))
+        repeats = config.removal_repeats if index == 0 else 1
+        if repeats * count > len(trained):
+            raise InvalidArgumentError(f"facts: {repeats} requests of {count} entities need more than {len(trained)} entities")
+        for repeat in range(repeats):
+            name = f"removal {fraction:.0%} ({count} of {len(trained)} entities)" + (f" #{repeat + 1}" if repeats > 1 else "")
+            tasks.append(_removal(world, order[repeat * count : (repeat + 1) * count], trained, nonmembers, reference, config,
+                                  text, guard_size, name=name, noise=config.noise_seeds if index == repeat == 0 else ()))
     if config.edit_fraction > 0:
         count = max(1, round(config.edit_fraction * len(train)))
         picked = sorted(random.Random(config.seed + 2).sample(train, count), key=lambda s: s.id)

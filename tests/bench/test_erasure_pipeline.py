@@ -23,5 +23,8 @@ def test_quick_benchmark_writes_json_table_and_plot_with_every_method(tmp_path: 
     assert results["facts"]["curvature_build_seconds"] > 0
     assert {"best_method", "wall_seconds"} <= set(results["headline"]) | set(results)
     assert results["headline"]["task"].startswith("removal") and results["headline"]["retrain_seeds_retain_recall_spread_points"] >= 0
-    assert (tmp_path / "erasure-tiny-quick.md").read_text().count("| cg/plain |") == 1
+    assert results["headline"]["requests"] == 2 and len(results["headline"]["tasks"]) == 2  # removal_repeats=2
+    table = (tmp_path / "erasure-tiny-quick.md").read_text()
+    assert "mean over 2 requests" in table
+    assert table.count("| cg/plain |") == 3  # the mean table, then each request's own
     assert (tmp_path / "erasure-tiny-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

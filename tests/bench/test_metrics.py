@@ -48,14 +48,39 @@ def test_kl_from_reference_is_zero_for_equal_distributions_and_matches_hand_comp
     assert kl_from_reference(p, q) == pytest.approx(by_hand, rel=1e-6)
 
 
-def test_headline_task_is_chosen_by_content_not_by_key_order() -> None:
-    from loravault.bench.unlearning.report import _smallest_removal
+def test_headline_tasks_are_chosen_by_content_not_by_key_order() -> None:
+    from loravault.bench.unlearning.report import _smallest_removals
 
     tasks = {"query modification 5% (3 facts)": {"request": {"query_modification": 3}},
              "removal 10% (2 of 20 entities)": {"request": {"removal": 6}},
              "removal 5% (1 of 20 entities)": {"request": {"removal": 3}},
-             "removal 1% (1 of 20 entities)": {"request": {"removal": 3}}}
-    assert _smallest_removal(tasks) == "removal 1% (1 of 20 entities)"
+             "removal 1% (1 of 20 entities) #10": {"request": {"removal": 3}},
+             "removal 1% (1 of 20 entities) #2": {"request": {"removal": 3}}}
+    assert _smallest_removals(tasks) == ["removal 1% (1 of 20 entities) #2", "removal 1% (1 of 20 entities) #10"]
+    assert _smallest_removals({"removal 1% (1 of 20 entities)": {"request": {"removal": 3}}}) == ["removal 1% (1 of 20 entities)"]
+
+
+def test_headline_averages_the_requests_and_refuses_a_method_refused_by_any() -> None:
+    from loravault.bench.unlearning.report import headline
+
+    def row(gap: float, retain: float, seconds: float, refused: str | None = None) -> dict:
+        return {"metrics": {"forget_loss": gap, "retain_recall": 100 + retain}, "gap_closed": {"forget_loss": gap},
+                "retain_recall_minus_retrain_points": retain, "seconds": seconds, "uses_curvature": True,
+                "refused": refused, "details": {}}
+
+    def task(rows: dict, retrain: float) -> dict:
+        return {"request": {"removal": 4}, "retrain_seconds": retrain, "curvature_build_seconds": 10.0,
+                "rows": {"retrain (oracle)": row(1.0, 0.0, retrain), "original (no-op)": row(0.0, 0.0, 0.0), **rows}}
+
+    tasks = {"removal 1% (1 of 48 entities) #1": task({"a": row(0.9, -0.5, 2.0), "b": row(1.0, 0.0, 1.0)}, 200.0),
+             "removal 1% (1 of 48 entities) #2": task({"a": row(0.7, -1.0, 2.0), "b": row(0.0, 0.0, 1.0, "guard")}, 100.0)}
+    head = headline({"facts": {"tasks": tasks}})
+    assert head["requests"] == 2 and head["best_method"] == "a"  # b was refused on the second request
+    assert head["best_gap_closed_forget_loss"] == pytest.approx(0.8)
+    assert head["retain_recall_minus_retrain_points"] == pytest.approx(-0.75)
+    assert head["speedup_amortized"] == pytest.approx(75.0)  # mean retraining 150 s over a mean 2 s
+    assert head["speedup_with_curvature"] == pytest.approx(12.5)
+    assert head["methods"]["b"]["refused_requests"] == 1 and "speedup_amortized" not in head["methods"]["b"]
 
 
 def test_scoring_gives_speedups_to_answered_methods_only_and_picks_the_best_within_the_retain_rule() -> None:
