@@ -133,10 +133,20 @@ class Transfers:
         return statistics.fmean(self.upload_cpu)  # a mean: /proc counts 10 ms ticks
 
 
+def round_ratios(vault: list[float], raw: list[float]) -> list[float]:
+    """Each round's raw seconds / vault seconds (the vault's rate as a share of the raw stream's)."""
+    return [r / v for v, r in zip(vault, raw, strict=True)]
+
+
 def paired_ratio(vault: list[float], raw: list[float]) -> float:
     """Median over rounds of raw seconds / vault seconds: each round's two transfers ran seconds apart, so a
     stretch in which the shared machine runs slow or fast moves both sides of a round together."""
-    return statistics.median(r / v for v, r in zip(vault, raw, strict=True))
+    return statistics.median(round_ratios(vault, raw))
+
+
+def _chunks(payload: bytes) -> list[bytes]:
+    """`payload` cut into upload-sized chunks, each a copy (as a client hands gRPC bytes objects)."""
+    return [payload[o : o + MAX_CHUNK_BYTES] for o in range(0, len(payload), MAX_CHUNK_BYTES)]
 
 
 class CpuMeter:
@@ -162,8 +172,7 @@ class RawStream:
         self._payload = payload
 
     def upload(self) -> None:
-        payload = self._payload
-        self._up(iter([payload[o : o + MAX_CHUNK_BYTES] for o in range(0, len(payload), MAX_CHUNK_BYTES)]))
+        self._up(iter(_chunks(self._payload)))
 
     def download(self) -> None:
         received = b"".join(self._down(b""))
@@ -188,14 +197,15 @@ def _interleaved_transfers(raw: RawStream, client: VaultClient, schema: AdapterS
         timed("vault", "up", lambda: client.upload_bytes("throughput", data))
         timed("raw", "down", raw.download)
         timed("vault", "down", lambda: client.download_tensors("throughput"))
-    raw_t, vault_t = (Transfers(r["up"], r["down"], r["cpu"]) for r in (rounds["raw"], rounds["vault"]))
-    return raw_t, vault_t
+    raw_rounds, vault_rounds = rounds["raw"], rounds["vault"]
+    return (Transfers(raw_rounds["up"], raw_rounds["down"], raw_rounds["cpu"]),
+            Transfers(vault_rounds["up"], vault_rounds["down"], vault_rounds["cpu"]))
 
 
 def _required_upload_cpu_seconds(folder: Path, schema: AdapterSchema, payload: bytes, repeats: int) -> float:
     """CPU seconds of the work every verified, durable upload adds to the transport (median of `repeats`):
     SHA-256 of the bytes on each side, the streaming safetensors check, and writing the blob durably."""
-    chunks = [payload[o : o + MAX_CHUNK_BYTES] for o in range(0, len(payload), MAX_CHUNK_BYTES)]
+    chunks = _chunks(payload)
     seconds = []
     for attempt in range(repeats):
         start = time.process_time()
@@ -287,8 +297,8 @@ def run(config: VaultBenchConfig) -> dict:
         "vault_download_mib_s": round(vault.download_mib_s(size), 1),
         "upload_ratio_to_raw": round(paired_ratio(vault.uploads, raw.uploads), 3),
         "download_ratio_to_raw": round(paired_ratio(vault.downloads, raw.downloads), 3),
-        "upload_ratio_per_round": [round(r / v, 3) for v, r in zip(vault.uploads, raw.uploads)],
-        "download_ratio_per_round": [round(r / v, 3) for v, r in zip(vault.downloads, raw.downloads)],
+        "upload_ratio_per_round": [round(r, 3) for r in round_ratios(vault.uploads, raw.uploads)],
+        "download_ratio_per_round": [round(r, 3) for r in round_ratios(vault.downloads, raw.downloads)],
         "durable_write_mib_s": round(disk, 1),
         "upload_ratio_to_durable_write": round(vault.upload_mib_s(size) / disk, 3),
         "upload_ratio_bound_by_disk": round(min(1.0, disk / raw.upload_mib_s(size)), 3),

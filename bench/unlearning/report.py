@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
 
 from ..harness import markdown_table  # noqa: E402
-from .scoring import RETAIN_POINTS  # noqa: E402
+from .scoring import RETAIN_POINTS, is_candidate, is_method, speedups  # noqa: E402
 
 __all__ = ["headline", "mean_table", "plot", "tables"]
 
@@ -39,8 +39,7 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
     names = _smallest_removals(tasks)
     group = [tasks[name] for name in names]
     methods = _mean_rows(group)
-    eligible = [name for name, row in methods.items() if _is_method(name) and not row["refused_requests"]
-                and abs(row["retain_recall_minus_retrain_points"]) <= RETAIN_POINTS and not math.isnan(row["gap_closed"]["forget_loss"])]
+    eligible = [name for name, row in methods.items() if is_candidate(name, row, "forget_loss")]
     best = max(eligible, key=lambda name: methods[name]["gap_closed"]["forget_loss"], default=None)
     out: dict[str, Any] = {"task": names[0], "tasks": names, "requests": len(names), "best_method": best}
     row = methods.get(best, {})
@@ -57,10 +56,6 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
             f"{out['retrain_seeds_retain_recall_spread_points']:.1f} points")
     out["methods"] = methods
     return out
-
-
-def _is_method(name: str) -> bool:
-    return not name.startswith(("retrain", "original"))
 
 
 def _mean(values: list[float]) -> float:
@@ -88,9 +83,8 @@ def _mean_rows(group: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "seconds": seconds, "refused_requests": len(refused), "refused": refused[0] if refused else None,
             "peak_memory_bytes": max((r["details"].get("peak_memory_bytes") or 0) for r in rows) or None,
         }
-        if _is_method(name) and not refused:
-            mean["speedup_amortized"] = retrain_seconds / max(seconds, 1e-9)
-            mean["speedup_with_curvature"] = retrain_seconds / (max(seconds, 1e-9) + (curvature if rows[0]["uses_curvature"] else 0.0))
+        if is_method(name) and not refused:
+            mean.update(speedups(retrain_seconds, seconds, curvature_seconds=curvature if rows[0]["uses_curvature"] else 0.0))
         out[name] = mean
     return out
 

@@ -13,13 +13,28 @@ from typing import Any
 from .metrics import gap_closed
 from .tasks import Task
 
-__all__ = ["RETAIN_POINTS", "score_task"]
+__all__ = ["RETAIN_POINTS", "is_candidate", "is_method", "score_task", "speedups"]
 
 RETAIN_POINTS = 1.0
 
 
-def _is_method(name: str) -> bool:
+def is_method(name: str) -> bool:
+    """An erasure method's row: not a retraining and not the unchanged original."""
     return not name.startswith(("retrain", "original"))
+
+
+def speedups(retrain_seconds: float, seconds: float, *, curvature_seconds: float) -> dict[str, float]:
+    """How many times faster than retraining: per request, and with the one-off curvature build added
+    (`curvature_seconds` 0 for methods that do not use it)."""
+    seconds = max(seconds, 1e-9)
+    return {"speedup_amortized": retrain_seconds / seconds,
+            "speedup_with_curvature": retrain_seconds / (seconds + curvature_seconds)}
+
+
+def is_candidate(name: str, row: dict[str, Any], metric: str) -> bool:
+    """The retain rule: an answered method whose retain recall is within RETAIN_POINTS of retraining's."""
+    return (is_method(name) and row["refused"] is None and abs(row["retain_recall_minus_retrain_points"]) <= RETAIN_POINTS
+            and not math.isnan(row["gap_closed"][metric]))
 
 
 def score_task(rows: dict[str, dict[str, Any]], task: Task, *, curvature_seconds: float) -> dict[str, Any]:
@@ -31,13 +46,11 @@ def score_task(rows: dict[str, dict[str, Any]], task: Task, *, curvature_seconds
         row["gap_closed"] = {key: gap_closed(erased=metrics[key], original=original["metrics"][key], retrained=oracle["metrics"][key])
                              for key in task.gap_metrics}
         row["retain_recall_minus_retrain_points"] = metrics["retain_recall"] - oracle["metrics"]["retain_recall"]
-        if _is_method(name) and row["refused"] is None:  # a refused method left the adapter as it was: no speedup
-            seconds = max(row["seconds"], 1e-9)
-            row["speedup_amortized"] = retrain_seconds / seconds
-            row["speedup_with_curvature"] = retrain_seconds / (seconds + (curvature_seconds if row["uses_curvature"] else 0.0))
+        if is_method(name) and row["refused"] is None:  # a refused method left the adapter as it was: no speedup
+            row.update(speedups(retrain_seconds, row["seconds"],
+                                curvature_seconds=curvature_seconds if row["uses_curvature"] else 0.0))
     headline = task.gap_metrics[0]
-    eligible = [name for name, row in rows.items() if _is_method(name) and row["refused"] is None
-                and abs(row["retain_recall_minus_retrain_points"]) <= RETAIN_POINTS and not math.isnan(row["gap_closed"][headline])]
+    eligible = [name for name, row in rows.items() if is_candidate(name, row, headline)]
     best = max(eligible, key=lambda name: rows[name]["gap_closed"][headline], default=None)
     summary: dict[str, Any] = {
         "request": dict(task.request.kinds()), "train_size_after": len(task.new_train), "headline_metric": headline,
