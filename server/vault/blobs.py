@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -19,6 +20,7 @@ from types import TracebackType
 
 from loravault.core import DataLossError, FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
 
+from .direct_io import DirectWrites, direct_io_supported
 from .durable import TEMP_PREFIX, AtomicFile, fsync_dir
 from .writeback import drop_cached_pages
 
@@ -79,10 +81,6 @@ class BlobWriter:
         atomic.write(chunk)
         self._hash.update(chunk)
         self._size += len(chunk)
-
-    def peek(self) -> bytes:
-        """Everything written so far, read back from the temporary file (for checks before `finish`)."""
-        return self._require_open().temp_path.read_bytes()
 
     def finish(self) -> StagedBlob:
         """Fsync, rename to `<root>/ab/<sha256>`, fsync the folders, pin, and describe the blob."""
@@ -186,6 +184,13 @@ class BlobStore:
         self._lock = threading.Lock()
         self._pins: Counter[str] = Counter()
         self._active_temps: set[Path] = set()
+        probe = root / f"{TEMP_PREFIX}direct-probe-{secrets.token_hex(8)}"  # a crash leaves a temp file fsck removes
+        self._direct = DirectWrites() if direct_io_supported(probe) else None  # None: through the page cache
+
+    def close(self) -> None:
+        """Stop the disk-write threads (a store is closed with its vault)."""
+        if self._direct is not None:
+            self._direct.close()
 
     def path_for(self, sha256: str) -> Path:
         check_sha256(sha256)
@@ -303,7 +308,7 @@ class BlobStore:
     # used by BlobWriter
 
     def _begin_temp(self, folder: Path | None = None) -> AtomicFile:
-        atomic = AtomicFile(folder or self.root, mode=0o600, drop_cache=True)  # written once, read rarely
+        atomic = AtomicFile(folder or self.root, mode=0o600, drop_cache=True, direct=self._direct)
         with self._lock:
             self._active_temps.add(atomic.temp_path)
         return atomic

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from loravault.core import AlreadyExistsError
 
+from .direct_io import DirectAppender, DirectWrites, open_direct_flag
 from .writeback import WRITEBACK_BYTES, drop_cached_pages, start_writeback
 
 __all__ = ["AtomicFile", "TEMP_PREFIX", "fsync_dir", "write_file_durably"]
@@ -39,15 +40,20 @@ class AtomicFile:
     The temporary file is created with O_EXCL and `mode` from the first instant, so a secret written through
     it is never readable by others, even briefly. Writes start the disk's writeback every WRITEBACK_BYTES, so a
     file written in pieces is mostly on disk when `publish` fsyncs it. With `drop_cache`, its pages leave the page
-    cache once it is durable (see writeback.drop_cached_pages). Not thread-safe: one writer per instance.
+    cache once it is durable (see writeback.drop_cached_pages). With `direct` (from a folder where
+    direct_io.direct_io_supported holds), the bytes bypass the page cache instead (see direct_io). Not
+    thread-safe: one writer per instance.
     """
 
-    def __init__(self, folder: Path, *, mode: int = 0o600, drop_cache: bool = False) -> None:
+    def __init__(
+        self, folder: Path, *, mode: int = 0o600, drop_cache: bool = False, direct: DirectWrites | None = None
+    ) -> None:
         self.folder = folder
-        self._drop_cache = drop_cache
+        self._drop_cache = drop_cache and direct is None
         self.temp_path = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | (open_direct_flag() if direct is not None else 0)
         self._fd: int | None = os.open(self.temp_path, flags, mode)
+        self._direct = DirectAppender(self._fd, direct) if direct is not None else None
         self._written = 0
         self._writeback_from = 0  # bytes before this offset have had their writeback started
 
@@ -55,6 +61,9 @@ class AtomicFile:
         """Append all of `data` (os.write may write less than asked, so loop)."""
         if self._fd is None:
             raise ValueError(f"{self.temp_path} is already published or aborted")
+        if self._direct is not None:
+            self._direct.write(data)
+            return
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -72,6 +81,8 @@ class AtomicFile:
         """
         if self._fd is None:
             raise ValueError(f"{self.temp_path} is already published or aborted")
+        if self._direct is not None:
+            self._direct.finish()
         os.fsync(self._fd)
         if self._drop_cache:
             drop_cached_pages(self._fd)
@@ -95,6 +106,8 @@ class AtomicFile:
 
     def abort(self) -> None:
         """Close and remove the temporary file; safe to call more than once."""
+        if self._direct is not None:
+            self._direct.abandon()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -122,6 +122,7 @@ class Vault:
         """Release database connections and the folder lock; later calls raise UnavailableError."""
         self._closed = True
         self._engine.dispose()
+        self._store.close()
         self._lock.release()
 
     def __enter__(self) -> Vault:

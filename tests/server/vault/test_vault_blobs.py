@@ -88,15 +88,6 @@ def test_aborted_write_leaves_no_blob_and_no_temp_file(tmp_path):
     assert store.stored_digests() == []
 
 
-def test_peek_returns_the_bytes_written_so_far(tmp_path):
-    store = BlobStore(tmp_path / "blobs")
-    writer = store.new_writer(max_bytes=100)
-    writer.write(b"abc")
-    writer.write(b"def")
-    assert writer.peek() == b"abcdef"
-    writer.abort()
-
-
 def test_corrupted_blob_is_data_loss_on_read(tmp_path):
     store = BlobStore(tmp_path / "blobs")
     writer = store.new_writer(max_bytes=100)

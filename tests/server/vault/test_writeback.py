@@ -63,6 +63,8 @@ def _record_drops(monkeypatch) -> list[tuple[str, bool]]:
 
 
 def test_a_blob_drops_its_pages_only_after_its_fsync_and_other_files_keep_theirs(tmp_path, monkeypatch):
+    """Where the filesystem refuses O_DIRECT, blobs go through the page cache and hand their pages back."""
+    monkeypatch.setattr(blobs, "direct_io_supported", lambda probe: False)
     dropped = _record_drops(monkeypatch)
     writer = BlobStore(tmp_path / "blobs").new_writer(max_bytes=MIB)
     writer.write(b"adapter bytes")
@@ -71,6 +73,15 @@ def test_a_blob_drops_its_pages_only_after_its_fsync_and_other_files_keep_theirs
     assert staged.path.read_bytes() == b"adapter bytes"
     durable.write_file_durably(tmp_path / "token", b"secret")  # small, re-read files stay cached
     assert len(dropped) == 1
+
+
+def test_a_blob_written_directly_has_no_cached_pages_to_drop(tmp_path, monkeypatch):
+    dropped = _record_drops(monkeypatch)
+    store = BlobStore(tmp_path / "blobs")
+    assert store._direct is not None  # O_DIRECT works in the test folder (tests/server/vault/test_direct_io.py)
+    writer = store.new_writer(max_bytes=MIB)
+    writer.write(b"adapter bytes")
+    assert writer.finish().path.read_bytes() == b"adapter bytes" and dropped == []
 
 
 def test_the_page_drop_reports_whether_the_kernel_took_it(tmp_path):
