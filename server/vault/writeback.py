@@ -1,5 +1,7 @@
 """Starting the kernel's writeback of a file's dirty pages early, so that its final fsync waits for the tail only.
 
+Blobs use this only where their filesystem refuses O_DIRECT (see direct_io); every other durable file always.
+
 Why: an upload arrives a megabyte at a time over seconds, but the pages it dirties are only written to disk when
 the blob is fsynced at the end, where the whole adapter's disk write (about 0.14 s for 64 MiB here) is paid in
 one serial wait. Linux's sync_file_range(SYNC_FILE_RANGE_WRITE) starts writing a range without waiting for it,
