@@ -120,6 +120,8 @@ def _write_block(fd: int, block: mmap.mmap, length: int, offset: int) -> None:
 class DirectAppender:
     """Appends bytes to an fd opened with O_DIRECT: fills one block while the other is being written.
 
+    The blocks come from `writes` and go back to it, so an upload writes from memory the last one faulted in.
+
     Not thread-safe: one writer per instance. `finish` must run before the fd is fsynced; `abandon` whenever
     the file will not be finished. Either hands the blocks back.
     """
@@ -128,7 +130,7 @@ class DirectAppender:
         self._fd = fd
         self._writes = writes
         self._filling: mmap.mmap | None = writes.take_block()
-        self._spare: mmap.mmap | None = writes.take_block()
+        self._spare: mmap.mmap | None = None  # taken when the first block is handed over: small blobs need one
         self._fill = 0  # bytes in the filling block
         self._offset = 0  # file offset of the filling block
         self._pending: Future[None] | None = None
@@ -167,7 +169,9 @@ class DirectAppender:
     def _hand_over(self, length: int) -> None:
         """Start writing the filling block and continue in the spare once the previous write is done."""
         self._wait()
-        assert self._filling is not None and self._spare is not None
+        assert self._filling is not None
+        if self._spare is None:
+            self._spare = self._writes.take_block()
         self._pending = self._writes.submit_write(self._fd, self._filling, length=length, offset=self._offset)
         self._offset += length
         self._filling, self._spare = self._spare, self._filling

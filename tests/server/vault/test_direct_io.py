@@ -64,12 +64,20 @@ def test_an_empty_file_stays_empty(tmp_path, writes):
 
 def test_blocks_are_reused_by_the_next_file(tmp_path, writes):
     first = DirectAppender(_direct_fd(tmp_path / "a"), writes)
+    first.write(b"x" * (BLOCK_BYTES + 5))  # the second block is taken when the first is handed over
     held = {id(first._filling), id(first._spare)}
-    first.write(b"x" * (BLOCK_BYTES + 5))
     first.finish()
     second = DirectAppender(_direct_fd(tmp_path / "b"), writes)
+    second.write(b"y" * (BLOCK_BYTES + 5))
     assert {id(second._filling), id(second._spare)} == held
     second.abandon()
+
+
+def test_a_small_file_takes_one_block(tmp_path, writes):
+    appender = DirectAppender(_direct_fd(tmp_path / "f"), writes)
+    appender.write(b"small")
+    assert appender._spare is None
+    appender.finish()
 
 
 def test_a_failed_disk_write_raises_in_the_writer_and_abandon_still_releases(tmp_path, writes):
