@@ -73,7 +73,7 @@ class DirectWrites:
     """What direct appenders share: a pool of aligned blocks kept between files, and the disk-write threads.
 
     A block is handed back after each file, so back-to-back uploads write from memory that is already faulted
-    in; at most `keep_blocks` idle blocks are kept (each appender holds two while it is open).
+    in; at most `keep_blocks` idle blocks are kept (an appender holds one, two once its first block fills).
     """
 
     def __init__(self, *, keep_blocks: int = 8, threads: int = 4) -> None:
