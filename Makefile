@@ -44,7 +44,7 @@ bench-protocol: $(STAMP)
 	$(BIN)/python -m loravault.bench.protocol
 
 bench-erasure: $(STAMP)
-	$(BIN)/python -m loravault.bench.erasure --base $(BASE)
+	$(BIN)/python -m loravault.bench.erasure --base $(BASE) $(if $(EXTRA),--extra)
 
 check-layers:
 	$(PY) ../shared/tools/check_layers.py .

@@ -2,6 +2,7 @@
 
     python -m loravault.bench.erasure --base tiny           # pipeline check, a few minutes on two cores
     python -m loravault.bench.erasure --base smollm2-135m   # the table that counts
+    python -m loravault.bench.erasure --base smollm2-135m --extra   # its 5% removal and edit tasks
     python -m loravault.bench.erasure --base tiny --quick --output-dir /tmp/x   # the test's small version
 
 Writes bench/results/erasure-<base>.json (the config, the machine, every row and the headline numbers),
@@ -35,16 +36,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="tiny", help="tiny, smollm2-135m or a local model folder")
     parser.add_argument("--quick", action="store_true", help="the small version the test runs")
+    parser.add_argument("--extra", action="store_true",
+                        help="a real model's 5%% removal, query modification and response correction (-extra files)")
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    config = preset(args.base, quick=args.quick)
+    config = preset(args.base, quick=args.quick, extra=args.extra)
     before, started = machine(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="erasure-bench-") as scratch:
         results = run_benchmark(config, cache_dir=Path(scratch), progress=True)
     results = {"headline": headline(results), "config": _jsonable(asdict(config)), "machine_before": before,
                "machine_after": machine(), "wall_seconds": time.perf_counter() - started, **results}
-    stem = f"erasure-{Path(args.base).name}" + ("-quick" if args.quick else "")
+    stem = f"erasure-{Path(args.base).name}" + ("-quick" if args.quick else "") + ("-extra" if args.extra else "")
     args.output_dir.mkdir(parents=True, exist_ok=True)
     table = f"# Erasure against retraining: {args.base}\n\nwall {results['wall_seconds']:.0f} s, load before " \
             f"{before['loadavg_1m']}, after {results['machine_after']['loadavg_1m']} ({before['cpus']} CPUs)\n\n" \

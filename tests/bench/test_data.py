@@ -61,3 +61,18 @@ def test_presets_build_and_every_trained_family_shares_the_erasers_token_budget(
     shorter = replace(config.labels, training=replace(config.labels.training, max_length=64))
     with pytest.raises(InvalidArgumentError, match="max_length must match"):
         replace(config, labels=shorter)
+
+
+def test_the_extra_run_adds_the_tasks_the_headline_run_leaves_out_on_the_same_adapter() -> None:
+    import pytest
+
+    from loravault.bench.unlearning.config import preset
+    from loravault.core import InvalidArgumentError
+
+    headline, extra = preset("smollm2-135m"), preset("smollm2-135m", extra=True)
+    assert (extra.training, extra.eraser, extra.methods) == (headline.training, headline.eraser, headline.methods)
+    assert (extra.facts.entities, extra.facts.attributes, extra.facts.seed) == (48, 4, headline.facts.seed)
+    assert extra.facts.fractions == (0.05,) and extra.facts.edit_fraction > 0 and extra.labels.train == 0
+    assert not set(extra.facts.fractions) & set(headline.facts.fractions)
+    with pytest.raises(InvalidArgumentError, match="already has every task"):
+        preset("tiny", extra=True)
