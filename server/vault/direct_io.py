@@ -5,8 +5,8 @@ on these two cores, plus 3 ms to hand the pages back after the fsync), and an up
 handler thread also hashes and checks every byte while the client hashes and sends. With O_DIRECT the bytes
 are copied once into a block that every upload reuses (about 5 ms per 64 MiB) and the device reads them from
 there; the write itself waits on the disk, not the CPU, so it runs on a worker thread while the next block
-fills. Where the filesystem refuses O_DIRECT (tmpfs, some network filesystems) or the platform has no such
-flag, `direct_io_supported` says so and the caller writes through the page cache as before.
+fills. Where the filesystem refuses O_DIRECT (tmpfs on older kernels, some FUSE and network filesystems) or the
+platform has no such flag, `direct_io_supported` says so and the caller writes through the page cache as before.
 
 O_DIRECT needs the buffer address, the file offset and the length to be multiples of the logical block size;
 blocks are page-aligned anonymous mappings written at multiples of BLOCK_BYTES, and the last, partial block is
