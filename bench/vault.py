@@ -101,8 +101,7 @@ def _raw_server(payload: bytes) -> tuple[grpc.Server, int]:
         return str(sum(len(c) for c in chunks)).encode()
 
     def down(request, context):
-        for offset in range(0, len(payload), MAX_CHUNK_BYTES):
-            yield payload[offset : offset + MAX_CHUNK_BYTES]
+        yield from _chunks(payload)
 
     handlers = grpc.method_handlers_generic_handler("bench.Raw", {
         "Up": grpc.stream_unary_rpc_method_handler(up),
@@ -245,8 +244,8 @@ def _durable_write_throughput(folder: Path, payload: bytes, repeats: int, direct
         destination = folder / f"disk-probe-{attempt}"
         start = time.perf_counter()
         atomic = _blob_file(folder, direct)
-        for offset in range(0, len(payload), MAX_CHUNK_BYTES):
-            atomic.write(payload[offset : offset + MAX_CHUNK_BYTES])
+        for chunk in _chunks(payload):
+            atomic.write(chunk)
         atomic.publish(destination)
         seconds.append(time.perf_counter() - start)
         destination.unlink()

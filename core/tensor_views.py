@@ -23,7 +23,7 @@ from .adapter_schema import AdapterSchema
 from .tensor_stream import StreamingTensorCheck
 from .tensors import decode_tensors
 
-__all__ = ["Buffer", "tensors_from_buffer", "writable_buffer"]
+__all__ = ["Buffer", "anonymous_mapping", "tensors_from_buffer", "writable_buffer"]
 
 _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _HUGE_PAGE = 2 << 20
@@ -39,11 +39,18 @@ def writable_buffer(size: int) -> Buffer:
     """
     if size < _HUGE_PAGE or not hasattr(mmap, "MADV_HUGEPAGE"):
         return bytearray(size)
+    return anonymous_mapping(size)
+
+
+def anonymous_mapping(size: int) -> mmap.mmap:
+    """A zero-filled, page-aligned anonymous mapping of `size` bytes that asks for transparent huge pages where
+    the kernel offers them (small pages otherwise). The server's O_DIRECT blocks need the alignment too."""
     mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    try:
-        mapping.madvise(mmap.MADV_HUGEPAGE)
-    except OSError:  # transparent huge pages disabled: small pages, as a bytearray would have
-        pass
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            mapping.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # transparent huge pages disabled: small pages still work
+            pass
     return mapping
 
 

@@ -22,6 +22,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from loravault.core.tensor_views import anonymous_mapping
+
 __all__ = ["ALIGNMENT", "BLOCK_BYTES", "DirectAppender", "DirectWrites", "direct_io_supported", "open_direct_flag"]
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ def direct_io_supported(probe: Path) -> bool:
     """Whether the folder of `probe` accepts an aligned O_DIRECT write: creates `probe`, writes, removes it."""
     if not _O_DIRECT:
         return False
-    block = _aligned_block(ALIGNMENT)
+    block = anonymous_mapping(ALIGNMENT)
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | _O_DIRECT, 0o600)
         try:
@@ -56,17 +58,6 @@ def direct_io_supported(probe: Path) -> bool:
         probe.unlink(missing_ok=True)
         block.close()
     return True
-
-
-def _aligned_block(size: int) -> mmap.mmap:
-    """A page-aligned anonymous mapping (huge pages where the kernel offers them)."""
-    block = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    if hasattr(mmap, "MADV_HUGEPAGE"):
-        try:
-            block.madvise(mmap.MADV_HUGEPAGE)
-        except OSError:  # transparent huge pages disabled: small pages still work
-            pass
-    return block
 
 
 class DirectWrites:
@@ -86,7 +77,7 @@ class DirectWrites:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return _aligned_block(BLOCK_BYTES)
+        return anonymous_mapping(BLOCK_BYTES)
 
     def give_block(self, block: mmap.mmap) -> None:
         with self._lock:
