@@ -48,12 +48,17 @@ class CurvatureConfig:
     sample_size: int = 64  # training samples the curvature is averaged over (fewer when the set is smaller)
     seed: int = 0  # seeds the sample and the labels drawn for EK-FAC and DataInf pseudo-gradients
     batch_size: int = 8  # samples per forward pass in every curvature product
+    # memory for kept graphs: each batch's forward is then paid once per request, not once per product (about
+    # 3x faster products; ~0.5 GiB per batch of 8 on SmolLM2-135M); 0 recomputes the forward every product
+    graph_budget_mib: int = 4096
     # the operator
     kind: CurvatureKind = "gauss_newton"  # gauss_newton is positive semi-definite; hessian is exact (eager attention)
 
     def __post_init__(self) -> None:
         _positive_int("curvature sample_size", self.sample_size)
         _positive_int("curvature batch_size", self.batch_size)
+        if not isinstance(self.graph_budget_mib, int) or isinstance(self.graph_budget_mib, bool) or self.graph_budget_mib < 0:
+            raise InvalidArgumentError(f"curvature graph_budget_mib must be an integer >= 0, got {self.graph_budget_mib!r}")
         if self.kind not in ("gauss_newton", "hessian"):
             raise InvalidArgumentError(f"curvature kind {self.kind!r} is not gauss_newton or hessian")
 

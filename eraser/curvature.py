@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.func import grad, jvp, vjp, vmap
 
 from loravault.core import FailedPreconditionError, IGNORE_INDEX, Sample
 
+from .linearization import Linearization, linearize_gauss_newton, linearize_hessian
 from .objective import Objective, TokenBatch
 
 __all__ = ["CurvatureOperator", "curvature_sample", "sample_seed"]
@@ -42,10 +43,20 @@ def curvature_sample(train: Sequence[Sample], *, size: int, seed: int) -> list[S
     return sorted(random.Random(seed).sample(ordered, size), key=lambda s: s.id)
 
 
+def _output_hessian(logits: torch.Tensor, targets: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """u -> H_L u for each sample's mean token NLL: (diag p - p p') u weighted by 1 / scored tokens, (B, T, V)."""
+    probs = logits.detach().softmax(-1)
+    scored = (targets != IGNORE_INDEX).to(logits.dtype)  # (B, T)
+    weighted = probs * (scored / scored.sum(-1, keepdim=True)).unsqueeze(-1)  # the per-sample token mean folded in
+    return lambda u: weighted * (u - (probs * u).sum(-1, keepdim=True))
+
+
 class CurvatureOperator:
     """The mean curvature of the per-sample loss over `samples`, at theta: a callable v -> Gv.
 
-    Raises FailedPreconditionError (at construction) when the model cannot take the needed derivatives.
+    `graph_budget_bytes` bounds the memory of kept graphs (0: keep none and recompute the forward per product,
+    right for an operator whose batches are each used once). Raises FailedPreconditionError (at construction)
+    when the model cannot take the needed derivatives.
     """
 
     def __init__(
@@ -56,6 +67,7 @@ class CurvatureOperator:
         *,
         kind: str = "gauss_newton",
         batch_size: int = 8,
+        graph_budget_bytes: int = 0,
     ) -> None:
         if not samples:
             raise FailedPreconditionError("a curvature operator needs at least one sample")
@@ -70,18 +82,48 @@ class CurvatureOperator:
         ]
         self.products = 0  # how many single-vector products were taken: the unit of cost in reports
         self._product = self._gauss_newton if kind == "gauss_newton" else self._hessian
+        # kept graphs (see linearization.py): a batch's graph is kept on its first product while the budget lasts;
+        # None marks a batch that did not fit, which is then recomputed per product (cheaper than rebuilding)
+        self.graph_budget_bytes = graph_budget_bytes
+        self.kept_bytes = 0
+        self._kept: dict[int, Linearization | None] = {}
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         self.products += 1 if v.dim() == 1 else v.shape[0]
         if v.dim() == 1:
-            return sum(self._product(v, batch) for batch in self.batches) / self.count
+            return sum(self._batch(v, index) for index in range(len(self.batches))) / self.count
         return sum(vmap(self._product, in_dims=(0, None))(v, batch) for batch in self.batches) / self.count
+
+    @property
+    def kept_batches(self) -> int:
+        """How many batches answer their products from a kept graph."""
+        return sum(kept is not None for kept in self._kept.values())
 
     def batch_product(self, v: torch.Tensor, index: int) -> torch.Tensor:
         """The mean curvature of one batch (batches taken in turn): LiSSA's and LLMEraser's stochastic product."""
-        batch = self.batches[index % len(self.batches)]
+        index %= len(self.batches)
         self.products += 1
-        return self._product(v, batch) / len(batch)
+        return self._batch(v, index) / len(self.batches[index])
+
+    def _batch(self, v: torch.Tensor, index: int) -> torch.Tensor:
+        """Batch `index`'s summed product, through its kept graph when it has (or can get) one."""
+        if index not in self._kept and self.kept_bytes < self.graph_budget_bytes:
+            kept = self._linearize(self.batches[index])
+            fits = self.kept_bytes + kept.saved_bytes <= self.graph_budget_bytes
+            self._kept[index] = kept if fits else None
+            self.kept_bytes += kept.saved_bytes if fits else 0
+            return kept.product(v)  # built either way: use it once
+        kept = self._kept.get(index)
+        return kept.product(v) if kept is not None else self._product(v, self.batches[index])
+
+    def _linearize(self, batch: TokenBatch) -> Linearization:
+        module = self.objective.module
+        if self.kind == "hessian":
+            return linearize_hessian(module, self.theta, lambda theta: self.objective.per_sample_loss(theta, batch).sum())
+        return linearize_gauss_newton(
+            module, self.theta, lambda theta: self.objective.logits(theta, batch),
+            lambda out: _output_hessian(out, batch.targets),
+        )
 
     def _gauss_newton(self, v: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
         """Sum over the batch of J_i' H_i J_i v, with H_i the Hessian of sample i's mean NLL in its logits."""
@@ -90,12 +132,8 @@ class CurvatureOperator:
             return self.objective.logits(theta, batch)
 
         out, jv = jvp(logits, (self.theta,), (v,))  # (B, T, V) each
-        probs = out.softmax(-1)
-        scored = (batch.targets != IGNORE_INDEX).to(out.dtype)  # (B, T)
-        weight = (scored / scored.sum(-1, keepdim=True)).unsqueeze(-1)  # (B, T, 1): the per-sample token mean
-        hjv = weight * probs * (jv - (probs * jv).sum(-1, keepdim=True))  # (diag p - p p') Jv, (B, T, V)
         _, pullback = vjp(logits, self.theta)
-        return pullback(hjv.detach())[0]
+        return pullback(_output_hessian(out, batch.targets)(jv).detach())[0]
 
     def _hessian(self, v: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
         """Sum over the batch of H_i v by double backward."""

@@ -46,6 +46,10 @@ __all__ = ["Eraser", "erase"]
 
 logger = logging.getLogger(__name__)
 
+# methods that take several products on each batch of the curvature sample, for which keeping each batch's graph
+# pays (the others use the full operator once, for the residual, or single samples once each)
+REPEATED_PRODUCT_METHODS = ("cg", "lissa")
+
 
 class Eraser:
     """Erasure for one adapter version trained on `train`; curvature is built lazily and reused.
@@ -188,8 +192,10 @@ class Eraser:
             raise InvalidArgumentError("the request touches every sample of the curvature sample: nothing retained")
         operator = None
         if self.objective.supports_vmap:
+            curvature = self.config.curvature
             operator = CurvatureOperator(
-                self.objective, self.theta, retained, kind=self.config.curvature.kind, batch_size=self.config.curvature.batch_size
+                self.objective, self.theta, retained, kind=curvature.kind, batch_size=curvature.batch_size,
+                graph_budget_bytes=curvature.graph_budget_mib * 2**20 if method in REPEATED_PRODUCT_METHODS else 0,
             )
         factors, gradients = None, None
         if method == "ekfac" or (method == "cg" and self.config.cg.precondition):
