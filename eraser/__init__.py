@@ -25,7 +25,7 @@ from .ekfac import EkfacFactors
 from .erase import Eraser, erase
 from .gradients import RequestGradients, per_sample_gradients, request_gradients, request_vector
 from .layout import ParamLayout
-from .objective import Objective, TokenBatch, lora_objective, token_losses
+from .objective import DecoderSplit, Objective, TokenBatch, lora_objective, scored_positions, token_losses
 from .requests import Change, ErasureRequest
 from .solvers import (
     SolveReport,
@@ -44,6 +44,7 @@ __all__ = [
     "Change",
     "CurvatureConfig",
     "CurvatureOperator",
+    "DecoderSplit",
     "EkfacFactors",
     "Eraser",
     "EraserConfig",
@@ -71,6 +72,7 @@ __all__ = [
     "lissa",
     "llmeraser_solve",
     "lora_objective",
+    "scored_positions",
     "token_losses",
     "per_sample_gradients",
     "RequestGradients",

@@ -44,7 +44,10 @@ def curvature_sample(train: Sequence[Sample], *, size: int, seed: int) -> list[S
 
 
 def _output_hessian(logits: torch.Tensor, targets: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """u -> H_L u for each sample's mean token NLL: (diag p - p p') u weighted by 1 / scored tokens, (B, T, V)."""
+    """u -> H_L u for each sample's mean token NLL: (diag p - p p') u weighted by 1 / scored tokens, (B, T, V).
+
+    `targets` are the logits' own (batch.logit_targets): (B, K) when logits are taken at scored positions only.
+    """
     probs = logits.detach().softmax(-1)
     scored = (targets != IGNORE_INDEX).to(logits.dtype)  # (B, T)
     weighted = probs * (scored / scored.sum(-1, keepdim=True)).unsqueeze(-1)  # the per-sample token mean folded in
@@ -122,7 +125,7 @@ class CurvatureOperator:
             return linearize_hessian(module, self.theta, lambda theta: self.objective.per_sample_loss(theta, batch).sum())
         return linearize_gauss_newton(
             module, self.theta, lambda theta: self.objective.logits(theta, batch),
-            lambda out: _output_hessian(out, batch.targets),
+            lambda out: _output_hessian(out, batch.logit_targets),
         )
 
     def _gauss_newton(self, v: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
@@ -131,9 +134,9 @@ class CurvatureOperator:
         def logits(theta: torch.Tensor) -> torch.Tensor:
             return self.objective.logits(theta, batch)
 
-        out, jv = jvp(logits, (self.theta,), (v,))  # (B, T, V) each
+        out, jv = jvp(logits, (self.theta,), (v,))  # (B, K, V) each
         _, pullback = vjp(logits, self.theta)
-        return pullback(_output_hessian(out, batch.targets)(jv).detach())[0]
+        return pullback(_output_hessian(out, batch.logit_targets)(jv).detach())[0]
 
     def _hessian(self, v: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
         """Sum over the batch of H_i v by double backward."""

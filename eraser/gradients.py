@@ -46,14 +46,17 @@ def per_sample_gradients(
 
 
 def _chunk_gradients(objective: Objective, theta: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
-    def one_loss(params: torch.Tensor, inputs: dict[str, torch.Tensor], targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        single = TokenBatch({k: v.unsqueeze(0) for k, v in inputs.items()}, targets.unsqueeze(0), mask.unsqueeze(0))
+    parts = (batch.targets, batch.mask, batch.positions, batch.position_targets)  # positions may be None
+
+    def one_loss(params: torch.Tensor, inputs: dict[str, torch.Tensor], *row: torch.Tensor | None) -> torch.Tensor:
+        single = TokenBatch({k: v.unsqueeze(0) for k, v in inputs.items()}, *(None if t is None else t.unsqueeze(0) for t in row))
         return objective.per_sample_loss(params, single)[0]
 
     if objective.supports_vmap:
-        return vmap(grad(one_loss), in_dims=(None, 0, 0, 0))(theta, batch.inputs, batch.targets, batch.mask)  # (B, P)
+        in_dims = (None, 0, *(None if t is None else 0 for t in parts))
+        return vmap(grad(one_loss), in_dims=in_dims)(theta, batch.inputs, *parts)  # (B, P)
     rows = [
-        grad(one_loss)(theta, {k: v[i] for k, v in batch.inputs.items()}, batch.targets[i], batch.mask[i])
+        grad(one_loss)(theta, {k: v[i] for k, v in batch.inputs.items()}, *(None if t is None else t[i] for t in parts))
         for i in range(len(batch))
     ]
     return torch.stack(rows)  # (B, P)

@@ -122,8 +122,8 @@ def _backward_with_hooks(
         handles.append(layer.register_forward_hook(hook))
     try:
         theta = theta.detach().requires_grad_(True)
-        logits = objective.logits(theta, batch)  # (B, T, V)
-        sampled = _sample_labels(logits.detach(), batch.targets, samples, seed=seed)
+        logits = objective.logits(theta, batch)  # (B, K, V) at scored positions (or (B, T, V))
+        sampled = _sample_labels(logits.detach(), batch.logit_targets, samples, seed=seed)
         scored = (batch.targets != IGNORE_INDEX).sum(-1).to(logits.dtype)  # (B,)
         loss = (token_losses(logits, sampled) * scored.sqrt()).sum()  # sum_i (1/sqrt(T_i)) sum_t CE
         torch.autograd.grad(loss, theta)
