@@ -44,12 +44,12 @@ def curvature_sample(train: Sequence[Sample], *, size: int, seed: int) -> list[S
 
 
 def _output_hessian(logits: torch.Tensor, targets: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """u -> H_L u for each sample's mean token NLL: (diag p - p p') u weighted by 1 / scored tokens, (B, T, V).
+    """u -> H_L u for each sample's mean token NLL: (diag p - p p') u weighted by 1 / scored tokens.
 
-    `targets` are the logits' own (batch.logit_targets): (B, K) when logits are taken at scored positions only.
+    `targets` are the logits' own (batch.logit_targets): (B, K) at scored positions, or (B, T).
     """
     probs = logits.detach().softmax(-1)
-    scored = (targets != IGNORE_INDEX).to(logits.dtype)  # (B, T)
+    scored = (targets != IGNORE_INDEX).to(logits.dtype)
     weighted = probs * (scored / scored.sum(-1, keepdim=True)).unsqueeze(-1)  # the per-sample token mean folded in
     return lambda u: weighted * (u - (probs * u).sum(-1, keepdim=True))
 
