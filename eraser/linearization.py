@@ -45,7 +45,10 @@ class _SavedBytes:
         if storage.data_ptr() not in self._seen:
             self._seen.add(storage.data_ptr())
             self.total += storage.nbytes()
-        return tensor
+        # detached: a saved output kept with its grad_fn would hold that grad_fn alive from inside it, a cycle
+        # through C++ that no garbage collection frees (every request's graphs leaked until the process died);
+        # autograd re-attaches the grad_fn when it unpacks, so nothing is lost (pytorch/pytorch#189025)
+        return tensor.detach()
 
     @staticmethod
     def unpack(tensor: torch.Tensor) -> torch.Tensor:

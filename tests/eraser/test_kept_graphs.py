@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 
 from loravault.core import InvalidArgumentError
 from loravault.eraser import CgConfig, CurvatureConfig, conjugate_gradient
+from loravault.eraser import linearization
 from loravault.eraser.curvature import CurvatureOperator
 
 
@@ -62,3 +66,26 @@ def test_cg_on_kept_graphs_reaches_the_same_solution(tiny) -> None:
 def test_graph_budget_must_be_a_whole_number_of_mib(budget) -> None:
     with pytest.raises(InvalidArgumentError, match="graph_budget_mib"):
         CurvatureConfig(graph_budget_mib=budget)
+
+
+@pytest.mark.parametrize("kind", ["gauss_newton", "hessian"])
+def test_kept_graphs_are_freed_with_their_operator(tiny, kind, monkeypatch) -> None:
+    """Everything a kept graph saved dies with the operator: a reference cycle through autograd's C++ nodes would
+    keep every request's graphs (gigabytes on SmolLM2) until the process runs out of memory."""
+    saved: list[weakref.ref] = []
+    pack = linearization._SavedBytes.pack
+
+    def watched(self, tensor: torch.Tensor) -> torch.Tensor:
+        if not isinstance(tensor, torch.nn.Parameter):  # the module's own weights outlive any graph
+            saved.append(weakref.ref(tensor))
+        return pack(self, tensor)
+
+    monkeypatch.setattr(linearization._SavedBytes, "pack", watched)
+    operator = CurvatureOperator(tiny.objective, tiny.theta, tiny.train[:8], kind=kind, batch_size=4, graph_budget_bytes=1 << 30)
+    v = torch.randn(tiny.theta.numel(), generator=torch.Generator().manual_seed(4))
+    operator(v)
+    operator(v)
+    assert operator.kept_batches == 2 and sum(ref() is not None for ref in saved) > 10
+    del operator
+    gc.collect()
+    assert [ref() for ref in saved if ref() is not None] == []
