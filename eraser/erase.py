@@ -148,6 +148,8 @@ class Eraser:
         inputs = self._solve_inputs(request, method)
         damping = self._damping(inputs)
         x, solved = solve(method, inputs, b, damping=damping, config=self.config, progress=self.progress)
+        curvature = self.config.curvature.kind + ("+ekfac" if inputs.factors is not None else "")
+        del inputs  # its operator's kept graphs (GiBs): freed now, and not held by a refusal's traceback below
         scale, calibration = 1.0, None
         if step == "calibrated":
             calibration = self._calibrate(request, x, slope=gradients.forget_slope(x))
@@ -155,7 +157,6 @@ class Eraser:
         delta = {name: t.to("cpu", torch.float32) for name, t in self.objective.public(scale * x).items()}
         wall = time.perf_counter() - started
         memory, scope = peak_memory_bytes(device)
-        curvature = self.config.curvature.kind + ("+ekfac" if inputs.factors is not None else "")
         report = ErasureReport(
             method=method, step=step, curvature=curvature, damping=damping, iterations=solved.iterations,
             residual=solved.residual, converged=solved.converged, scale=scale, wall_seconds=wall,

@@ -8,8 +8,10 @@ import weakref
 import pytest
 import torch
 
-from loravault.core import InvalidArgumentError
-from loravault.eraser import CgConfig, CurvatureConfig, conjugate_gradient
+from eraser_problems import people
+
+from loravault.core import FailedPreconditionError, InvalidArgumentError
+from loravault.eraser import CalibrationConfig, CgConfig, CurvatureConfig, Eraser, EraserConfig, ErasureRequest, conjugate_gradient
 from loravault.eraser import linearization
 from loravault.eraser.curvature import CurvatureOperator
 
@@ -89,3 +91,24 @@ def test_kept_graphs_are_freed_with_their_operator(tiny, kind, monkeypatch) -> N
     del operator
     gc.collect()
     assert [ref() for ref in saved if ref() is not None] == []
+
+
+def test_a_refused_calibrated_step_holds_no_kept_graph(tiny, monkeypatch) -> None:
+    """The graphs go when the solve is done: a refusal's traceback (held while a caller tries the plain step)
+    would otherwise keep them, doubling the memory of a refused-then-plain pair."""
+    saved: list[weakref.ref] = []
+    pack = linearization._SavedBytes.pack
+
+    def watched(self, tensor: torch.Tensor) -> torch.Tensor:
+        if not isinstance(tensor, torch.nn.Parameter):
+            saved.append(weakref.ref(tensor))
+        return pack(self, tensor)
+
+    monkeypatch.setattr(linearization._SavedBytes, "pack", watched)
+    config = EraserConfig(method="cg", curvature=CurvatureConfig(sample_size=8), cg=CgConfig(max_iterations=3),
+                          calibration=CalibrationConfig(max_retain_loss_increase=1e-6))
+    eraser = Eraser(tiny.objective, train=tiny.train, reference=people(8, offset=100), config=config, progress=False)
+    with pytest.raises(FailedPreconditionError) as refusal:
+        eraser.erase(ErasureRequest.of(removals=tiny.train[:2]), step="calibrated")
+    gc.collect()
+    assert refusal.value is not None and saved and [ref() for ref in saved if ref() is not None] == []
