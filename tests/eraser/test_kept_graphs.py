@@ -20,6 +20,20 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).double().norm() / b.double().norm())
 
 
+def _watch_saved_tensors(monkeypatch: pytest.MonkeyPatch) -> list[weakref.ref]:
+    """Weak references to every tensor a kept graph saves from now on, the module's own weights left out."""
+    saved: list[weakref.ref] = []
+    pack = linearization._SavedBytes.pack
+
+    def watched(self: linearization._SavedBytes, tensor: torch.Tensor) -> torch.Tensor:
+        if not isinstance(tensor, torch.nn.Parameter):  # the module's weights outlive any graph
+            saved.append(weakref.ref(tensor))
+        return pack(self, tensor)
+
+    monkeypatch.setattr(linearization._SavedBytes, "pack", watched)
+    return saved
+
+
 @pytest.mark.parametrize("kind", ["gauss_newton", "hessian"])
 def test_kept_graph_products_match_recomputed_ones(tiny, kind) -> None:
     plain = CurvatureOperator(tiny.objective, tiny.theta, tiny.train[:10], kind=kind, batch_size=4)
@@ -74,15 +88,7 @@ def test_graph_budget_must_be_a_whole_number_of_mib(budget) -> None:
 def test_kept_graphs_are_freed_with_their_operator(tiny, kind, monkeypatch) -> None:
     """Everything a kept graph saved dies with the operator: a reference cycle through autograd's C++ nodes would
     keep every request's graphs (gigabytes on SmolLM2) until the process runs out of memory."""
-    saved: list[weakref.ref] = []
-    pack = linearization._SavedBytes.pack
-
-    def watched(self, tensor: torch.Tensor) -> torch.Tensor:
-        if not isinstance(tensor, torch.nn.Parameter):  # the module's own weights outlive any graph
-            saved.append(weakref.ref(tensor))
-        return pack(self, tensor)
-
-    monkeypatch.setattr(linearization._SavedBytes, "pack", watched)
+    saved = _watch_saved_tensors(monkeypatch)
     operator = CurvatureOperator(tiny.objective, tiny.theta, tiny.train[:8], kind=kind, batch_size=4, graph_budget_bytes=1 << 30)
     v = torch.randn(tiny.theta.numel(), generator=torch.Generator().manual_seed(4))
     operator(v)
@@ -96,15 +102,7 @@ def test_kept_graphs_are_freed_with_their_operator(tiny, kind, monkeypatch) -> N
 def test_a_refused_calibrated_step_holds_no_kept_graph(tiny, monkeypatch) -> None:
     """The graphs go when the solve is done: a refusal's traceback (held while a caller tries the plain step)
     would otherwise keep them, doubling the memory of a refused-then-plain pair."""
-    saved: list[weakref.ref] = []
-    pack = linearization._SavedBytes.pack
-
-    def watched(self, tensor: torch.Tensor) -> torch.Tensor:
-        if not isinstance(tensor, torch.nn.Parameter):
-            saved.append(weakref.ref(tensor))
-        return pack(self, tensor)
-
-    monkeypatch.setattr(linearization._SavedBytes, "pack", watched)
+    saved = _watch_saved_tensors(monkeypatch)
     config = EraserConfig(method="cg", curvature=CurvatureConfig(sample_size=8), cg=CgConfig(max_iterations=3),
                           calibration=CalibrationConfig(max_retain_loss_increase=1e-6))
     eraser = Eraser(tiny.objective, train=tiny.train, reference=people(8, offset=100), config=config, progress=False)
