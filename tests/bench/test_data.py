@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 import torch
 
-from loravault.bench.unlearning.config import FactsConfig, LabelsConfig
+from loravault.bench.unlearning.config import FactsConfig, LabelsConfig, preset
 from loravault.bench.unlearning.facts import make_world
 from loravault.bench.unlearning.labels import make_label_task
 from loravault.bench.unlearning.tasks import facts_family, labels_family
+from loravault.core import InvalidArgumentError
 
 TEXT = torch.zeros((1, 4), dtype=torch.long)
 
@@ -47,13 +51,6 @@ def test_label_task_corrects_exactly_the_corrupted_labels() -> None:
 
 
 def test_presets_build_and_every_trained_family_shares_the_erasers_token_budget() -> None:
-    from dataclasses import replace
-
-    import pytest
-
-    from loravault.bench.unlearning.config import preset
-    from loravault.core import InvalidArgumentError
-
     for base in ("tiny", "smollm2-135m"):
         config = preset(base)
         assert config.training.max_length == config.labels.training.max_length == config.eraser.max_length
@@ -64,11 +61,6 @@ def test_presets_build_and_every_trained_family_shares_the_erasers_token_budget(
 
 
 def test_the_extra_run_adds_the_tasks_the_headline_run_leaves_out_on_the_same_adapter() -> None:
-    import pytest
-
-    from loravault.bench.unlearning.config import preset
-    from loravault.core import InvalidArgumentError
-
     headline, extra = preset("smollm2-135m"), preset("smollm2-135m", extra=True)
     assert (extra.training, extra.eraser, extra.methods) == (headline.training, headline.eraser, headline.methods)
     assert (extra.facts.entities, extra.facts.attributes, extra.facts.seed) == (48, 4, headline.facts.seed)

@@ -13,6 +13,11 @@ from loravault.eraser import Objective, TokenBatch
 FRUITS = ("tea", "cats", "jazz", "rain", "figs", "kites")
 
 
+def relative_error(x: torch.Tensor, reference: torch.Tensor) -> float:
+    """||x - reference|| / ||reference||, in float64."""
+    return float((x.double() - reference.double()).norm() / reference.double().norm())
+
+
 def people(count: int, *, offset: int = 0) -> list[Sample]:
     """Made-up facts: person i likes one of six things."""
     return [

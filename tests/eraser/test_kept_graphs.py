@@ -8,16 +8,12 @@ import weakref
 import pytest
 import torch
 
-from eraser_problems import people
+from eraser_problems import people, relative_error
 
 from loravault.core import FailedPreconditionError, InvalidArgumentError
 from loravault.eraser import CalibrationConfig, CgConfig, CurvatureConfig, Eraser, EraserConfig, ErasureRequest, conjugate_gradient
 from loravault.eraser import linearization
 from loravault.eraser.curvature import CurvatureOperator
-
-
-def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).double().norm() / b.double().norm())
 
 
 def _watch_saved_tensors(monkeypatch: pytest.MonkeyPatch) -> list[weakref.ref]:
@@ -41,18 +37,18 @@ def test_kept_graph_products_match_recomputed_ones(tiny, kind) -> None:
     g = torch.Generator().manual_seed(0)
     for _ in range(3):  # the first product builds the graphs, the later ones reuse them
         v = torch.randn(tiny.theta.numel(), generator=g)
-        assert _relative(kept(v), plain(v)) < 1e-5
+        assert relative_error(kept(v), plain(v)) < 1e-5
     assert 0 < kept.kept_bytes <= 1 << 30 and plain.kept_bytes == 0
     for index in range(4):  # batch products cycle through the kept batches, scaled by their own size
         v = torch.randn(tiny.theta.numel(), generator=g)
-        assert _relative(kept.batch_product(v, index), plain.batch_product(v, index)) < 1e-5
+        assert relative_error(kept.batch_product(v, index), plain.batch_product(v, index)) < 1e-5
 
 
 def test_kept_graphs_agree_with_the_dense_matrix(tiny) -> None:
     kept = CurvatureOperator(tiny.objective, tiny.theta, tiny.curvature, graph_budget_bytes=1 << 30)
     v = torch.randn(tiny.theta.numel(), generator=torch.Generator().manual_seed(1))
     kept(v)
-    assert _relative(kept(v), (tiny.dense @ v.double()).float()) < 1e-4
+    assert relative_error(kept(v), (tiny.dense @ v.double()).float()) < 1e-4
 
 
 def test_batches_beyond_the_budget_are_recomputed(tiny) -> None:
@@ -64,7 +60,7 @@ def test_batches_beyond_the_budget_are_recomputed(tiny) -> None:
     for budget, kept_batches in ((1, 0), (first.kept_bytes, 1)):
         operator = CurvatureOperator(tiny.objective, tiny.theta, tiny.train[:8], batch_size=4, graph_budget_bytes=budget)
         for _ in range(2):
-            assert _relative(operator(v), reference) < 1e-5
+            assert relative_error(operator(v), reference) < 1e-5
         assert operator.kept_batches == kept_batches and operator.kept_bytes <= budget
 
 
@@ -75,7 +71,7 @@ def test_cg_on_kept_graphs_reaches_the_same_solution(tiny) -> None:
     kept = CurvatureOperator(tiny.objective, tiny.theta, tiny.curvature, graph_budget_bytes=1 << 30)
     x_plain, _ = conjugate_gradient(plain, b, damping=damping, config=config, progress=False)
     x_kept, report = conjugate_gradient(kept, b, damping=damping, config=config, progress=False)
-    assert report.converged and _relative(x_kept, x_plain) < 1e-3
+    assert report.converged and relative_error(x_kept, x_plain) < 1e-3
 
 
 @pytest.mark.parametrize("budget", [-1, 1.5, True])

@@ -6,14 +6,12 @@ from dataclasses import replace
 
 import torch
 
+from eraser_problems import relative_error
+
 from loravault.core import IGNORE_INDEX
 from loravault.eraser import lora_objective, per_sample_gradients, scored_positions
 from loravault.eraser.curvature import CurvatureOperator
 from loravault.eraser.pseudo_gradients import collect_pseudo_gradients
-
-
-def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).double().norm() / b.double().norm())
 
 
 def test_scored_positions_repeat_a_shorter_rows_last_position() -> None:
@@ -38,17 +36,17 @@ def test_split_logits_give_the_full_logits_losses_gradients_and_curvature(tiny) 
     unsplit = replace(batch, positions=None, position_targets=None)
     with torch.no_grad():
         split_loss = tiny.objective.per_sample_loss(tiny.theta, batch)
-        assert _relative(split_loss, full.per_sample_loss(tiny.theta, batch)) < 1e-6
-        assert _relative(split_loss, full.per_sample_loss(tiny.theta, unsplit)) < 1e-6
+        assert relative_error(split_loss, full.per_sample_loss(tiny.theta, batch)) < 1e-6
+        assert relative_error(split_loss, full.per_sample_loss(tiny.theta, unsplit)) < 1e-6
     gradients = per_sample_gradients(tiny.objective, tiny.theta, samples, progress=False)
-    assert _relative(gradients, per_sample_gradients(full, tiny.theta, samples, progress=False)) < 1e-5
+    assert relative_error(gradients, per_sample_gradients(full, tiny.theta, samples, progress=False)) < 1e-5
     v = torch.randn(tiny.theta.numel(), generator=torch.Generator().manual_seed(0))
     for kind in ("gauss_newton", "hessian"):
         split_product = CurvatureOperator(tiny.objective, tiny.theta, samples, kind=kind)(v)
-        assert _relative(split_product, CurvatureOperator(full, tiny.theta, samples, kind=kind)(v)) < 1e-5
+        assert relative_error(split_product, CurvatureOperator(full, tiny.theta, samples, kind=kind)(v)) < 1e-5
     pseudo = collect_pseudo_gradients(tiny.objective, tiny.theta, samples, seed=0, progress=False)
     same = collect_pseudo_gradients(full, tiny.theta, samples, seed=0, progress=False)
-    assert all(_relative(pseudo.gradients[n], same.gradients[n]) < 1e-5 for n in pseudo.gradients)
+    assert all(relative_error(pseudo.gradients[n], same.gradients[n]) < 1e-5 for n in pseudo.gradients)
 
 
 def test_no_split_when_something_happens_between_decoder_and_head(tiny) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from eraser_problems import relative_error
+
 from loravault.core import Sample
 from loravault.eraser import (
     CgConfig,
@@ -20,10 +22,6 @@ from loravault.eraser import (
 )
 from loravault.eraser.curvature import CurvatureOperator
 from loravault.eraser.pseudo_gradients import collect_pseudo_gradients
-
-
-def relative_error(x: torch.Tensor, reference: torch.Tensor) -> float:
-    return float((x.double() - reference.double()).norm() / reference.double().norm())
 
 
 @pytest.fixture(scope="module")
