@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from loravault.core import errors
-from loravault.proto.status import error_name_for
+from loravault.proto.status import error_class_for
 
 __all__ = ["from_rpc_error"]
 
@@ -19,5 +19,4 @@ def from_rpc_error(error: grpc.RpcError) -> errors.LoravaultError:
     details = error.details() if hasattr(error, "details") else str(error)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return errors.UnavailableError(f"deadline exceeded: {details}")
-    cls = getattr(errors, error_name_for(code))
-    return cls(details or code.name)
+    return error_class_for(code)(details or code.name)

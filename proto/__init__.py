@@ -59,7 +59,7 @@ from .manifest import (
 from .receipt import RECEIPT_PREDICATE_TYPE, Receipt, check_receipt, sign_receipt, verify_receipt
 from .rotation import KEY_ROTATION_PREDICATE_TYPE, KeyRotation, sign_key_rotation
 from .statement import Statement, Subject
-from .status import STATUS_BY_ERROR, code_for, error_name_for
+from .status import STATUS_BY_ERROR, code_for, error_class_for
 
 __all__ = [
     "ChunkFraming", "Commitment", "CommitmentError", "DOWNLOAD_CHUNKS", "ERASURE_CHUNKS", "ERASURE_PREDICATE_TYPE",
@@ -69,7 +69,7 @@ __all__ = [
     "SignatureCheck", "SignatureError", "SignedManifest", "Statement", "Subject", "TimeWindowError", "UPLOAD_CHUNKS",
     "ValidityWindow",
     "check_inclusion", "check_receipt", "check_signatures", "check_time_window", "code_for", "commit",
-    "error_name_for", "generate_private_key_pem", "inclusion_proof", "key_id", "load_private_key", "new_request_id",
+    "error_class_for", "generate_private_key_pem", "inclusion_proof", "key_id", "load_private_key", "new_request_id",
     "new_salt", "parse_envelope", "public_key_dict", "public_key_from_dict", "sample_leaf", "save_private_key",
     "sign_key_rotation", "sign_manifest", "sign_receipt", "sign_statement", "signer_from_pem", "verify_envelope",
     "verify_inclusion", "verify_manifest", "verify_receipt", "verify_signatures", "verify_signed_manifest",

@@ -13,8 +13,6 @@ from loravault.core.errors import AbortedError, InvalidArgumentError
 from loravault.proto.envelope import verify_envelope
 from loravault.proto.rotation import KeyRotation
 
-from .signatures import as_loravault_error
-
 __all__ = ["rotate_keys"]
 
 
@@ -27,10 +25,9 @@ def rotate_keys(envelope: bytes, *, tenant: str, vault: Any, now: float, clock_s
     """
     policy = vault.signing_policy(tenant=tenant)
     active = {k.keyid: k.public_key for k in policy.keys if k.status == "active"}
-    with as_loravault_error():
-        statement = verify_envelope(envelope, keys=list(active.values()), threshold=policy.threshold,
-                                    label=f"key rotation of {tenant}")
-        rotation = KeyRotation.from_statement(statement)
+    statement = verify_envelope(envelope, keys=list(active.values()), threshold=policy.threshold,
+                                label=f"key rotation of {tenant}")
+    rotation = KeyRotation.from_statement(statement)
     if rotation.tenant != tenant:
         raise InvalidArgumentError(f"key rotation is for tenant {rotation.tenant!r}, not {tenant!r}")
     if not rotation.issued_at - clock_skew <= now < rotation.expires_at:

@@ -1,29 +1,24 @@
 """Step 2, `check_signatures` and `check_window`: the signed manifest, verified on its exact bytes.
 
 Only the tenant's registered active keys count, at the tenant's threshold; a revoked key, another tenant's
-key or an unknown one counts for nothing. Errors of loravault.proto are re-raised as the loravault.core class
-the status table maps them to (SignatureError -> UnauthenticatedError, malformed or invalid manifests ->
-InvalidArgumentError), so the gRPC edge sees one error tree.
+key or an unknown one counts for nothing. loravault.proto's errors are part of the one error tree
+(SignatureError is an UnauthenticatedError, ManifestError an InvalidArgumentError), so they pass to the edge as
+they are.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from loravault.core import errors as core_errors
-from loravault.core.errors import InvalidArgumentError, LoravaultError
-from loravault.proto.errors import EnvelopeError
+from loravault.core.errors import InvalidArgumentError
 from loravault.proto.manifest import ErasureManifest, verify_signed_manifest, verify_time_window
-from loravault.proto.status import code_for, error_name_for
 
 from .config import ErasureChecks
 from .submission import ErasureHeader
 
-__all__ = ["VerifiedManifest", "as_loravault_error", "check_signatures", "check_window"]
+__all__ = ["VerifiedManifest", "check_signatures", "check_window"]
 
 
 @dataclass(frozen=True)
@@ -35,16 +30,6 @@ class VerifiedManifest:
     key_ids: tuple[str, ...]  # registered active keys listed in key_ids whose signatures verified
 
 
-@contextmanager
-def as_loravault_error() -> Iterator[None]:
-    """Re-raise a loravault.proto error as the loravault.core class of the same status code."""
-    try:
-        yield
-    except EnvelopeError as exc:
-        cls: type[LoravaultError] = getattr(core_errors, error_name_for(code_for(exc)), InvalidArgumentError)
-        raise cls(str(exc)) from exc
-
-
 def check_signatures(header: ErasureHeader, *, vault: Any) -> VerifiedManifest:
     """Verify the envelope against the tenant's active keys and threshold; the delta it announces must match.
 
@@ -54,9 +39,8 @@ def check_signatures(header: ErasureHeader, *, vault: Any) -> VerifiedManifest:
     """
     policy = vault.signing_policy(tenant=header.tenant)
     keys, threshold = policy.active_public_keys, policy.threshold
-    with as_loravault_error():
-        signed = verify_signed_manifest(header.envelope, keys=keys, threshold=threshold, tenant=header.tenant,
-                                        adapter=header.adapter)
+    signed = verify_signed_manifest(header.envelope, keys=keys, threshold=threshold, tenant=header.tenant,
+                                    adapter=header.adapter)
     manifest = signed.manifest
     if header.delta_sha256 != manifest.delta_hash:
         raise InvalidArgumentError(
@@ -67,5 +51,4 @@ def check_signatures(header: ErasureHeader, *, vault: Any) -> VerifiedManifest:
 
 def check_window(manifest: ErasureManifest, *, now: float, checks: ErasureChecks) -> None:
     """Refuse a manifest outside [issued_at - clock skew, expires_at) with InvalidArgumentError."""
-    with as_loravault_error():
-        verify_time_window(manifest, now=now, clock_skew=checks.clock_skew_seconds)
+    verify_time_window(manifest, now=now, clock_skew=checks.clock_skew_seconds)
