@@ -12,6 +12,12 @@ which is exactly what securesystemslib computes for `SSlibKey.from_crypto` and `
 (its `compute_default_keyid`), so ids agree with standard tooling. Because the id is the key's hash, a key
 cannot be registered under another key's id: `public_key_from_dict` recomputes it and refuses a mismatch.
 
+Weak public keys are refused wherever a key enters (`check_public_key_bytes`): the eight points of small order
+in any encoding, non-canonical encodings (y >= p, or a sign bit set on x = 0), and bytes that are not a point
+of the prime-order subgroup. With the identity point registered, the signature (R = identity, s = 0) verifies
+for every message (Chalkias et al., "Taming the many EdDSAs", 2020), so accepting one would make a tenant's
+signatures worthless. libsodium's crypto_core_ed25519_is_valid_point (through PyNaCl) makes exactly this check.
+
 Private keys are PKCS#8 PEM, optionally encrypted with a password, written with mode 0600 by an exclusive
 create (an existing file is never overwritten).
 
@@ -45,6 +51,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
     load_pem_private_key,
 )
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from .errors import MalformedKeyError
@@ -55,6 +62,7 @@ __all__ = [
     "signer_from_pem",
     "public_key_dict",
     "key_id",
+    "check_public_key_bytes",
     "public_key_from_dict",
     "save_private_key",
     "load_private_key",
@@ -93,7 +101,9 @@ def signer_from_pem(pem: bytes, *, password: bytes | None = None) -> CryptoSigne
 
 
 def _sslib_key(public_key: Ed25519PublicKey) -> SSlibKey:
-    public_hex = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    check_public_key_bytes(raw)
+    public_hex = raw.hex()
     key_dict = {"keytype": KEY_TYPE, "scheme": KEY_TYPE, "keyval": {"public": public_hex}}
     return SSlibKey(key_id(key_dict), KEY_TYPE, KEY_TYPE, {"public": public_hex})
 
@@ -115,6 +125,22 @@ def key_id(key: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def check_public_key_bytes(public: bytes) -> None:
+    """Refuse an Ed25519 public key that could make signatures forgeable (see the module docstring).
+
+    Raises:
+        MalformedKeyError: not 32 bytes, not a canonical encoding, of small order, or not in the prime-order
+            subgroup.
+    """
+    if len(public) != 32:
+        raise MalformedKeyError(f"an Ed25519 public key is 32 bytes, got {len(public)}")
+    if not crypto_core_ed25519_is_valid_point(bytes(public)):
+        raise MalformedKeyError(
+            f"public key {public.hex()[:16]}... is a weak Ed25519 key (small order, non-canonical, or not a point "
+            "of the prime-order subgroup): signatures under it can be forged; generate a new key"
+        )
+
+
 def public_key_from_dict(data: Any, *, expected_key_id: str | None = None) -> SSlibKey:
     """Parse an untrusted public key dict into an SSlibKey whose key id is the hash of the key.
 
@@ -122,7 +148,7 @@ def public_key_from_dict(data: Any, *, expected_key_id: str | None = None) -> SS
 
     Raises:
         MalformedKeyError: extra or missing fields, not Ed25519, public key not 32 bytes of lowercase hex,
-            bytes that are not an Ed25519 point encoding, or a key id that does not match.
+            a weak key (`check_public_key_bytes`), or a key id that does not match.
     """
     if not isinstance(data, Mapping) or set(data) != _KEY_FIELDS:
         raise MalformedKeyError(f"public key must have exactly the fields {sorted(_KEY_FIELDS)}")
@@ -136,10 +162,7 @@ def public_key_from_dict(data: Any, *, expected_key_id: str | None = None) -> SS
     public_hex = keyval["public"]
     if not isinstance(public_hex, str) or not _PUBLIC_HEX.fullmatch(public_hex):
         raise MalformedKeyError("public key must be 32 bytes as 64 lowercase hex characters")
-    try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex))
-    except ValueError as exc:
-        raise MalformedKeyError(f"public key {public_hex[:16]}... is not an Ed25519 key: {exc}") from exc
+    check_public_key_bytes(bytes.fromhex(public_hex))
     computed = key_id({"keytype": KEY_TYPE, "scheme": KEY_TYPE, "keyval": {"public": public_hex}})
     if expected_key_id is not None and expected_key_id != computed:
         raise MalformedKeyError(f"key id {expected_key_id[:64]!r} is not the hash of its key ({computed})")

@@ -1,23 +1,20 @@
 """Tenants' Ed25519 signing keys (securesystemslib key form) and their signing threshold.
 
-A key id is the SHA-256 of the key's canonical JSON (securesystemslib's encode_canonical), the same id
-securesystemslib's CryptoSigner gives the key, so the SDK and the server agree without exchanging ids.
+A key id is computed in one place, loravault.proto.keys.key_id: the same id securesystemslib's CryptoSigner
+gives the key, so the SDK and the server agree without exchanging ids.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from securesystemslib.formats import encode_canonical
-from securesystemslib.signer import SSlibKey
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from loravault.core import AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError
+from loravault.proto.errors import MalformedKeyError
+from loravault.proto.keys import public_key_dict, public_key_from_dict
 
 from .clock import as_utc, utc_now
 from .records import KeyRecord
@@ -25,37 +22,17 @@ from .tables import keys, tenants
 
 __all__ = ["active_key_count", "insert_key", "list_key_records", "parse_public_key", "revoke_key_row"]
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_FIELDS = {"keytype", "scheme", "keyval"}
-
-
 def parse_public_key(public_key: object) -> tuple[str, dict[str, Any]]:
     """Validate an ed25519 key in securesystemslib form and return (keyid, the canonical key dict).
 
-    Exactly the fields keytype, scheme and keyval {public} are accepted; the public value must be 64 lowercase
-    hex digits that decode to a valid Ed25519 point. Raises InvalidArgumentError with the reason.
+    The one parser and key id of loravault.proto.keys (weak keys refused there); InvalidArgumentError with its
+    reason.
     """
-    if not isinstance(public_key, dict) or set(public_key) != _FIELDS:
-        raise InvalidArgumentError(
-            "public key must be a securesystemslib key dict with exactly keytype, scheme and keyval"
-        )
-    keyval = public_key["keyval"]
-    if public_key["keytype"] != "ed25519" or public_key["scheme"] != "ed25519":
-        raise InvalidArgumentError(
-            f"public key type {public_key['keytype']!r}/{public_key['scheme']!r} is not ed25519/ed25519"
-        )
-    if not isinstance(keyval, dict) or set(keyval) != {"public"} or not isinstance(keyval["public"], str):
-        raise InvalidArgumentError("public key keyval must be {'public': '<64 hex digits>'}")
-    if not _HEX64.fullmatch(keyval["public"]):
-        raise InvalidArgumentError("ed25519 public key must be 64 lowercase hex digits (32 bytes)")
     try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(keyval["public"]))
-    except ValueError as exc:
-        raise InvalidArgumentError(f"ed25519 public key does not decode: {exc}") from exc
-    canonical = {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": keyval["public"]}}
-    keyid = hashlib.sha256(encode_canonical(canonical).encode("utf-8")).hexdigest()
-    SSlibKey.from_dict(keyid, dict(canonical, keyval=dict(canonical["keyval"])))  # the form verifiers will load
-    return keyid, canonical
+        key = public_key_from_dict(public_key)
+    except MalformedKeyError as exc:
+        raise InvalidArgumentError(str(exc)) from exc
+    return key.keyid, public_key_dict(key)
 
 
 def insert_key(conn: Connection, *, tenant_id: int, tenant: str, public_key: object) -> str:

@@ -3,12 +3,15 @@
 import json
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from loravault.core import NotFoundError, PermissionDeniedError, UnauthenticatedError
 
 from .conftest import peft_tiny
 
-KEY = {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": "11" * 32}}
+_PUBLIC = Ed25519PrivateKey.from_private_bytes(b"\x11" * 32).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+KEY = {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": _PUBLIC.hex()}}
 
 # Each call is made by tenant "mallory" against tenant "acme"'s resources.
 FOREIGN_CALLS = {
@@ -98,5 +101,5 @@ def test_tenant_keys_are_its_own(server, two_tenants):
     added = acme.add_key(KEY)
     keys, threshold = acme.list_keys()
     assert [k.keyid for k in keys] == [added.keyid] and threshold == 1
-    assert json.loads(keys[0].public_key_json)["keyval"]["public"] == "11" * 32
+    assert json.loads(keys[0].public_key_json)["keyval"]["public"] == _PUBLIC.hex()
     assert mallory.list_keys() == ([], 1)
