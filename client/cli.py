@@ -71,10 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     keys = groups.add_parser("keys", help="register Ed25519 signing keys").add_subparsers(dest="action", required=True)
     generate = keys.add_parser("generate", help="make a key pair locally: PATH (private, 0600) and PATH.pub.json")
     generate.add_argument("path", type=Path)
-    keys.add_parser("add").add_argument("public_key_file", type=Path, help="securesystemslib public key JSON")
+    signed = argparse.ArgumentParser(add_help=False)
+    signed.add_argument("--key", dest="signing_keys", type=Path, action="append", default=[],
+                        help="a current private key signing the rotation (repeat up to the threshold); "
+                             "needed once the tenant has keys, unless the caller is an admin")
+    keys.add_parser("add", parents=[signed]).add_argument("public_key_file", type=Path,
+                                                           help="securesystemslib public key JSON")
     keys.add_parser("list")
-    keys.add_parser("revoke").add_argument("keyid")
-    keys.add_parser("threshold").add_argument("threshold", type=int)
+    revoke = keys.add_parser("revoke", parents=[signed])
+    revoke.add_argument("keyid")
+    revoke.add_argument("--threshold", type=int, default=None, help="the threshold after the revocation")
+    keys.add_parser("threshold", parents=[signed]).add_argument("threshold", type=int)
 
     adapters = groups.add_parser("adapters", help="adapters and their versions").add_subparsers(
         dest="action", required=True)
@@ -159,15 +166,24 @@ def _run(client: VaultClient, args: argparse.Namespace) -> Any:
                 "list": lambda: client.list_tokens(tenant=tenant),
                 "revoke": lambda: client.revoke_token(args.token_id, tenant=tenant)}[action]()
     if group == "keys":
-        return {"add": lambda: client.add_key(json.loads(args.public_key_file.read_text()), tenant=tenant),
-                "list": lambda: client.list_keys(tenant=tenant),
-                "revoke": lambda: client.revoke_key(args.keyid, tenant=tenant),
-                "threshold": lambda: client.set_threshold(args.threshold, tenant=tenant)}[action]()
+        return _keys(client, args, tenant)
     if group == "admin":
         return client.fsck(repair=args.repair)
     if group == "erase":
         return _erase(client, args)
     return _run_adapters(client, args, tenant)
+
+
+def _keys(client: VaultClient, args: argparse.Namespace, tenant: str) -> Any:
+    """Key commands; with --key, changes are rotations signed by those keys (see client/key_changes.py)."""
+    if args.action == "list":
+        return client.list_keys(tenant=tenant)
+    signers = [load_private_key(path) for path in args.signing_keys]
+    if args.action == "add":
+        return client.add_key(json.loads(args.public_key_file.read_text()), signers=signers, tenant=tenant)
+    if args.action == "revoke":
+        return client.revoke_key(args.keyid, signers=signers, threshold=args.threshold, tenant=tenant)
+    return client.set_threshold(args.threshold, signers=signers, tenant=tenant)
 
 
 def _erase(client: VaultClient, args: argparse.Namespace) -> dict[str, Any]:

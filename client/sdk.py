@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import torch
+from securesystemslib.signer import Signer
 
 from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import DataLossError, LoravaultError, NotFoundError
@@ -27,8 +28,10 @@ from loravault.core.tensors import encode_tensors
 from loravault.proto import ERASURE_CHUNKS, UPLOAD_CHUNKS
 from loravault.proto import loravault_pb2 as pb
 from loravault.proto import loravault_pb2_grpc as pb_grpc
+from loravault.proto.keys import key_id
 
 from .errors import from_rpc_error
+from .key_changes import rotation_envelope
 from .records import AdapterInfo, FsckResult, Identity, IssuedToken, KeyInfo, VersionInfo
 from .streams import FramedStreams
 
@@ -123,7 +126,16 @@ class VaultClient:
     def list_tokens(self, *, tenant: str = "") -> list[pb.TokenInfo]:
         return list(self._call(self._tenants.ListTokens, pb.ListTokensRequest(tenant=tenant)).tokens)
 
-    def add_key(self, public_key: dict, *, tenant: str = "") -> KeyInfo:
+    def add_key(self, public_key: dict, *, signers: Sequence[Signer] = (), tenant: str = "") -> KeyInfo:
+        """Register a signing key.
+
+        A tenant's first key needs only its token (trust on first use), as does any change by an admin. Once the
+        tenant has keys, pass `signers` (a threshold of its current keys): the key is then added by a signed
+        rotation that keeps the threshold. PermissionDeniedError when a tenant holding keys sends no signers.
+        """
+        if signers:
+            keys, threshold = self._rotate(tenant, signers, add=public_key)
+            return next(k for k in keys if k.keyid == key_id(public_key))
         request = pb.AddKeyRequest(tenant=tenant, public_key_json=json.dumps(public_key, sort_keys=True))
         r = self._call(self._tenants.AddKey, request)
         return KeyInfo(r.keyid, r.public_key_json, r.status)
@@ -132,12 +144,32 @@ class VaultClient:
         r = self._call(self._tenants.ListKeys, pb.ListKeysRequest(tenant=tenant))
         return [KeyInfo(k.keyid, k.public_key_json, k.status) for k in r.keys], r.threshold
 
-    def revoke_key(self, keyid: str, *, tenant: str = "") -> KeyInfo:
+    def revoke_key(self, keyid: str, *, signers: Sequence[Signer] = (), threshold: int | None = None,
+                   tenant: str = "") -> KeyInfo:
+        """Revoke a key: with `signers`, by a rotation signed by a threshold of the current keys (the key being
+        revoked need not sign, so the others can revoke a compromised one), setting `threshold` if given;
+        without, only as an admin."""
+        if signers:
+            keys, _ = self._rotate(tenant, signers, revoke=keyid, threshold=threshold)
+            return next(k for k in keys if k.keyid == keyid)
         r = self._call(self._tenants.RevokeKey, pb.RevokeKeyRequest(tenant=tenant, keyid=keyid))
         return KeyInfo(r.keyid, r.public_key_json, r.status)
 
-    def set_threshold(self, threshold: int, *, tenant: str = "") -> int:
+    def set_threshold(self, threshold: int, *, signers: Sequence[Signer] = (), tenant: str = "") -> int:
+        """Set how many keys must sign: with `signers`, by a signed rotation; without, only as an admin."""
+        if signers:
+            return self._rotate(tenant, signers, threshold=threshold)[1]
         return self._call(self._tenants.SetThreshold, pb.SetThresholdRequest(tenant=tenant, threshold=threshold)).threshold
+
+    def _rotate(self, tenant: str, signers: Sequence[Signer], *, add: dict | None = None, revoke: str = "",
+                threshold: int | None = None) -> tuple[list[KeyInfo], int]:
+        """One signed rotation from the current active keys: plus `add`, minus `revoke`, with `threshold`."""
+        keys, current = self.list_keys(tenant=tenant)
+        active = [json.loads(k.public_key_json) for k in keys if k.status == "active"]
+        wanted = [k for k in active if key_id(k) != revoke] + ([add] if add is not None else [])
+        envelope = rotation_envelope(tenant=tenant or self.whoami().tenant, active=active, keys=wanted,
+                                     threshold=current if threshold is None else threshold, signers=signers)
+        return self.rotate_keys(envelope, tenant=tenant)
 
     # ------------------------------------------------------------ adapters
 

@@ -1,7 +1,7 @@
 """The audit log: hash-chained erasure entries in the vault's database, signed receipts and checkpoints, and
 the offline verification of all of it (`python -m loravault.server audit verify`)."""
 
-from .body import ErasureRecord
+from .body import ErasureRecord, KeyChangeRecord
 from .chain import GENESIS_HASH, AuditEntry, check_chain, verify_chain
 from .checkpoints import CHECKPOINT_PREDICATE_TYPE, Checkpoint, sign_checkpoint, verify_checkpoint
 from .export import LogSnapshot, read_data_folder, read_export, write_export
@@ -18,6 +18,7 @@ __all__ = [
     "AuditReport",
     "Checkpoint",
     "ErasureRecord",
+    "KeyChangeRecord",
     "LogSnapshot",
     "StoredCheckpoint",
     "StoredErasure",

@@ -1,24 +1,30 @@
-"""The body of an erasure entry in the audit log: hashes and commitments only, never sample ids or text.
+"""The bodies of audit log entries: hashes, key ids and commitments only, never sample ids or text.
 
-The body is canonical JSON of `ErasureRecord`'s fields. It names who asked (tenant, adapter, request id, the
-key ids that signed), what it applied to and produced (parent and new version with their blob hashes, the
-delta hash, the manifest hash), what was forgotten as a commitment (Merkle root of salted sample-id hashes)
-and a count, and when it committed.
+An erasure entry is canonical JSON of `ErasureRecord`'s fields. It names who asked (tenant, adapter, request
+id, the key ids that signed), what it applied to and produced (parent and new version with their blob hashes,
+the delta hash, the manifest hash), what was forgotten as a commitment (Merkle root of salted sample-id hashes)
+and a count, and when it committed. Every erasure entry has a receipt signed over it.
+
+A key-change entry (`KeyChangeRecord`) records a change to a tenant's signing keys or threshold made with an
+admin token (recovery), which bypasses the tenant's signed rotations and so must leave a trace. It has no
+receipt; the chain and the signed checkpoints cover it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from loravault.core.errors import DataLossError
 from loravault.proto.manifest import ErasureManifest
 from loravault.proto.statement import canonical_json
 
-__all__ = ["ENTRY_KIND", "ErasureRecord", "parse_body"]
+__all__ = ["ENTRY_KIND", "KEY_CHANGE_KIND", "ErasureRecord", "KeyChangeRecord", "entry_kind", "parse_body",
+           "parse_key_change"]
 
 ENTRY_KIND = "erasure"
+KEY_CHANGE_KIND = "key-change"
 
 
 @dataclass(frozen=True)
@@ -62,16 +68,58 @@ class ErasureRecord:
 
 
 def parse_body(body: bytes) -> ErasureRecord:
-    """The record a stored body holds; DataLossError when it is not exactly what `to_bytes` writes."""
-    names = {f.name for f in fields(ErasureRecord)}
+    """The erasure a stored body holds; DataLossError when it is not exactly what `to_bytes` writes."""
+    return _parse_record(body, ErasureRecord, kind=ENTRY_KIND, tuple_field="key_ids")
+
+
+@dataclass(frozen=True)
+class KeyChangeRecord:
+    """An admin's change to a tenant's signing keys: what changed and the key set it left."""
+
+    kind: str  # always KEY_CHANGE_KIND
+    tenant: str
+    action: str  # add-key | revoke-key | set-threshold
+    key_id: str  # the key added or revoked; "" for set-threshold
+    active_key_ids: tuple[str, ...]  # the active keys after the change, sorted
+    threshold: int  # after the change
+    committed_at: int  # Unix seconds (UTC)
+
+    def to_bytes(self) -> bytes:
+        data: dict[str, Any] = asdict(self)
+        data["active_key_ids"] = list(self.active_key_ids)
+        return canonical_json(data)
+
+
+def entry_kind(body: bytes) -> str:
+    """The `kind` field of a stored body; DataLossError when the body is not a JSON object with one."""
+    try:
+        data = json.loads(body)
+        kind = data["kind"] if isinstance(data, dict) else None
+    except (ValueError, KeyError) as exc:
+        raise DataLossError(f"audit entry body has no kind: {exc}") from exc
+    if kind not in (ENTRY_KIND, KEY_CHANGE_KIND):
+        raise DataLossError(f"audit entry body has unknown kind {str(kind)[:32]!r}")
+    return str(kind)
+
+
+def parse_key_change(body: bytes) -> KeyChangeRecord:
+    """The key change a stored body holds; DataLossError when it is not exactly what `to_bytes` writes."""
+    return _parse_record(body, KeyChangeRecord, kind=KEY_CHANGE_KIND, tuple_field="active_key_ids")
+
+
+_Record = TypeVar("_Record", ErasureRecord, KeyChangeRecord)
+
+
+def _parse_record(body: bytes, cls: type[_Record], *, kind: str, tuple_field: str) -> _Record:
+    names = {f.name for f in fields(cls)}
     try:
         data = json.loads(body)
         if not isinstance(data, dict) or set(data) != names:
             raise ValueError(f"fields are {sorted(data) if isinstance(data, dict) else type(data).__name__}")
-        data["key_ids"] = tuple(data["key_ids"])
-        record = ErasureRecord(**data)
+        data[tuple_field] = tuple(data[tuple_field])
+        record = cls(**data)
     except (ValueError, TypeError) as exc:
-        raise DataLossError(f"audit entry body is not an erasure record: {exc}") from exc
-    if record.to_bytes() != bytes(body) or record.kind != ENTRY_KIND:
+        raise DataLossError(f"audit entry body is not a {kind} record: {exc}") from exc
+    if record.to_bytes() != bytes(body) or record.kind != kind:
         raise DataLossError("audit entry body is not in canonical form")
     return record

@@ -1,5 +1,5 @@
-"""The `AuditLog`: appends erasure entries inside the vault's commit transaction, signs receipts, and
-checkpoints; reads entries, receipts and checkpoints back.
+"""The `AuditLog`: appends entries (erasures, admins' key changes) inside the vault's transaction that makes
+the change, signs receipts and checkpoints; reads entries, receipts and checkpoints back.
 
     >>> log = AuditLog(vault, signer=server_signer, checkpoint_every=16)
     >>> vault.erasure_commit(..., in_transaction=lambda conn, version: log.append(conn, record))
@@ -12,7 +12,9 @@ on the primary key and its whole erasure transaction rolls back.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,7 @@ from loravault.proto.receipt import Receipt, sign_receipt
 
 from ..vault.clock import utc_now
 from . import rows
-from .body import ErasureRecord
+from .body import ErasureRecord, KeyChangeRecord
 from .chain import GENESIS_HASH, AuditEntry, entry_hash
 from .checkpoints import Checkpoint, sign_checkpoint
 from .rows import StoredCheckpoint, StoredErasure
@@ -61,25 +63,44 @@ class AuditLog:
     def append(self, conn: Connection, record: ErasureRecord) -> Appended:
         """Append `record` and sign its receipt; every `checkpoint_every` entries, sign a checkpoint too."""
         signer = self._require_signer()
-        last = rows.last_entry(conn)
-        index = 0 if last is None else last.index + 1
-        previous = GENESIS_HASH if last is None else last.entry_hash
-        body = record.to_bytes()
-        entry = AuditEntry(index=index, entry_hash=entry_hash(previous_hash=previous, body=body),
-                           previous_hash=previous, body=body)
+        entry = self._next_entry(conn, record.to_bytes())
         receipt = sign_receipt(
-            Receipt(tenant=record.tenant, adapter=record.adapter, request_id=record.request_id, log_index=index,
+            Receipt(tenant=record.tenant, adapter=record.adapter, request_id=record.request_id, log_index=entry.index,
                     entry_hash=entry.entry_hash, new_version=record.new_version, new_adapter_hash=record.new_hash,
                     committed_at=record.committed_at),
             signer=signer,
         )
-        stored = StoredErasure(index=index, entry_hash=entry.entry_hash, tenant=record.tenant,
+        stored = StoredErasure(index=entry.index, entry_hash=entry.entry_hash, tenant=record.tenant,
                                adapter=record.adapter, request_id=record.request_id,
                                manifest_hash=record.manifest_hash, new_version=record.new_version, receipt=receipt)
-        rows.insert_entry(conn, entry, stored=stored, created_at=utc_now())
-        if (index + 1) % self._checkpoint_every == 0:
-            self._checkpoint(conn, size=index + 1, head_hash=entry.entry_hash, time=record.committed_at)
+        self._insert(conn, entry, stored=stored, time=record.committed_at)
         return Appended(entry=entry, receipt=receipt)
+
+    def append_key_change(self, conn: Connection, record: KeyChangeRecord) -> AuditEntry:
+        """Append an admin's key change. It has no receipt and no adapter: the chain and its checkpoints cover
+        it, and its request id is random, so no erasure's idempotency lookup can ever find it."""
+        self._require_signer()  # the checkpoints it may trigger are signed
+        body = record.to_bytes()
+        entry = self._next_entry(conn, body)
+        stored = StoredErasure(index=entry.index, entry_hash=entry.entry_hash, tenant=record.tenant, adapter="",
+                               request_id=secrets.token_hex(16), manifest_hash=hashlib.sha256(body).hexdigest(),
+                               new_version=0, receipt=b"")
+        self._insert(conn, entry, stored=stored, time=record.committed_at)
+        logger.info("audit: %s of tenant %s by an admin at index %d", record.action, record.tenant, entry.index)
+        return entry
+
+    def _next_entry(self, conn: Connection, body: bytes) -> AuditEntry:
+        """`body` linked after the log's last entry (not yet inserted)."""
+        last = rows.last_entry(conn)
+        previous = GENESIS_HASH if last is None else last.entry_hash
+        return AuditEntry(index=0 if last is None else last.index + 1,
+                          entry_hash=entry_hash(previous_hash=previous, body=body), previous_hash=previous, body=body)
+
+    def _insert(self, conn: Connection, entry: AuditEntry, *, stored: StoredErasure, time: int) -> None:
+        """Insert the entry; every `checkpoint_every` entries, sign a checkpoint too."""
+        rows.insert_entry(conn, entry, stored=stored, created_at=utc_now())
+        if (entry.index + 1) % self._checkpoint_every == 0:
+            self._checkpoint(conn, size=entry.index + 1, head_hash=entry.entry_hash, time=time)
 
     def checkpoint_now(self, *, time: int) -> StoredCheckpoint:
         """Sign a checkpoint of the log as it is now (the stored one, if this size already has one)."""

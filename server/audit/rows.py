@@ -71,7 +71,8 @@ def entries_from(conn: Connection, *, start: int, limit: int) -> list[AuditEntry
 
 
 def find_erasure(conn: Connection, *, tenant: str, request_id: str) -> StoredErasure | None:
-    query = select(audit_log).where(audit_log.c.tenant == tenant, audit_log.c.request_id == request_id)
+    query = select(audit_log).where(audit_log.c.tenant == tenant, audit_log.c.request_id == request_id,
+                                    audit_log.c.adapter != "")  # key-change entries have no adapter
     row = conn.execute(query).mappings().first()
     if row is None:
         return None
@@ -83,8 +84,9 @@ def find_erasure(conn: Connection, *, tenant: str, request_id: str) -> StoredEra
 
 
 def receipts_by_index(conn: Connection) -> dict[int, bytes]:
+    """Every entry's receipt by index; entries without one (key changes) are absent."""
     rows = conn.execute(select(audit_log.c.index, audit_log.c.receipt).order_by(audit_log.c.index))
-    return {index: receipt.encode("ascii") for index, receipt in rows}
+    return {index: receipt.encode("ascii") for index, receipt in rows if receipt}
 
 
 def insert_checkpoint(conn: Connection, checkpoint: StoredCheckpoint, *, created_at: datetime) -> None:

@@ -16,7 +16,7 @@ from loravault.proto.envelope import verify_envelope
 from loravault.proto.errors import EnvelopeError
 from loravault.proto.receipt import Receipt
 
-from .body import parse_body
+from .body import KEY_CHANGE_KIND, entry_kind, parse_body, parse_key_change
 from .chain import GENESIS_HASH, AuditEntry, check_chain
 from .checkpoints import verify_checkpoint
 
@@ -29,7 +29,7 @@ class AuditReport:
 
     entries: int
     head_hash: str
-    receipts: int  # receipts whose signature and fields were checked
+    receipts: int  # receipts whose signature and fields were checked (key-change entries have none)
     checkpoints: int  # signed checkpoints checked against the chain
     problems: tuple[str, ...]
 
@@ -77,6 +77,15 @@ def verify_log(
 
 
 def _receipt_problem(entry: AuditEntry, envelope: bytes | None, server_key: Mapping[str, Any]) -> str:
+    """Why the entry's receipt does not verify ("" when it does); a key-change entry must have none."""
+    try:
+        kind = entry_kind(entry.body)
+        if kind == KEY_CHANGE_KIND:
+            parse_key_change(entry.body)
+    except LoravaultError as exc:
+        return f"audit log entry {entry.index}: {exc}"
+    if kind == KEY_CHANGE_KIND:
+        return "" if envelope is None else f"audit log entry {entry.index}: a key change carries a receipt"
     if envelope is None:
         return f"audit log entry {entry.index} has no receipt"
     try:

@@ -18,7 +18,7 @@ from loravault.proto.status import code_for
 
 from ..vault import Principal
 
-__all__ = ["AuthInterceptor", "PrincipalContext", "tenant_scope", "require_admin", "OPEN_METHODS"]
+__all__ = ["AuthInterceptor", "PrincipalContext", "tenant_scope", "is_admin", "require_admin", "OPEN_METHODS"]
 
 logger = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ from loravault.core import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
     UnavailableError,
 )
 
@@ -70,6 +71,18 @@ log = logging.getLogger(__name__)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _COMMIT_KINDS = ("upload", "federation-round")
 _T = TypeVar("_T")
+# runs inside a key change's transaction with the tenant's keys and threshold after the change (the audit entry)
+KeyChangeHook = Callable[[Connection, SigningPolicy], None]
+
+
+def _require_no_active_key(conn: Connection, *, tenant_id: int, tenant: str, change: str) -> None:
+    """A token alone may set up a tenant's first key (trust on first use), never change keys it already has."""
+    active = key_rows.active_key_count(conn, tenant_id=tenant_id)
+    if active:
+        raise PermissionDeniedError(
+            f"tenant {tenant} has {active} active signing key(s): to {change}, send a key rotation signed by a "
+            "threshold of them (`loravault keys ... --key FILE`), or ask an admin to reset the keys"
+        )
 
 
 class Vault:
@@ -203,34 +216,64 @@ class Vault:
 
     # keys
 
-    def add_key(self, *, tenant: str, public_key: dict[str, Any]) -> str:
-        """Register an ed25519 public key (securesystemslib form) and return its key id."""
+    def add_key(self, *, tenant: str, public_key: dict[str, Any], trust_on_first_use: bool = False,
+                in_transaction: KeyChangeHook | None = None) -> str:
+        """Register an ed25519 public key (securesystemslib form) and return its key id.
+
+        With `trust_on_first_use` (a caller holding only a tenant token), refused with PermissionDeniedError
+        once the tenant has an active key: later changes are rotations signed by a threshold of its keys.
+        `in_transaction(conn, policy)` runs in the same transaction with the resulting keys and threshold.
+        """
         with self._write() as conn:
             tenant_id = self._tenant_id(conn, tenant)
-            return key_rows.insert_key(conn, tenant_id=tenant_id, tenant=tenant, public_key=public_key)
+            if trust_on_first_use:
+                _require_no_active_key(conn, tenant_id=tenant_id, tenant=tenant, change="add a key")
+            keyid = key_rows.insert_key(conn, tenant_id=tenant_id, tenant=tenant, public_key=public_key)
+            self._key_change_done(conn, tenant_id, in_transaction)
+            return keyid
 
     def list_keys(self, *, tenant: str) -> list[KeyRecord]:
         with self._read() as conn:
             return key_rows.list_key_records(conn, tenant_id=self._tenant_id(conn, tenant))
 
-    def revoke_key(self, *, tenant: str, keyid: str) -> None:
-        """Revoke a key; refused (FailedPreconditionError) if fewer active keys than the threshold would remain."""
+    def revoke_key(self, *, tenant: str, keyid: str, trust_on_first_use: bool = False,
+                   in_transaction: KeyChangeHook | None = None) -> None:
+        """Revoke a key; refused (FailedPreconditionError) if fewer active keys than the threshold would remain.
+
+        `trust_on_first_use` and `in_transaction` as for `add_key`.
+        """
         with self._write() as conn:
             tenant_id = self._tenant_id(conn, tenant)
+            if trust_on_first_use:
+                _require_no_active_key(conn, tenant_id=tenant_id, tenant=tenant, change="revoke a key")
             key_rows.revoke_key_row(conn, tenant_id=tenant_id, tenant=tenant, keyid=keyid)
+            self._key_change_done(conn, tenant_id, in_transaction)
 
-    def set_threshold(self, *, tenant: str, threshold: int) -> None:
-        """Set how many active keys must sign; 1 up to the number of active keys."""
+    def set_threshold(self, *, tenant: str, threshold: int, trust_on_first_use: bool = False,
+                      in_transaction: KeyChangeHook | None = None) -> None:
+        """Set how many active keys must sign; 1 up to the number of active keys.
+
+        `trust_on_first_use` and `in_transaction` as for `add_key`.
+        """
         if not isinstance(threshold, int) or isinstance(threshold, bool):
             raise InvalidArgumentError(f"signing threshold must be an integer, got {threshold!r}")
         with self._write() as conn:
             tenant_id = self._tenant_id(conn, tenant)
+            if trust_on_first_use:
+                _require_no_active_key(conn, tenant_id=tenant_id, tenant=tenant, change="change the threshold")
             active = key_rows.active_key_count(conn, tenant_id=tenant_id)
             if not 1 <= threshold <= active:
                 raise FailedPreconditionError(
                     f"tenant {tenant}: threshold {threshold} must be between 1 and its {active} active key(s)"
                 )
             tenant_rows.set_signing_threshold(conn, tenant_id=tenant_id, threshold=threshold)
+            self._key_change_done(conn, tenant_id, in_transaction)
+
+    @staticmethod
+    def _key_change_done(conn: Connection, tenant_id: int, hook: KeyChangeHook | None) -> None:
+        if hook is not None:
+            hook(conn, SigningPolicy(keys=key_rows.list_key_records(conn, tenant_id=tenant_id),
+                                     threshold=tenant_rows.get_signing_threshold(conn, tenant_id)))
 
     def get_threshold(self, *, tenant: str) -> int:
         with self._read() as conn:

@@ -148,9 +148,12 @@ def messages(sub: Submission, *, delta: bytes | None = None, delta_size: int | N
 
 
 def register_keys(client: VaultClient, signers: list[CryptoSigner], *, threshold: int = 1) -> None:
-    for signer in signers:
-        client.add_key(public_key_dict(signer))
-    client.set_threshold(threshold)
+    """The first key with the token alone (trust on first use), every later change signed by the first key."""
+    client.add_key(public_key_dict(signers[0]))
+    for signer in signers[1:]:
+        client.add_key(public_key_dict(signer), signers=signers[:1])
+    if threshold != 1:
+        client.set_threshold(threshold, signers=signers[:1])
 
 
 def start_erasure_server(data: Path, tiny: BaseModel, *, erasure: ErasureConfig | None = None

@@ -91,9 +91,9 @@ def test_unknown_forget_ids_are_refused_before_anything_is_sent(trained, tmp_pat
 
 
 def test_cli_erase_forgets_and_reports(erasure_server, trained, tmp_path, capsys):
-    _, client, _ = trained
+    _, client, signer = trained
     pem = generate_private_key_pem()
-    client.add_key(public_key_dict(signer_from_pem(pem)))
+    client.add_key(public_key_dict(signer_from_pem(pem)), signers=[signer])
     save_private_key(tmp_path / "tenant.key", pem)
     for name, samples in (("train.jsonl", TRAIN), ("ref.jsonl", REFERENCE)):
         (tmp_path / name).write_text("".join(json.dumps(vars(s)) + "\n" for s in samples))

@@ -59,12 +59,12 @@ def _key_of_another_tenant(world: World) -> list[pb.ErasureMessage]:
 
 
 def _below_threshold(world: World) -> list[pb.ErasureMessage]:
-    world.client.set_threshold(2)
+    world.client.set_threshold(2, signers=world.signers[:1])
     return messages(world.submission(signers=world.signers[:1]))
 
 
 def _revoked_key(world: World) -> list[pb.ErasureMessage]:
-    world.client.revoke_key(world.signers[0].public_key.keyid)
+    world.client.revoke_key(world.signers[0].public_key.keyid, signers=world.signers[1:])
     return messages(world.submission(signers=world.signers[:1]))
 
 

@@ -48,7 +48,7 @@ def test_rotation_needs_a_threshold_of_current_keys(erasure_server):
     a1, a2 = world.signers
     with pytest.raises(UnauthenticatedError):
         world.client.rotate_keys(_rotation(world, keys=[new_signer()], threshold=1, signers=[new_signer()]))
-    world.client.set_threshold(2)
+    world.client.set_threshold(2, signers=[a1])
     with pytest.raises(UnauthenticatedError):
         world.client.rotate_keys(_rotation(world, keys=[a1], threshold=1, signers=[a1]))
     assert world.client.list_keys()[1] == 2
