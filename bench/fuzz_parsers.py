@@ -1,5 +1,5 @@
 """Coverage-guided fuzzing of every parser that reads untrusted bytes: envelopes, statements, manifests,
-receipts, public keys, and safetensors blobs.
+receipts, key rotations, public keys (as AddKey reads them), adapter schemas, and safetensors blobs and headers.
 
 Each parser documents one error type for bad input (MalformedEnvelopeError, SignatureError, ManifestError,
 DeserializationError). TestOneInput catches exactly those; anything else (a KeyError, a RecursionError, an
@@ -9,6 +9,7 @@ Run (libFuzzer flags pass through; a corpus folder is optional):
 
     python -m loravault.bench.fuzz_parsers -runs=20000
     python -m loravault.bench.fuzz_parsers -max_total_time=60 -artifact_prefix=/tmp/crash- corpus/
+    python -m loravault.bench.fuzz_parsers --target=schema -runs=1000000    # one parser only (TARGETS)
 
 `seed_inputs()` gives one valid input per parser (a manifest envelope signed by the fuzz key, its statement,
 a receipt statement, a public key, a safetensors blob); write them into the corpus folder to start deep.
@@ -30,13 +31,20 @@ import atheris
 _FUZZING = __name__ == "__main__"
 
 # Instrument only our parsers: instrumenting torch or cryptography would slow every run for nothing.
-with atheris.instrument_imports(include=["loravault.proto"]) if _FUZZING else contextlib.nullcontext():
+_INSTRUMENTED = ["loravault.proto", "loravault.core.adapter_schema", "loravault.core.tensor_stream",
+                 "loravault.server.vault.keys"]
+with atheris.instrument_imports(include=_INSTRUMENTED) if _FUZZING else contextlib.nullcontext():
+    from loravault.core.adapter_schema import AdapterSchema, TensorSpec
+    from loravault.core.tensor_stream import StreamingTensorCheck
     from loravault.proto.envelope import envelope_to_bytes, parse_envelope, verify_envelope
-    from loravault.proto.errors import MalformedEnvelopeError, ManifestError, SignatureError
+    from loravault.proto.errors import InvalidArgumentError, MalformedEnvelopeError, ManifestError, SignatureError
     from loravault.proto.keys import public_key_dict, public_key_from_dict, signer_from_pem
     from loravault.proto.manifest import ErasureManifest, ErasureMethod, ForgetSet, ValidityWindow, sign_manifest
     from loravault.proto.receipt import Receipt
-    from loravault.proto.statement import Statement, parse_json
+    from loravault.proto.rotation import KeyRotation
+    from loravault.proto.statement import Statement
+    from loravault.proto.untrusted_json import parse_json
+    from loravault.server.vault.keys import parse_public_key
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
@@ -72,8 +80,8 @@ def _fuzz_envelope(data: bytes) -> None:
 
 
 def _fuzz_predicates(statement: Statement) -> None:
-    """Manifest and receipt mapping of a parsed Statement, and their round trips."""
-    for cls in (ErasureManifest, Receipt):
+    """Manifest, receipt and key-rotation mapping of a parsed Statement, and their round trips."""
+    for cls in (ErasureManifest, Receipt, KeyRotation):
         try:
             parsed = cls.from_statement(statement)
         except ManifestError:
@@ -92,28 +100,53 @@ def _fuzz_statement(data: bytes) -> None:
 
 
 def _fuzz_public_key(data: bytes) -> None:
-    """Public key dicts, as a tenant registers them."""
+    """Public key JSON, as AddKey reads it (the bounded JSON parser, then the vault's key check)."""
     try:
-        key = public_key_from_dict(parse_json(data, what="public key"))
-    except MalformedEnvelopeError:  # includes MalformedKeyError
+        keyid, canonical = parse_public_key(parse_json(data, what="public key", max_bytes=4096))
+    except InvalidArgumentError:  # includes MalformedEnvelopeError and the weak-key refusal
         return
-    assert public_key_from_dict(public_key_dict(key), expected_key_id=key.keyid) == key
+    assert public_key_from_dict(canonical, expected_key_id=keyid).keyid == keyid
+
+
+def _fuzz_schema(data: bytes) -> None:
+    """Adapter schemas as the vault stores and reads them; a parsed schema writes back what it parses to."""
+    try:
+        schema = AdapterSchema.from_json(data)
+    except InvalidArgumentError:  # includes DeserializationError
+        return
+    assert AdapterSchema.from_json(schema.to_json()) == schema, "a schema changed through its JSON"
+
+
+# the schema a streamed upload or delta is checked against (two tensors, rank 2)
+_STREAM_SCHEMA = AdapterSchema(rank=2, alpha=4.0, target_modules=("q_proj",), dtype="float32",
+                               tensors=(TensorSpec("m.q_proj.lora_A.weight", (2, 3)),
+                                        TensorSpec("m.q_proj.lora_B.weight", (3, 2))),
+                               base_fingerprint="0" * 64)
 
 
 def _fuzz_tensors(data: bytes) -> None:
-    """The safetensors codec that reads uploaded adapters and deltas."""
+    """The safetensors codec that reads adapters and deltas, and the streaming header and value check."""
     try:
         decode_tensors(data)
     except DeserializationError:
+        pass
+    check = StreamingTensorCheck(_STREAM_SCHEMA, what="fuzz")
+    try:
+        for start in range(0, len(data), 7):  # odd chunk sizes: headers and values split across chunks
+            check.feed(data[start : start + 7])
+        check.finish()
+    except InvalidArgumentError:
         return
 
 
-def TestOneInput(data: bytes) -> None:  # noqa: N802 (the name libFuzzer's Python binding expects)
-    """Feed one input to every parser; only their documented error types are expected."""
-    _fuzz_envelope(data)
-    _fuzz_statement(data)
-    _fuzz_public_key(data)
-    _fuzz_tensors(data)
+TARGETS = {"envelope": _fuzz_envelope, "statement": _fuzz_statement, "public_key": _fuzz_public_key,
+           "schema": _fuzz_schema, "tensors": _fuzz_tensors}
+
+
+def TestOneInput(data: bytes, targets: tuple[str, ...] = tuple(TARGETS)) -> None:  # noqa: N802 (libFuzzer's name)
+    """Feed one input to each parser in `targets`; only their documented error types are expected."""
+    for name in targets:
+        TARGETS[name](data)
 
 
 def _sample_manifest() -> ErasureManifest:
@@ -145,13 +178,22 @@ def seed_inputs() -> list[bytes]:
         receipt.to_statement().to_bytes(),
         json.dumps(public_key_dict(_FUZZ_SIGNER)).encode(),
         safetensors_blob,
+        _STREAM_SCHEMA.to_json().encode(),
     ]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Hand control to libFuzzer; it exits the process when the run ends or finds a crash."""
+    """Hand control to libFuzzer; it exits the process when the run ends or finds a crash.
+
+    `--target=NAME` (one of TARGETS) fuzzes that parser alone; the other arguments are libFuzzer's.
+    """
     logging.basicConfig(level=logging.WARNING)
-    atheris.Setup(sys.argv if argv is None else argv, TestOneInput)
+    args = list(sys.argv if argv is None else argv)
+    chosen = tuple(a.removeprefix("--target=") for a in args if a.startswith("--target=")) or tuple(TARGETS)
+    unknown = sorted(set(chosen) - set(TARGETS))
+    if unknown:
+        raise SystemExit(f"unknown fuzz target(s) {unknown}; choose from {sorted(TARGETS)}")
+    atheris.Setup([a for a in args if not a.startswith("--target=")], lambda data: TestOneInput(data, chosen))
     atheris.Fuzz()
 
 

@@ -1,7 +1,9 @@
 """The adapter schema: rank, alpha, target modules, tensor names and shapes, dtype, and the base it binds to.
 
 The schema is fixed when an adapter is created; every version's tensors must match it exactly, and it bounds
-how many bytes an upload of that adapter may carry before a single byte is buffered.
+how many bytes an upload of that adapter may carry before a single byte is buffered. A schema lists at most
+MAX_TENSORS tensors (a documented server limit: a rank-r LoRA on all seven linear layers of a 126-layer model
+has 1,764), and validating one is linear in its size.
 """
 
 from __future__ import annotations
@@ -11,17 +13,23 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
+from loravault.proto.untrusted_json import parse_json
+
 from .errors import DeserializationError, FailedPreconditionError, InvalidArgumentError
 
-__all__ = ["AdapterSchema", "TensorSpec", "LoraPair", "DTYPES", "HEADER_ALLOWANCE", "all_finite"]
+__all__ = ["AdapterSchema", "TensorSpec", "LoraPair", "DTYPES", "HEADER_ALLOWANCE", "MAX_TENSORS", "all_finite"]
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # safetensors header bytes allowed per tensor (its JSON entry) plus a fixed part for metadata
 HEADER_ALLOWANCE = 4096
 _PER_TENSOR_HEADER = 512
+MAX_TENSORS = 4096
+_MAX_NAME_CHARS = 512
+_MAX_SCHEMA_JSON = MAX_TENSORS * (_MAX_NAME_CHARS + 128) + 64 * 1024  # every tensor's entry, plus the rest
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _LORA_NAME = re.compile(r"^(?P<module>.+)\.lora_(?P<which>[AB])\.weight$")
 
@@ -84,12 +92,16 @@ class AdapterSchema:
     def _check_tensor_specs(self) -> None:
         if not self.tensors:
             raise InvalidArgumentError("adapter schema has no tensors")
+        if len(self.tensors) > MAX_TENSORS:
+            raise InvalidArgumentError(
+                f"adapter schema lists {len(self.tensors)} tensors, at most {MAX_TENSORS} allowed")
         names = [spec.name for spec in self.tensors]
         if names != sorted(set(names)):
             raise InvalidArgumentError("adapter schema tensor names must be unique and sorted")
         for spec in self.tensors:
-            if not spec.name or len(spec.name) > 512:
-                raise InvalidArgumentError(f"tensor name {spec.name[:40]!r} must have 1 to 512 characters")
+            if not spec.name or len(spec.name) > _MAX_NAME_CHARS:
+                raise InvalidArgumentError(
+                    f"tensor name {spec.name[:40]!r} must have 1 to {_MAX_NAME_CHARS} characters")
             if not spec.shape or any((not isinstance(d, int)) or d <= 0 for d in spec.shape):
                 raise InvalidArgumentError(f"tensor {spec.name} has invalid shape {spec.shape}")
         for pair in self.pairs():
@@ -98,6 +110,10 @@ class AdapterSchema:
                 raise InvalidArgumentError(
                     f"module {pair.module}: lora_A {a} and lora_B {b} do not have rank {self.rank}"
                 )
+
+    @cached_property
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
+        return {spec.name: spec.shape for spec in self.tensors}
 
     # derived views
 
@@ -110,13 +126,17 @@ class AdapterSchema:
         return DTYPES[self.dtype]
 
     def shape_of(self, name: str) -> tuple[int, ...]:
-        for spec in self.tensors:
-            if spec.name == name:
-                return spec.shape
-        raise InvalidArgumentError(f"tensor {name} is not in the adapter schema")
+        try:
+            return self._shapes[name]
+        except KeyError:
+            raise InvalidArgumentError(f"tensor {name} is not in the adapter schema") from None
 
     def pairs(self) -> list[LoraPair]:
         """The (A, B) pairs by module; a tensor that is not part of a pair is refused."""
+        return list(self._pairs)
+
+    @cached_property
+    def _pairs(self) -> tuple[LoraPair, ...]:
         modules: dict[str, dict[str, str]] = {}
         for spec in self.tensors:
             match = _LORA_NAME.match(spec.name)
@@ -128,7 +148,7 @@ class AdapterSchema:
             if set(found) != {"A", "B"}:
                 raise InvalidArgumentError(f"module {module} has lora_{''.join(found)} but not both A and B")
             pairs.append(LoraPair(module=module, a_name=found["A"], b_name=found["B"]))
-        return pairs
+        return tuple(pairs)
 
     def parameter_count(self) -> int:
         return sum(math.prod(spec.shape) for spec in self.tensors)
@@ -190,7 +210,10 @@ class AdapterSchema:
     def from_json(cls, text: str | bytes) -> AdapterSchema:
         """Parse a schema from untrusted JSON; failures become DeserializationError or InvalidArgumentError."""
         try:
-            raw = json.loads(text)
+            raw = parse_json(text, what="adapter schema", max_bytes=_MAX_SCHEMA_JSON)
+            if len(raw["tensors"]) > MAX_TENSORS:
+                raise InvalidArgumentError(
+                    f"adapter schema lists {len(raw['tensors'])} tensors, at most {MAX_TENSORS} allowed")
             return cls(
                 rank=int(raw["rank"]),
                 alpha=float(raw["alpha"]),
@@ -199,7 +222,7 @@ class AdapterSchema:
                 dtype=str(raw["dtype"]),
                 base_fingerprint=str(raw["base_fingerprint"]),
             )
-        except InvalidArgumentError:
+        except InvalidArgumentError:  # MalformedEnvelopeError (the JSON) is one too
             raise
         except (ValueError, KeyError, TypeError) as exc:
             raise DeserializationError(f"adapter schema is not valid JSON of the expected form: {exc}") from exc

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from loravault.proto import loravault_pb2 as pb
 
-from .adapter_schema import AdapterSchema, TensorSpec
+from .adapter_schema import MAX_TENSORS, AdapterSchema, TensorSpec
 from .errors import InvalidArgumentError
 
-__all__ = ["schema_to_pb", "schema_from_pb", "MAX_SCHEMA_TENSORS"]
-
-MAX_SCHEMA_TENSORS = 100_000
+__all__ = ["schema_to_pb", "schema_from_pb"]
 
 
 def schema_to_pb(schema: AdapterSchema) -> pb.AdapterSchema:
@@ -25,10 +23,8 @@ def schema_to_pb(schema: AdapterSchema) -> pb.AdapterSchema:
 
 def schema_from_pb(message: pb.AdapterSchema) -> AdapterSchema:
     """Build and validate a schema from the wire; InvalidArgumentError names what is wrong."""
-    if len(message.tensors) > MAX_SCHEMA_TENSORS:
-        raise InvalidArgumentError(
-            f"adapter schema lists {len(message.tensors)} tensors, at most {MAX_SCHEMA_TENSORS} allowed"
-        )
+    if len(message.tensors) > MAX_TENSORS:  # before building a TensorSpec of each
+        raise InvalidArgumentError(f"adapter schema lists {len(message.tensors)} tensors, at most {MAX_TENSORS} allowed")
     return AdapterSchema(
         rank=int(message.rank),
         alpha=float(message.alpha),

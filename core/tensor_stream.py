@@ -8,13 +8,14 @@ Format: https://github.com/huggingface/safetensors#format.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 
+from loravault.proto.untrusted_json import parse_json
+
 from .adapter_schema import AdapterSchema
-from .errors import DeserializationError, InvalidArgumentError
+from .errors import DeserializationError, InvalidArgumentError, MalformedEnvelopeError
 
 __all__ = ["StreamingTensorCheck", "SAFETENSORS_DTYPES"]
 
@@ -81,9 +82,9 @@ class StreamingTensorCheck:
         if len(self._head) < 8 + length:
             return False
         try:
-            header = json.loads(bytes(self._head[8 : 8 + length]))
-        except ValueError as exc:
-            raise DeserializationError(f"{self._what}: safetensors header is not JSON: {exc}") from exc
+            header = parse_json(bytes(self._head[8 : 8 + length]), what="safetensors header", max_bytes=_MAX_HEADER)
+        except MalformedEnvelopeError as exc:
+            raise DeserializationError(f"{self._what}: {exc}") from exc
         if not isinstance(header, dict):
             raise DeserializationError(f"{self._what}: safetensors header is not a JSON object")
         self._data_size = self._check_header(header)

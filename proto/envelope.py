@@ -38,7 +38,8 @@ from securesystemslib.signer import Signature, Signer, SSlibKey
 
 from .errors import MalformedEnvelopeError, SignatureError
 from .keys import public_key_dict, public_key_from_dict
-from .statement import Statement, canonical_json, parse_json
+from .statement import Statement, canonical_json
+from .untrusted_json import parse_json
 
 __all__ = [
     "PAYLOAD_TYPE",
@@ -131,7 +132,7 @@ def parse_envelope(data: bytes, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envel
         raise MalformedEnvelopeError(f"envelope must be bytes, not {type(data).__name__}")
     if len(data) > max_bytes:
         raise MalformedEnvelopeError(f"envelope is {len(data)} bytes, more than the {max_bytes} allowed")
-    document = parse_json(bytes(data), what="envelope")
+    document = parse_json(bytes(data), what="envelope", max_bytes=max_bytes)
     if not isinstance(document, dict) or set(document) != _ENVELOPE_FIELDS:
         found = sorted(document) if isinstance(document, dict) else type(document).__name__
         raise MalformedEnvelopeError(f"envelope must have exactly the fields {sorted(_ENVELOPE_FIELDS)}, found {found}")

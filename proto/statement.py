@@ -31,8 +31,9 @@ from types import MappingProxyType
 from typing import Any
 
 from .errors import MalformedEnvelopeError
+from .untrusted_json import MAX_JSON_DEPTH, parse_json
 
-__all__ = ["STATEMENT_TYPE", "Subject", "Statement", "canonical_json", "parse_json"]
+__all__ = ["STATEMENT_TYPE", "Subject", "Statement", "canonical_json"]
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 
@@ -44,7 +45,9 @@ _DIGEST_ALGORITHM = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _DIGEST_HEX_LENGTH = {"sha256": 64, "sha384": 96, "sha512": 128}
 _MAX_NAME_CHARS = 1024
 _MAX_SUBJECTS = 64
-_MAX_DEPTH = 32
+_MAX_DEPTH = MAX_JSON_DEPTH
+# a statement is an envelope's payload, which the envelope's own cap bounds already
+_MAX_STATEMENT_BYTES = 64 * 1024
 
 
 def canonical_json(value: Any) -> bytes:
@@ -57,46 +60,6 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
     ).encode("ascii")
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Refuse duplicate keys: two parsers that keep different duplicates would read different statements."""
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ValueError(f"duplicate key {key[:64]!r}")
-        obj[key] = value
-    return obj
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"number {text[:32]} is out of range")
-    return number
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json(data: bytes, *, what: str) -> Any:
-    """Parse untrusted bytes as strict JSON: UTF-8, no duplicate keys, no NaN or infinities.
-
-    `what` names the bytes in the error message ("envelope", "statement"). Callers cap the size first.
-
-    Raises:
-        MalformedEnvelopeError: for any failure, `from` the decoder's exception.
-    """
-    try:
-        text = bytes(data).decode("utf-8")
-        return json.loads(
-            text, object_pairs_hook=_unique_object, parse_float=_finite_float, parse_constant=_no_constant
-        )
-    # RecursionError: deeply nested arrays exhaust the decoder's stack; ValueError covers JSONDecodeError,
-    # UnicodeDecodeError and the hooks above.
-    except (ValueError, RecursionError, TypeError) as exc:
-        raise MalformedEnvelopeError(f"{what} is not valid JSON ({len(data)} bytes): {exc}") from exc
 
 
 def _freeze(value: Any) -> Any:
@@ -234,7 +197,7 @@ class Statement:
         Raises:
             MalformedEnvelopeError: not JSON, not a Statement, or not in canonical form.
         """
-        statement = cls.from_dict(parse_json(data, what="statement"))
+        statement = cls.from_dict(parse_json(data, what="statement", max_bytes=_MAX_STATEMENT_BYTES))
         if statement.to_bytes() != bytes(data):
             raise MalformedEnvelopeError(
                 "statement is not in canonical JSON form (sorted keys, no whitespace, ASCII escapes)"

@@ -9,9 +9,10 @@ from loravault.core.errors import InvalidArgumentError
 
 from .erasure.config import ErasureConfig
 
-__all__ = ["ServerConfig", "MAX_CHUNK_BYTES"]
+__all__ = ["ServerConfig", "MAX_CHUNK_BYTES", "DEFAULT_MAX_ADAPTER_BYTES"]
 
 MAX_CHUNK_BYTES = 1 << 20  # adapters stream in chunks of at most 1 MiB (gRPC's receive limit is 4 MiB)
+DEFAULT_MAX_ADAPTER_BYTES = 2 << 30  # 2 GiB: rank 64 on every linear layer of a 70B model in float32 fits
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class ServerConfig:
     max_workers: int = 16  # threads serving RPCs
     max_concurrent_rpcs: int = 64  # beyond this, calls answer RESOURCE_EXHAUSTED at once
     grace_seconds: float = 10.0  # how long SIGTERM lets calls in flight finish
+    # limits
+    max_adapter_bytes: int = DEFAULT_MAX_ADAPTER_BYTES  # the largest adapter blob anyone may create or upload
     # optional TLS and mTLS
     tls_cert: Path | None = None  # server certificate chain (PEM)
     tls_key: Path | None = None  # server private key (PEM)
@@ -38,6 +41,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise InvalidArgumentError(f"port {self.port} is outside 0..65535")
+        if self.max_adapter_bytes < 1:
+            raise InvalidArgumentError(f"max_adapter_bytes must be positive, got {self.max_adapter_bytes}")
         if self.max_workers < 1 or self.max_concurrent_rpcs < 1:
             raise InvalidArgumentError("max_workers and max_concurrent_rpcs must be at least 1")
         if (self.tls_cert is None) != (self.tls_key is None):

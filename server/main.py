@@ -22,7 +22,7 @@ from loravault.core.models import load_base
 
 from .audit import AuditLog
 from .audit.commands import add_audit_commands, run_audit_command
-from .config import MAX_CHUNK_BYTES, ServerConfig
+from .config import DEFAULT_MAX_ADAPTER_BYTES, MAX_CHUNK_BYTES, ServerConfig
 from .erasure import ErasureConfig, ErasurePipeline, ProbeRunner
 from .logs import configure_json_logging
 from .rpc.app import create_server
@@ -46,7 +46,8 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
         logger.info("wrote the admin token to %s (readable by its owner only)", config.admin_token_path)
     erasure = build_erasure_pipeline(config, vault=vault, base=base)
     state = ServerState(vault=vault, base_name=config.base, base_fingerprint=base.fingerprint,
-                        max_chunk_bytes=MAX_CHUNK_BYTES, base_model=base, erasure=erasure)
+                        max_chunk_bytes=MAX_CHUNK_BYTES, max_adapter_bytes=config.max_adapter_bytes,
+                        base_model=base, erasure=erasure)
     server, port = create_server(config, state=state)
     server.start()
     _write_ready_file(config.data_dir, port)
@@ -88,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--base", default="tiny", help="tiny, smollm2-135m, or a local model folder")
     serve_cmd.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in --data)")
     serve_cmd.add_argument("--max-concurrent-rpcs", type=int, default=64)
+    serve_cmd.add_argument("--max-adapter-mib", type=int, default=DEFAULT_MAX_ADAPTER_BYTES >> 20,
+                           help="the largest adapter anyone may create or upload (CreateAdapter, Upload)")
     serve_cmd.add_argument("--tls-cert", type=Path, default=None)
     serve_cmd.add_argument("--tls-key", type=Path, default=None)
     serve_cmd.add_argument("--tls-client-ca", type=Path, default=None, help="require client certificates (mTLS)")
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_audit_command(args)
     config = ServerConfig(
         data_dir=args.data, base=args.base, database_url=args.database_url, host=args.host, port=args.port,
-        max_concurrent_rpcs=args.max_concurrent_rpcs, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        max_concurrent_rpcs=args.max_concurrent_rpcs, max_adapter_bytes=args.max_adapter_mib << 20, tls_cert=args.tls_cert, tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca, erasure=ErasureConfig(crash_at=os.environ.get(CRASH_AT_ENV) or None),
     )
     serve(config)

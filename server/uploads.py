@@ -21,7 +21,7 @@ from loravault.core.tensor_stream import StreamingTensorCheck
 
 from .vault import StagedBlob
 
-__all__ = ["UploadHeader", "receive_version"]
+__all__ = ["UploadHeader", "check_adapter_bytes", "receive_version"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -43,11 +43,13 @@ def receive_version(
     *,
     declared_digest: Callable[[], str | None],
     max_chunk_bytes: int,
+    max_adapter_bytes: int,
 ) -> Any:
     """Store one uploaded version and move the head to it; returns the vault's VersionRecord.
 
     `declared_digest` is asked once the chunks are exhausted: the client sends the digest after the bytes.
     """
+    check_adapter_bytes(header.total_size, limit=max_adapter_bytes, what=f"upload to {header.tenant}/{header.adapter}")
     record = vault.get_adapter(tenant=header.tenant, name=header.adapter)
     check_header(header, record.schema)
     contents = StreamingTensorCheck(record.schema, what=f"upload to {header.tenant}/{header.adapter}")
@@ -63,6 +65,12 @@ def receive_version(
     return vault.commit_version(
         tenant=header.tenant, adapter=header.adapter, parent_version=header.parent_version, blob=staged, kind="upload"
     )
+
+
+def check_adapter_bytes(size: int, *, limit: int, what: str) -> None:
+    """The server-wide cap on one adapter's bytes (ServerConfig.max_adapter_bytes), whatever its schema says."""
+    if size > limit:
+        raise ResourceExhaustedError(f"{what}: {size} bytes, more than this server's limit of {limit} per adapter")
 
 
 def check_header(header: UploadHeader, schema: AdapterSchema) -> None:

@@ -9,10 +9,10 @@ from loravault.proto import DOWNLOAD_CHUNKS
 from loravault.proto import loravault_pb2 as pb
 from loravault.proto import loravault_pb2_grpc as pb_grpc
 
-from ..uploads import UploadHeader, receive_version
+from ..uploads import UploadHeader, check_adapter_bytes, receive_version
 from .auth import PrincipalContext, tenant_scope
 from .convert import adapter_to_pb, schema_from_pb, version_to_pb
-from .edge import check_known_fields, streaming_response, unary
+from .edge import streaming_response, unary
 from .state import ServerState
 
 __all__ = ["AdaptersService"]
@@ -28,6 +28,8 @@ class AdaptersService(pb_grpc.AdaptersServicer):
     def CreateAdapter(self, request: pb.CreateAdapterRequest, context: PrincipalContext) -> pb.Adapter:
         tenant = tenant_scope(context.principal, request.ref.tenant)
         schema = schema_from_pb(request.schema)
+        check_adapter_bytes(schema.max_blob_bytes(), limit=self._state.max_adapter_bytes,
+                            what=f"adapter {tenant}/{request.ref.adapter}")
         schema.check_binding(self._state.base_fingerprint)
         return adapter_to_pb(self._state.vault.create_adapter(tenant=tenant, name=request.ref.adapter, schema=schema))
 
@@ -58,8 +60,6 @@ class AdaptersService(pb_grpc.AdaptersServicer):
     def Upload(self, request_iterator: Iterator[pb.UploadMessage | memoryview], context: PrincipalContext
                ) -> pb.Version:
         first = next(request_iterator, None)
-        if isinstance(first, pb.UploadMessage):
-            check_known_fields(first)
         if not isinstance(first, pb.UploadMessage) or first.WhichOneof("part") != "header":
             raise InvalidArgumentError("upload stream must start with a header message")
         header = first.header
@@ -68,7 +68,8 @@ class AdaptersService(pb_grpc.AdaptersServicer):
                               total_size=header.total_size)
         stream = _UploadStream(request_iterator)
         record = receive_version(self._state.vault, upload, stream.chunks(), declared_digest=lambda: stream.sha256,
-                                 max_chunk_bytes=self._state.max_chunk_bytes)
+                                 max_chunk_bytes=self._state.max_chunk_bytes,
+                                 max_adapter_bytes=self._state.max_adapter_bytes)
         return version_to_pb(record)
 
     @streaming_response
@@ -112,7 +113,6 @@ class _UploadStream:
             if isinstance(message, memoryview):
                 yield message
                 continue
-            check_known_fields(message)
             part = message.WhichOneof("part")
             if part == "chunk":
                 yield message.chunk

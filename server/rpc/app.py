@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from concurrent import futures
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -14,7 +15,6 @@ from grpc_reflection.v1alpha import reflection
 
 from loravault.core.errors import InvalidArgumentError
 from loravault.proto import loravault_pb2 as pb
-from loravault.proto import loravault_pb2_grpc as pb_grpc
 
 from ..config import MAX_CHUNK_BYTES, ServerConfig
 from .adapters_service import AdaptersService
@@ -36,8 +36,7 @@ _MESSAGE_LIMIT = 4 * MAX_CHUNK_BYTES
 def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Server, int]:
     """A server with every service registered and bound to config.host:config.port (0 picks a free port).
 
-    Inference is the generated base servicer, which answers UNIMPLEMENTED until its issue lands; Erasure answers
-    UNAVAILABLE when `state.erasure` is None.
+    Inference answers UNIMPLEMENTED until its issue lands; Erasure answers UNAVAILABLE when `state.erasure` is None.
     Raises InvalidArgumentError when the port cannot be bound.
     """
     server = grpc.server(
@@ -54,7 +53,7 @@ def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Ser
     add_servicer(server, TenantsService(state), "Tenants")
     add_servicer(server, AdaptersService(state), "Adapters")
     add_servicer(server, ErasureService(state), "Erasure")
-    add_servicer(server, pb_grpc.InferenceServicer(), "Inference")
+    add_servicer(server, _Unimplemented(), "Inference")
     health_pb2_grpc.add_HealthServicer_to_server(state.health, server)
     for name in ("", *SERVICE_NAMES):
         state.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -64,6 +63,17 @@ def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Ser
     if port == 0:
         raise InvalidArgumentError(f"cannot listen on {address}: the port is taken or the host is not local")
     return server, port
+
+
+class _Unimplemented:
+    """Answers every method UNIMPLEMENTED by aborting: the generated base servicer raises NotImplementedError,
+    which grpc logs with a traceback on every call."""
+
+    def __getattr__(self, method: str) -> Any:
+        def answer(request: Any, context: grpc.ServicerContext) -> None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented by this server yet")
+
+        return answer
 
 
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials:

@@ -16,7 +16,7 @@ from loravault.proto.keys import public_key_dict
 from ..erasure import ErasureHeader, ErasurePipeline, ErasureResult
 from .auth import PrincipalContext, tenant_scope
 from .convert import version_to_pb
-from .edge import check_known_fields, unary
+from .edge import unary
 from .state import ServerState
 
 __all__ = ["ErasureService"]
@@ -32,7 +32,6 @@ class ErasureService(pb_grpc.ErasureServicer):
         first = next(request_iterator, None)
         if not isinstance(first, pb.ErasureMessage) or first.WhichOneof("part") != "header":
             raise InvalidArgumentError("erasure stream must start with a header message")
-        check_known_fields(first)
         h = first.header
         header = ErasureHeader(tenant=tenant_scope(context.principal, h.ref.tenant), adapter=h.ref.adapter,
                                envelope=h.envelope, delta_size=h.delta_size, delta_sha256=h.delta_sha256)
@@ -62,7 +61,6 @@ def _chunks(messages: Iterator[pb.ErasureMessage | memoryview]) -> Iterator[byte
         if isinstance(message, memoryview):
             yield message
             continue
-        check_known_fields(message)
         if message.WhichOneof("part") != "chunk":
             raise InvalidArgumentError("erasure stream may carry one header, then chunks only")
         yield message.chunk

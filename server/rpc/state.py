@@ -7,6 +7,8 @@ from typing import Any
 
 from grpc_health.v1.health import HealthServicer
 
+from ..config import DEFAULT_MAX_ADAPTER_BYTES
+
 __all__ = ["ServerState"]
 
 
@@ -18,6 +20,7 @@ class ServerState:
     base_name: str
     base_fingerprint: str
     max_chunk_bytes: int
+    max_adapter_bytes: int = DEFAULT_MAX_ADAPTER_BYTES  # ServerConfig.max_adapter_bytes
     base_model: Any = None  # loravault.core.BaseModel the server loaded (None: no model compute, e.g. tests)
     erasure: Any = None  # loravault.server.erasure.ErasurePipeline; None answers Erasure calls UNAVAILABLE
     # the health service create_server registers; serve() turns it NOT_SERVING first thing on SIGTERM, so

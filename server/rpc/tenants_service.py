@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import time
 
-from loravault.core.errors import DeserializationError, InvalidArgumentError
+from loravault.core.errors import InvalidArgumentError
 from loravault.proto import loravault_pb2 as pb
-from loravault.proto.manifest import DEFAULT_CLOCK_SKEW_SECONDS
 from loravault.proto import loravault_pb2_grpc as pb_grpc
+from loravault.proto.manifest import DEFAULT_CLOCK_SKEW_SECONDS
+from loravault.proto.untrusted_json import parse_json
 
+from ..erasure.key_changes import KeyChanges
 from ..erasure.rotation import rotate_keys
-from .auth import PrincipalContext, tenant_scope
+from .auth import PrincipalContext, is_admin, tenant_scope
 from .convert import unix_ms
 from .edge import unary
 from .state import ServerState
@@ -24,6 +26,7 @@ _MAX_KEY_JSON = 4096
 class TenantsService(pb_grpc.TenantsServicer):
     def __init__(self, state: ServerState) -> None:
         self._state = state
+        self._keys = KeyChanges(vault=state.vault, audit=state.erasure.audit if state.erasure else None)
 
     @unary
     def WhoAmI(self, request: pb.WhoAmIRequest, context: PrincipalContext) -> pb.WhoAmIResponse:
@@ -62,7 +65,8 @@ class TenantsService(pb_grpc.TenantsServicer):
     @unary
     def AddKey(self, request: pb.AddKeyRequest, context: PrincipalContext) -> pb.SigningKey:
         tenant = tenant_scope(context.principal, request.tenant)
-        keyid = self._state.vault.add_key(tenant=tenant, public_key=_parse_key(request.public_key_json))
+        keyid = self._keys.add_key(tenant=tenant, public_key=_parse_key(request.public_key_json),
+                                   by_admin=is_admin(context.principal))
         return self._key_message(tenant, keyid)
 
     @unary
@@ -73,13 +77,13 @@ class TenantsService(pb_grpc.TenantsServicer):
     @unary
     def RevokeKey(self, request: pb.RevokeKeyRequest, context: PrincipalContext) -> pb.SigningKey:
         tenant = tenant_scope(context.principal, request.tenant)
-        self._state.vault.revoke_key(tenant=tenant, keyid=request.keyid)
+        self._keys.revoke_key(tenant=tenant, keyid=request.keyid, by_admin=is_admin(context.principal))
         return self._key_message(tenant, request.keyid)
 
     @unary
     def SetThreshold(self, request: pb.SetThresholdRequest, context: PrincipalContext) -> pb.ListKeysResponse:
         tenant = tenant_scope(context.principal, request.tenant)
-        self._state.vault.set_threshold(tenant=tenant, threshold=request.threshold)
+        self._keys.set_threshold(tenant=tenant, threshold=request.threshold, by_admin=is_admin(context.principal))
         return self._keys_message(tenant)
 
     @unary
@@ -107,12 +111,7 @@ def _key_to_pb(key: object) -> pb.SigningKey:
 
 
 def _parse_key(text: str) -> dict:
-    if len(text) > _MAX_KEY_JSON:
-        raise InvalidArgumentError(f"public key JSON has {len(text)} characters, at most {_MAX_KEY_JSON} allowed")
-    try:
-        key = json.loads(text)
-    except ValueError as exc:
-        raise DeserializationError(f"public key is not valid JSON: {exc}") from exc
+    key = parse_json(text, what="public key", max_bytes=_MAX_KEY_JSON)
     if not isinstance(key, dict):
         raise InvalidArgumentError("public key JSON must be an object (securesystemslib key form)")
     return key

@@ -6,6 +6,7 @@ another tenant's adapter raises exactly the same NotFoundError as for one that d
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
@@ -59,11 +60,18 @@ def find_adapter(conn: Connection, *, tenant: str, name: str) -> dict[str, Any]:
     return dict(row)
 
 
+@functools.lru_cache(maxsize=256)
+def stored_schema(schema_json: str) -> AdapterSchema:
+    """A stored schema, parsed and validated once per distinct text: every read of an adapter needs its schema,
+    and a large one costs milliseconds to check. Schemas are immutable, so readers may share one object."""
+    return AdapterSchema.from_json(schema_json)
+
+
 def to_record(row: dict[str, Any], *, tenant: str) -> AdapterRecord:
     return AdapterRecord(
         tenant=tenant,
         name=row["name"],
-        schema=AdapterSchema.from_json(row["schema_json"]),
+        schema=stored_schema(row["schema_json"]),
         head_version=row["head_version"],
         floor=row["erasure_floor"],
         created_at=as_utc(row["created_at"]),

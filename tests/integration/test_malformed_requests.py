@@ -195,3 +195,53 @@ def test_services_of_later_issues_answer_unimplemented(server, acme, method):
         with pytest.raises(grpc.RpcError) as caught:
             call(b"", metadata=metadata, timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_schema_declaring_more_than_the_server_limit_is_refused_at_create(server, acme):
+    """A schema of 2 TiB (8 x 2^36 float32 values per tensor) never becomes an adapter."""
+    client, _, _ = acme
+    from loravault.core import ResourceExhaustedError
+    width = 1 << 36
+    schema = AdapterSchema(rank=8, alpha=16.0, target_modules=("q_proj",),
+                           tensors=(TensorSpec("m.q_proj.lora_A.weight", (8, width)),
+                                    TensorSpec("m.q_proj.lora_B.weight", (width, 8))),
+                           dtype="float32", base_fingerprint=server.fingerprint)
+    with pytest.raises(ResourceExhaustedError, match="server's limit"):
+        client.create_adapter("huge", schema)
+    assert client.list_adapters() == []
+
+
+def test_upload_header_over_the_server_limit_is_refused_before_any_byte(server, acme):
+    """An adapter created under a larger limit cannot stream past the one this server runs with now."""
+    client, stub, metadata = acme
+    client.create_adapter("big", big_schema(server.fingerprint))  # 4 MiB: under the schema's own bound
+    object.__setattr__(server.state, "max_adapter_bytes", MIB)  # the operator lowered the limit
+    error = _upload(stub, metadata, [_header(4 * MIB + 200)])
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "server's limit" in error.details()
+    _assert_unchanged(server, client)
+
+
+def test_schema_with_more_tensors_than_the_limit_is_invalid_argument(server, acme):
+    from loravault.core.adapter_schema import MAX_TENSORS
+    _, stub, metadata = acme
+    names = sorted(f"m.l{i:05d}.q_proj.lora_{ab}.weight" for i in range(MAX_TENSORS // 2 + 1) for ab in "AB")
+    schema = pb.AdapterSchema(rank=1, alpha=1.0, target_modules=["q_proj"], dtype="float32",
+                              base_fingerprint=server.fingerprint,
+                              tensors=[pb.TensorSpec(name=n, shape=[1, 1]) for n in names])
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.CreateAdapter(pb.CreateAdapterRequest(ref=pb.AdapterRef(adapter="many"), schema=schema),
+                           metadata=metadata, timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"at most {MAX_TENSORS}" in refused.value.details()
+
+
+@pytest.mark.parametrize("text", ["[" * 2000 + "]" * 2000, '{"a":' * 600 + "1" + "}" * 600],
+                         ids=["arrays", "objects"])
+def test_deeply_nested_key_json_is_invalid_argument(server, acme, text):
+    _, _, metadata = acme
+    with grpc.insecure_channel(server.target) as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            pb_grpc.TenantsStub(channel).AddKey(pb.AddKeyRequest(public_key_json=text), metadata=metadata,
+                                                timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "levels deep" in refused.value.details()
