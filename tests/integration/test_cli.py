@@ -113,3 +113,18 @@ def test_health_answers_not_serving_once_shutdown_begins(server, capsys):
     server.state.health.enter_graceful_shutdown()  # what serve() does first on SIGTERM
     assert main(["--server", server.target, "health"]) == 1
     assert capsys.readouterr().out.strip() == "NOT_SERVING"
+
+
+def test_cli_key_changes_after_the_first_key_are_signed_rotations(server, tmp_path, cli):
+    cli(server, "tenants", "create", "acme")
+    token = json.loads(cli(server, "--tenant", "acme", "tokens", "issue").stdout)["token"]
+    for name in ("first", "second"):
+        cli(server, "keys", "generate", str(tmp_path / f"{name}.key"), token=token)
+    cli(server, "keys", "add", str(tmp_path / "first.key.pub.json"), token=token)
+    refused = cli(server, "keys", "add", str(tmp_path / "second.key.pub.json"), token=token, check=False)
+    assert refused.returncode == 1 and "PermissionDeniedError" in refused.stderr
+    cli(server, "keys", "add", str(tmp_path / "second.key.pub.json"), "--key", str(tmp_path / "first.key"),
+        token=token)
+    cli(server, "keys", "threshold", "2", "--key", str(tmp_path / "first.key"), token=token)
+    listed = json.loads(cli(server, "keys", "list", token=token).stdout)
+    assert listed[1] == 2 and [k["status"] for k in listed[0]] == ["active", "active"]
