@@ -13,7 +13,7 @@ on the primary key and its whole erasure transaction rolls back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from loravault.proto.receipt import Receipt, sign_receipt
 from ..vault.clock import utc_now
 from . import rows
 from .body import ErasureRecord
+from .round_body import FederationRoundRecord, parse_round_body
 from .chain import GENESIS_HASH, AuditEntry, entry_hash
 from .checkpoints import Checkpoint, sign_checkpoint
 from .rows import StoredCheckpoint, StoredErasure
@@ -58,8 +59,9 @@ class AuditLog:
 
     # writing (inside the caller's transaction)
 
-    def append(self, conn: Connection, record: ErasureRecord) -> Appended:
-        """Append `record` and sign its receipt; every `checkpoint_every` entries, sign a checkpoint too."""
+    def append(self, conn: Connection, record: ErasureRecord | FederationRoundRecord) -> Appended:
+        """Append `record` (an erasure or a federation round) and sign its receipt; every `checkpoint_every`
+        entries, sign a checkpoint too."""
         signer = self._require_signer()
         last = rows.last_entry(conn)
         index = 0 if last is None else last.index + 1
@@ -111,6 +113,14 @@ class AuditLog:
         """The committed erasure with this request id of this tenant, if any."""
         with self._vault.read_transaction() as conn:
             return rows.find_erasure(conn, tenant=tenant, request_id=request_id)
+
+    def federation_rounds(
+        self, *, tenant: str, adapter: str, manifest_hashes: Collection[str]
+    ) -> dict[str, FederationRoundRecord]:
+        """The committed federation rounds of this adapter among `manifest_hashes`, by manifest hash."""
+        with self._vault.read_transaction() as conn:
+            bodies = rows.bodies_by_manifest_hash(conn, tenant=tenant, adapter=adapter, manifest_hashes=manifest_hashes)
+        return {digest: parse_round_body(body) for digest, body in bodies.items()}
 
     def entries(self, *, start: int = 0, page: int = _PAGE) -> Iterator[AuditEntry]:
         """Every entry from index `start` on, read a page (one snapshot) at a time."""
