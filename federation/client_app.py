@@ -100,9 +100,10 @@ def _evaluate(message: Message, context: Context, config: RunConfig) -> Message:
     schema, shared = _shared(message, base.fingerprint, config)
     data = _partition(partition_id, config)
     facts = evaluate(base, schema, shared, data.train, training=config.training)
+    paraphrases = evaluate(base, schema, shared, data.paraphrases, training=config.training)
     reply = RecordDict({
         keys.METRICS: MetricRecord({keys.NUM_EXAMPLES: facts.samples, keys.EVAL_LOSS: facts.loss,
-                                    keys.RECALL: facts.recall}),
+                                    keys.RECALL: facts.recall, keys.PARAPHRASE_RECALL: paraphrases.recall}),
         keys.CLIENT: ConfigRecord({keys.CLIENT_NAME: name}),
     })
     return Message(content=reply, reply_to=message)

@@ -62,6 +62,7 @@ class RoundRecord:
     bytes_sent: int = 0  # shared adapter to every sampled node
     bytes_received: int = 0  # the replies' adapters
     recall: dict[str, float] = field(default_factory=dict)  # per client, after the round (evaluate)
+    paraphrase_recall: dict[str, float] = field(default_factory=dict)  # per client, held-out paraphrases
 
 
 class VaultStrategy(FedAvg):
@@ -134,8 +135,11 @@ class VaultStrategy(FedAvg):
         replies = list(replies)
         valid, _ = self._check_and_log_replies(replies, is_train=False)
         if self.history and self.history[-1].round == server_round:
-            self.history[-1].recall = {str(m.content[keys.CLIENT][keys.CLIENT_NAME]):
-                                       float(m.content[keys.METRICS][keys.RECALL]) for m in valid}
+            record = self.history[-1]
+            for message in valid:
+                name, metrics = str(message.content[keys.CLIENT][keys.CLIENT_NAME]), message.content[keys.METRICS]
+                record.recall[name] = float(metrics[keys.RECALL])
+                record.paraphrase_recall[name] = float(metrics[keys.PARAPHRASE_RECALL])
         return super().aggregate_evaluate(server_round, valid)
 
 
