@@ -55,6 +55,7 @@ class RoundRecord:
     participants: list[str]  # client names
     failures: list[dict[str, str]]
     effective_weight_error: float | None = None
+    relative_error: float | None = None  # effective_weight_error / ||exact average||_F
     truncation_error: float | None = None
     train_seconds: float = 0.0  # slowest client's local round
     aggregation_seconds: float = 0.0
@@ -107,6 +108,7 @@ class VaultStrategy(FedAvg):
         tensors, report = aggregate(self._schema, updates, method=self._rounds.aggregation)
         record.aggregation_seconds = time.perf_counter() - started
         record.effective_weight_error, record.truncation_error = report.effective_weight_error, report.truncation_error
+        record.relative_error = report.relative_error
         if self._commit is not None:
             record.committed_version, record.commit_seconds = self._commit(RoundOutcome(
                 server_round, tensors, report, tuple(participants), tuple(failures)))
