@@ -120,3 +120,22 @@ def test_a_replayed_round_returns_the_stored_receipt_and_changes_nothing(erasure
     again = client.commit_round(SHARED, envelope=envelope, aggregate=canonical_float32(tensors))
     assert again.log_index == committed.log_index and again.version.number == committed.version
     assert vault_state(erasure_server) == before
+
+
+def test_cli_adapters_versions_shows_each_rounds_provenance(erasure_server, capsys):
+    from loravault.client.cli import main
+
+    client, signer, schema, head = federation(erasure_server)
+    tensors, report, participants = round_of(schema, head, seed=1)
+    commit_round(client, adapter=SHARED, signers=[signer], round_number=1, aggregate=tensors, report=report,
+                 participants=participants)
+    token = client.issue_token(label="cli").token
+    capsys.readouterr()
+    assert main(["--server", erasure_server.target, "--token", token, "--json", "adapters", "versions", SHARED]) == 0
+    import json
+
+    rows = json.loads(capsys.readouterr().out)
+    assert "provenance" not in rows[0] and rows[1]["kind"] == "federation-round"
+    provenance = rows[1]["provenance"]
+    assert provenance["round"] == 1 and provenance["aggregation"] == "ffa" and provenance["parent_version"] == 1
+    assert [p["num_samples"] for p in provenance["participants"]] == [3, 5]
