@@ -51,3 +51,12 @@ check-layers:
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# ---------------------------------------------------------------- federation (Flower)
+.PHONY: demo-federated bench-federated
+
+demo-federated: $(STAMP)
+	$(BIN)/python -m loravault.federation.demo --base $(DEMO_BASE)
+
+bench-federated: $(STAMP)
+	$(BIN)/python -m loravault.bench.federated --base $(DEMO_BASE)

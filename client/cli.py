@@ -236,7 +236,9 @@ def _run_adapters(client: VaultClient, args: argparse.Namespace, tenant: str) ->
     if action == "list":
         return client.list_adapters(tenant=tenant)
     if action == "versions":
-        return client.versions(args.name, tenant=tenant)
+        from .rounds import versions_with_provenance
+
+        return versions_with_provenance(client, args.name, tenant=tenant)
     if action == "upload":
         return client.upload(args.name, args.peft_folder, tenant=tenant)
     if action == "download":

@@ -33,6 +33,7 @@ from loravault.proto.keys import key_id
 from .errors import from_rpc_error
 from .key_changes import rotation_envelope
 from .records import AdapterInfo, FsckResult, Identity, IssuedToken, KeyInfo, VersionInfo
+from .rounds import RoundInfo
 from .streams import FramedStreams
 
 if TYPE_CHECKING:
@@ -311,6 +312,25 @@ class VaultClient:
         """Replace the signing keys and threshold by a rotation signed by a threshold of the current keys."""
         r = self._call(self._tenants.RotateKeys, pb.RotateKeysRequest(tenant=tenant, envelope=envelope))
         return [KeyInfo(k.keyid, k.public_key_json, k.status) for k in r.keys], r.threshold
+
+    # ------------------------------------------------------------ federation rounds
+
+    def commit_round(self, name: str, *, envelope: bytes, aggregate: bytes, tenant: str = "") -> pb.RoundReceipt:
+        """Commit a federation round: the coordinator's signed round manifest and the aggregate's bytes.
+
+        Returns the server-signed receipt (check it with loravault.proto.federation.verify_round_receipt).
+        """
+        header = pb.RoundHeader(ref=_ref(tenant, name), envelope=envelope, aggregate_size=len(aggregate),
+                                aggregate_sha256=hashlib.sha256(aggregate).hexdigest())
+        messages = [pb.RoundMessage(header=header)] + [
+            pb.RoundMessage(chunk=aggregate[i : i + CHUNK_BYTES]) for i in range(0, len(aggregate), CHUNK_BYTES)]
+        return self._call(pb_grpc.FederationStub(self._channel).CommitRound, iter(messages))
+
+    def rounds(self, name: str, *, tenant: str = "", after: int = 0) -> list[RoundInfo]:
+        """The adapter's federation rounds with their signed provenance, oldest first."""
+        request = pb.ListRoundsRequest(ref=_ref(tenant, name), after=after)
+        found = self._call(pb_grpc.FederationStub(self._channel).ListRounds, request)
+        return [RoundInfo.from_pb(r) for r in found.rounds]
 
     def stream_audit_log(self, *, from_index: int = 0) -> Iterator[pb.AuditEntry]:
         """Every audit log entry from `from_index` on (admin only)."""

@@ -22,7 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from loravault.core import InvalidArgumentError, Sample
 from loravault.eraser import lora_objective, token_losses
 
-__all__ = ["TrainingConfig", "rate_factor", "train_lora"]
+__all__ = ["TrainingConfig", "rate_factor", "train_lora", "train_model"]
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,29 @@ def train_lora(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = get_peft_model(base_model.to(config.device), lora)
+    return train_model(model, tokenizer, samples, config=config, progress=progress)
+
+
+def train_model(
+    model: PeftModel,
+    tokenizer: PreTrainedTokenizerBase,
+    samples: Sequence[Sample],
+    *,
+    config: TrainingConfig = TrainingConfig(),
+    progress: bool = True,
+) -> PeftModel:
+    """Train the parameters of an existing PeftModel that require grad (a federated client freezes lora_A
+    for FFA-LoRA), with train_lora's loss, schedule and optimizer; returns the model in eval mode.
+
+    Only config's schedule, optimisation and placement fields apply (the LoRA shape is the model's).
+    Raises InvalidArgumentError for an empty sample list or a model with nothing to train.
+    """
+    if not samples:
+        raise InvalidArgumentError("training needs at least one sample")
     objective = lora_objective(model, tokenizer, max_length=config.max_length, device=config.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise InvalidArgumentError("the model has no parameter that requires grad: nothing to train")
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     batches = _schedule(samples, config)
     rate = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: rate_factor(config, step, total=len(batches)))

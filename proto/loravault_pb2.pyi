@@ -495,3 +495,59 @@ class ScoreResponse(_message.Message):
     token_logprobs: _containers.RepeatedScalarFieldContainer[float]
     version: int
     def __init__(self, mean_nll: _Optional[float] = ..., token_logprobs: _Optional[_Iterable[float]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class RoundHeader(_message.Message):
+    __slots__ = ("ref", "envelope", "aggregate_size", "aggregate_sha256")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    ref: AdapterRef
+    envelope: bytes
+    aggregate_size: int
+    aggregate_sha256: str
+    def __init__(self, ref: _Optional[_Union[AdapterRef, _Mapping]] = ..., envelope: _Optional[bytes] = ..., aggregate_size: _Optional[int] = ..., aggregate_sha256: _Optional[str] = ...) -> None: ...
+
+class RoundMessage(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: RoundHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[RoundHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class RoundReceipt(_message.Message):
+    __slots__ = ("envelope", "version", "log_index")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    envelope: bytes
+    version: Version
+    log_index: int
+    def __init__(self, envelope: _Optional[bytes] = ..., version: _Optional[_Union[Version, _Mapping]] = ..., log_index: _Optional[int] = ...) -> None: ...
+
+class ListRoundsRequest(_message.Message):
+    __slots__ = ("ref", "after", "limit")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ref: AdapterRef
+    after: int
+    limit: int
+    def __init__(self, ref: _Optional[_Union[AdapterRef, _Mapping]] = ..., after: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class RoundProvenance(_message.Message):
+    __slots__ = ("version", "manifest_hash", "envelope")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_HASH_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    manifest_hash: str
+    envelope: bytes
+    def __init__(self, version: _Optional[int] = ..., manifest_hash: _Optional[str] = ..., envelope: _Optional[bytes] = ...) -> None: ...
+
+class ListRoundsResponse(_message.Message):
+    __slots__ = ("rounds",)
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    rounds: _containers.RepeatedCompositeFieldContainer[RoundProvenance]
+    def __init__(self, rounds: _Optional[_Iterable[_Union[RoundProvenance, _Mapping]]] = ...) -> None: ...

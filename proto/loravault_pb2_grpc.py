@@ -1365,3 +1365,133 @@ class Inference:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class FederationStub:
+    """---------------------------------------------------------------- Federation
+
+    A federation is a tenant and its shared adapter a vault adapter; each round of federated training commits a
+    new version of kind federation-round with a signed provenance manifest, verified like an erasure manifest.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CommitRound = channel.stream_unary(
+                '/loravault.v1.Federation/CommitRound',
+                request_serializer=loravault_dot_proto_dot_loravault__pb2.RoundMessage.SerializeToString,
+                response_deserializer=loravault_dot_proto_dot_loravault__pb2.RoundReceipt.FromString,
+                _registered_method=True)
+        self.ListRounds = channel.unary_unary(
+                '/loravault.v1.Federation/ListRounds',
+                request_serializer=loravault_dot_proto_dot_loravault__pb2.ListRoundsRequest.SerializeToString,
+                response_deserializer=loravault_dot_proto_dot_loravault__pb2.ListRoundsResponse.FromString,
+                _registered_method=True)
+
+
+class FederationServicer:
+    """---------------------------------------------------------------- Federation
+
+    A federation is a tenant and its shared adapter a vault adapter; each round of federated training commits a
+    new version of kind federation-round with a signed provenance manifest, verified like an erasure manifest.
+    """
+
+    def CommitRound(self, request_iterator, context):
+        """header first (the DSSE envelope), then the aggregate's canonical float32 safetensors bytes in chunks of
+        at most 1 MiB. The same envelope again returns the stored receipt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRounds(self, request, context):
+        """the signed provenance manifests of the adapter's federation-round versions, oldest first
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_FederationServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CommitRound': grpc.stream_unary_rpc_method_handler(
+                    servicer.CommitRound,
+                    request_deserializer=loravault_dot_proto_dot_loravault__pb2.RoundMessage.FromString,
+                    response_serializer=loravault_dot_proto_dot_loravault__pb2.RoundReceipt.SerializeToString,
+            ),
+            'ListRounds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRounds,
+                    request_deserializer=loravault_dot_proto_dot_loravault__pb2.ListRoundsRequest.FromString,
+                    response_serializer=loravault_dot_proto_dot_loravault__pb2.ListRoundsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'loravault.v1.Federation', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('loravault.v1.Federation', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Federation:
+    """---------------------------------------------------------------- Federation
+
+    A federation is a tenant and its shared adapter a vault adapter; each round of federated training commits a
+    new version of kind federation-round with a signed provenance manifest, verified like an erasure manifest.
+    """
+
+    @staticmethod
+    def CommitRound(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/loravault.v1.Federation/CommitRound',
+            loravault_dot_proto_dot_loravault__pb2.RoundMessage.SerializeToString,
+            loravault_dot_proto_dot_loravault__pb2.RoundReceipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRounds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loravault.v1.Federation/ListRounds',
+            loravault_dot_proto_dot_loravault__pb2.ListRoundsRequest.SerializeToString,
+            loravault_dot_proto_dot_loravault__pb2.ListRoundsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

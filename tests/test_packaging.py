@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("proto", "core", "eraser", "server", "client", "bench")
+PARTS = ("proto", "core", "eraser", "server", "client", "federation", "bench")
 
 
 def _package_folders() -> set[str]:
@@ -33,7 +33,7 @@ def test_part_imports_as_loravault_subpackage(part):
     assert Path(module.__file__).resolve().parent == ROOT / part
 
 
-@pytest.mark.parametrize("part", ["proto", "core", "eraser", "server", "client"])
+@pytest.mark.parametrize("part", ["proto", "core", "eraser", "server", "client", "federation"])
 def test_public_names_exist_and_are_listed(part):
     module = importlib.import_module(f"loravault.{part}")
     assert module.__all__, f"loravault.{part} must declare __all__"

@@ -5,6 +5,12 @@ id, the key ids that signed), what it applied to and produced (parent and new ve
 the delta hash, the manifest hash), what was forgotten as a commitment (Merkle root of salted sample-id hashes)
 and a count, and when it committed. Every erasure entry has a receipt signed over it.
 
+A federation-round entry (`FederationRoundRecord`) names the federation (tenant), its shared adapter, the
+request id and key ids of the coordinator's signature, the parent and new version with their blob hashes, and
+carries the coordinator's DSSE envelope itself, so the round's provenance (participants' node ids and client
+names, their update hashes and sample counts, the aggregation method) is covered by the hash chain and checked by
+`audit verify` with everything else. It holds no sample ids and no text. Every round entry has a receipt.
+
 A key-change entry (`KeyChangeRecord`) records a change to a tenant's signing keys or threshold made with an
 admin token (recovery), which bypasses the tenant's signed rotations and so must leave a trace. It has no
 receipt; the chain and the signed checkpoints cover it.
@@ -17,13 +23,15 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 from loravault.core.errors import DataLossError
+from loravault.proto.federation import RoundManifest
 from loravault.proto.manifest import ErasureManifest
 from loravault.proto.statement import canonical_json
 
-__all__ = ["ENTRY_KIND", "KEY_CHANGE_KIND", "ErasureRecord", "KeyChangeRecord", "entry_kind", "parse_body",
-           "parse_key_change"]
+__all__ = ["ENTRY_KIND", "KEY_CHANGE_KIND", "ROUND_ENTRY_KIND", "ErasureRecord", "FederationRoundRecord",
+           "KeyChangeRecord", "entry_kind", "parse_body", "parse_key_change", "parse_round_body"]
 
 ENTRY_KIND = "erasure"
+ROUND_ENTRY_KIND = "federation-round"
 KEY_CHANGE_KIND = "key-change"
 
 
@@ -67,6 +75,48 @@ class ErasureRecord:
         return canonical_json(data)
 
 
+@dataclass(frozen=True)
+class FederationRoundRecord:
+    """What the log says about one committed federation round."""
+
+    kind: str  # always ROUND_ENTRY_KIND
+    # who committed
+    tenant: str
+    adapter: str
+    request_id: str
+    key_ids: tuple[str, ...]  # coordinator keys whose signatures counted
+    manifest_hash: str  # SHA-256 of the envelope bytes
+    # the versions
+    parent_version: int
+    parent_hash: str
+    new_version: int
+    new_hash: str  # = the manifest's aggregate_hash
+    # the round
+    round: int
+    aggregation: str
+    participants: int
+    total_samples: int
+    envelope: str  # the signed manifest, exactly as received (ASCII JSON)
+    committed_at: int  # Unix seconds (UTC)
+
+    @classmethod
+    def of(cls, manifest: RoundManifest, *, envelope: bytes, manifest_hash: str, key_ids: tuple[str, ...],
+           committed_at: int) -> FederationRoundRecord:
+        return cls(
+            kind=ROUND_ENTRY_KIND, tenant=manifest.tenant, adapter=manifest.adapter, request_id=manifest.request_id,
+            key_ids=tuple(sorted(key_ids)), manifest_hash=manifest_hash, parent_version=manifest.parent_version,
+            parent_hash=manifest.parent_hash, new_version=manifest.new_version, new_hash=manifest.aggregate_hash,
+            round=manifest.round, aggregation=manifest.aggregation, participants=len(manifest.participants),
+            total_samples=manifest.total_samples, envelope=envelope.decode("ascii"), committed_at=committed_at,
+        )
+
+    def to_bytes(self) -> bytes:
+        """The canonical JSON body the chain hashes."""
+        data: dict[str, Any] = asdict(self)
+        data["key_ids"] = list(self.key_ids)
+        return canonical_json(data)
+
+
 def parse_body(body: bytes) -> ErasureRecord:
     """The erasure a stored body holds; DataLossError when it is not exactly what `to_bytes` writes."""
     return _parse_record(body, ErasureRecord, kind=ENTRY_KIND, tuple_field="key_ids")
@@ -97,9 +147,14 @@ def entry_kind(body: bytes) -> str:
         kind = data["kind"] if isinstance(data, dict) else None
     except (ValueError, KeyError) as exc:
         raise DataLossError(f"audit entry body has no kind: {exc}") from exc
-    if kind not in (ENTRY_KIND, KEY_CHANGE_KIND):
+    if kind not in (ENTRY_KIND, ROUND_ENTRY_KIND, KEY_CHANGE_KIND):
         raise DataLossError(f"audit entry body has unknown kind {str(kind)[:32]!r}")
     return str(kind)
+
+
+def parse_round_body(body: bytes) -> FederationRoundRecord:
+    """The federation round a stored body holds; DataLossError when it is not exactly what `to_bytes` writes."""
+    return _parse_record(body, FederationRoundRecord, kind=ROUND_ENTRY_KIND, tuple_field="key_ids")
 
 
 def parse_key_change(body: bytes) -> KeyChangeRecord:
@@ -107,7 +162,7 @@ def parse_key_change(body: bytes) -> KeyChangeRecord:
     return _parse_record(body, KeyChangeRecord, kind=KEY_CHANGE_KIND, tuple_field="active_key_ids")
 
 
-_Record = TypeVar("_Record", ErasureRecord, KeyChangeRecord)
+_Record = TypeVar("_Record", ErasureRecord, FederationRoundRecord, KeyChangeRecord)
 
 
 def _parse_record(body: bytes, cls: type[_Record], *, kind: str, tuple_field: str) -> _Record:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from loravault.proto.receipt import Receipt, sign_receipt
 
 from ..vault.clock import utc_now
 from . import rows
-from .body import ErasureRecord, KeyChangeRecord
+from .body import ErasureRecord, FederationRoundRecord, KeyChangeRecord, parse_round_body
 from .chain import GENESIS_HASH, AuditEntry, entry_hash
 from .checkpoints import Checkpoint, sign_checkpoint
 from .rows import StoredCheckpoint, StoredErasure
@@ -60,8 +60,9 @@ class AuditLog:
 
     # writing (inside the caller's transaction)
 
-    def append(self, conn: Connection, record: ErasureRecord) -> Appended:
-        """Append `record` and sign its receipt; every `checkpoint_every` entries, sign a checkpoint too."""
+    def append(self, conn: Connection, record: ErasureRecord | FederationRoundRecord) -> Appended:
+        """Append `record` (an erasure or a federation round) and sign its receipt; every `checkpoint_every`
+        entries, sign a checkpoint too."""
         signer = self._require_signer()
         entry = self._next_entry(conn, record.to_bytes())
         receipt = sign_receipt(
@@ -132,6 +133,14 @@ class AuditLog:
         """The committed erasure with this request id of this tenant, if any."""
         with self._vault.read_transaction() as conn:
             return rows.find_erasure(conn, tenant=tenant, request_id=request_id)
+
+    def federation_rounds(
+        self, *, tenant: str, adapter: str, manifest_hashes: Collection[str]
+    ) -> dict[str, FederationRoundRecord]:
+        """The committed federation rounds of this adapter among `manifest_hashes`, by manifest hash."""
+        with self._vault.read_transaction() as conn:
+            bodies = rows.bodies_by_manifest_hash(conn, tenant=tenant, adapter=adapter, manifest_hashes=manifest_hashes)
+        return {digest: parse_round_body(body) for digest, body in bodies.items()}
 
     def entries(self, *, start: int = 0, page: int = _PAGE) -> Iterator[AuditEntry]:
         """Every entry from index `start` on, read a page (one snapshot) at a time."""

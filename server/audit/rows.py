@@ -6,6 +6,7 @@ Writers run inside the vault's erasure transaction, so an entry exists exactly w
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from .chain import AuditEntry
 __all__ = [
     "StoredCheckpoint",
     "StoredErasure",
+    "bodies_by_manifest_hash",
     "entries_from",
     "find_erasure",
     "insert_checkpoint",
@@ -81,6 +83,18 @@ def find_erasure(conn: Connection, *, tenant: str, request_id: str) -> StoredEra
         request_id=row["request_id"], manifest_hash=row["manifest_hash"],
         new_version=int(json.loads(row["body"])["new_version"]), receipt=row["receipt"].encode("ascii"),
     )
+
+
+def bodies_by_manifest_hash(
+    conn: Connection, *, tenant: str, adapter: str, manifest_hashes: Collection[str]
+) -> dict[str, bytes]:
+    """The entry bodies of this adapter whose manifest hash is one of `manifest_hashes`, by that hash."""
+    if not manifest_hashes:
+        return {}
+    query = select(audit_log.c.manifest_hash, audit_log.c.body).where(
+        audit_log.c.tenant == tenant, audit_log.c.adapter == adapter,
+        audit_log.c.manifest_hash.in_(sorted(manifest_hashes)))
+    return {digest: body.encode("ascii") for digest, body in conn.execute(query)}
 
 
 def receipts_by_index(conn: Connection) -> dict[int, bytes]:

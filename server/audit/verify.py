@@ -16,7 +16,7 @@ from loravault.proto.envelope import verify_envelope
 from loravault.proto.errors import EnvelopeError
 from loravault.proto.receipt import Receipt
 
-from .body import KEY_CHANGE_KIND, entry_kind, parse_body, parse_key_change
+from .body import KEY_CHANGE_KIND, ROUND_ENTRY_KIND, entry_kind, parse_body, parse_key_change, parse_round_body
 from .chain import GENESIS_HASH, AuditEntry, check_chain
 from .checkpoints import verify_checkpoint
 
@@ -89,7 +89,7 @@ def _receipt_problem(entry: AuditEntry, envelope: bytes | None, server_key: Mapp
     if envelope is None:
         return f"audit log entry {entry.index} has no receipt"
     try:
-        record = parse_body(entry.body)
+        record = parse_round_body(entry.body) if kind == ROUND_ENTRY_KIND else parse_body(entry.body)
         statement = verify_envelope(envelope, keys=[server_key], threshold=1, label=f"receipt {entry.index}")
         receipt = Receipt.from_statement(statement)
     except (EnvelopeError, LoravaultError) as exc:

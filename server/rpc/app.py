@@ -21,6 +21,7 @@ from .adapters_service import AdaptersService
 from .admin_service import AdminService
 from .auth import AuthInterceptor
 from .erasure_service import ErasureService
+from .federation_service import FederationService
 from .registration import add_servicer
 from .state import ServerState
 from .tenants_service import TenantsService
@@ -28,7 +29,7 @@ from .tenants_service import TenantsService
 __all__ = ["create_server", "SERVICE_NAMES"]
 
 SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name
-                      for name in ("Admin", "Tenants", "Adapters", "Erasure", "Inference"))
+                      for name in ("Admin", "Tenants", "Adapters", "Erasure", "Inference", "Federation"))
 # a message carries at most one 1 MiB chunk plus its envelope; 4 MiB leaves room for headers and envelopes
 _MESSAGE_LIMIT = 4 * MAX_CHUNK_BYTES
 
@@ -54,6 +55,7 @@ def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Ser
     add_servicer(server, AdaptersService(state), "Adapters")
     add_servicer(server, ErasureService(state), "Erasure")
     add_servicer(server, _Unimplemented(), "Inference")
+    add_servicer(server, FederationService(state), "Federation")
     health_pb2_grpc.add_HealthServicer_to_server(state.health, server)
     for name in ("", *SERVICE_NAMES):
         state.health.set(name, health_pb2.HealthCheckResponse.SERVING)

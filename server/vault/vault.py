@@ -398,12 +398,15 @@ class Vault:
         blob: StagedBlob,
         kind: str = "upload",
         manifest_hash: str | None = None,
+        in_transaction: Callable[[Connection, VersionRecord], None] | None = None,
     ) -> VersionRecord:
         """Add version parent_version+1 holding `blob` if parent_version is still the head.
 
         `kind` is upload or federation-round (erasures and rollbacks have their own methods). The staged blob
-        is consumed whatever happens. Raises AbortedError naming the head when another commit won,
-        NotFoundError, FailedPreconditionError (adapter bound to another base), InvalidArgumentError.
+        is consumed whatever happens. `in_transaction(conn, new_version)` runs inside the same transaction
+        after the version is written (a federation round appends its audit entry there); if it raises,
+        nothing commits. Raises AbortedError naming the head when another commit won, NotFoundError,
+        FailedPreconditionError (adapter bound to another base), InvalidArgumentError.
         """
 
         def body(conn: Connection, row: dict[str, Any], label: str) -> VersionRecord:
@@ -412,10 +415,13 @@ class Vault:
                     f"version kind {kind!r} is not one of {', '.join(_COMMIT_KINDS)}; "
                     "use erasure_commit or rollback"
                 )
-            return commits.commit_blob(
+            record = commits.commit_blob(
                 conn, adapter=row, label=label, parent=parent_version, blob=blob,
                 kind="upload" if kind == "upload" else "federation-round", manifest_hash=manifest_hash,
             )
+            if in_transaction is not None:
+                in_transaction(conn, record)
+            return record
 
         return self._commit_staged(
             tenant=tenant, adapter=adapter, parent_version=parent_version, blob=blob, manifest_hash=manifest_hash,

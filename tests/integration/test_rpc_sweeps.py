@@ -95,7 +95,8 @@ def _keys_and_tokens(world) -> tuple:
 
 def test_every_rpc_is_in_the_sweeps():
     """The sweeps read the descriptors; this pins that they see every service the server registers."""
-    assert {m.containing_service.name for m in METHODS} == {"Admin", "Tenants", "Adapters", "Erasure", "Inference"}
+    assert {m.containing_service.name for m in METHODS} == {"Admin", "Tenants", "Adapters", "Erasure", "Inference",
+                                                           "Federation"}
     assert ACTS_ON_CALLER <= {m.full_name for m in METHODS} and len(METHODS) >= 27
 
 

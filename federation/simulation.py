@@ -1,0 +1,38 @@
+"""In-process simulation of the federation: Flower's simulation engine (Ray backend) with N virtual clients,
+1 CPU and no GPU each, on this machine only.
+
+    run_simulation_here(num_clients=3, run_config={"num-server-rounds": 2, "vault-address": target, ...})
+
+The run config is layered over both apps (the engine itself gives them an empty one); `partition-id` comes
+from the engine's node config.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flwr.simulation import run_simulation
+
+from .client_app import make_client_app
+from .server_app import make_server_app
+
+__all__ = ["CLIENT_RESOURCES", "run_simulation_here"]
+
+CLIENT_RESOURCES = {"num_cpus": 1, "num_gpus": 0}  # Ray actor per client: one core, no accelerator
+
+# NOTE: set before Ray starts, so the engine never reaches the network (usage stats, dashboard) or updates.
+_OFFLINE_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
+                        "RAY_DEDUP_LOGS": "0"}
+
+
+def run_simulation_here(*, num_clients: int, run_config: Mapping[str, Any], num_cpus: int | None = None) -> None:
+    """Run the ServerApp and `num_clients` ClientApps in this process (Ray workers for the clients)."""
+    os.environ.update(_OFFLINE_ENVIRONMENT)
+    init_args: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+    if num_cpus is not None:
+        init_args["num_cpus"] = num_cpus
+    run_simulation(server_app=make_server_app(run_config), client_app=make_client_app(run_config),
+                   num_supernodes=num_clients,
+                   backend_config={"client_resources": dict(CLIENT_RESOURCES), "init_args": init_args})
