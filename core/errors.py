@@ -10,6 +10,7 @@
      +-- FailedPreconditionError   the request is well formed but the state forbids it (wrong base, below floor)
      +-- AbortedError              a concurrent change won (compare-and-swap lost)
      +-- ResourceExhaustedError    a size or concurrency limit was hit
+     +-- DeadlineExceededError     the caller's deadline passed before the work finished
      +-- UnavailableError          the service is shutting down or not ready
      +-- DataLossError             stored bytes no longer hash to their recorded digest
 
@@ -29,6 +30,7 @@ __all__ = [
     "FailedPreconditionError",
     "AbortedError",
     "ResourceExhaustedError",
+    "DeadlineExceededError",
     "UnavailableError",
     "DataLossError",
 ]
@@ -72,6 +74,10 @@ class AbortedError(LoravaultError):
 
 class ResourceExhaustedError(LoravaultError):
     """A size or concurrency limit was exceeded."""
+
+
+class DeadlineExceededError(LoravaultError):
+    """The request's deadline passed while it waited or ran; its work was stopped and its resources freed."""
 
 
 class UnavailableError(LoravaultError):

@@ -25,6 +25,7 @@ STATUS_BY_ERROR: dict[str, grpc.StatusCode] = {
     "FailedPreconditionError": grpc.StatusCode.FAILED_PRECONDITION,
     "AbortedError": grpc.StatusCode.ABORTED,
     "ResourceExhaustedError": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "DeadlineExceededError": grpc.StatusCode.DEADLINE_EXCEEDED,
     "UnavailableError": grpc.StatusCode.UNAVAILABLE,
     "DataLossError": grpc.StatusCode.DATA_LOSS,
     "LoravaultError": grpc.StatusCode.INTERNAL,
@@ -40,6 +41,7 @@ _ERROR_BY_STATUS: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.FAILED_PRECONDITION: "FailedPreconditionError",
     grpc.StatusCode.ABORTED: "AbortedError",
     grpc.StatusCode.RESOURCE_EXHAUSTED: "ResourceExhaustedError",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "DeadlineExceededError",
     grpc.StatusCode.UNAVAILABLE: "UnavailableError",
     grpc.StatusCode.DATA_LOSS: "DataLossError",
 }
