@@ -14,13 +14,13 @@ from grpc_reflection.v1alpha import reflection
 
 from loravault.core.errors import InvalidArgumentError
 from loravault.proto import loravault_pb2 as pb
-from loravault.proto import loravault_pb2_grpc as pb_grpc
 
 from ..config import MAX_CHUNK_BYTES, ServerConfig
 from .adapters_service import AdaptersService
 from .admin_service import AdminService
 from .auth import AuthInterceptor
 from .erasure_service import ErasureService
+from .inference_service import InferenceService
 from .registration import add_servicer
 from .state import ServerState
 from .tenants_service import TenantsService
@@ -36,8 +36,7 @@ _MESSAGE_LIMIT = 4 * MAX_CHUNK_BYTES
 def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Server, int]:
     """A server with every service registered and bound to config.host:config.port (0 picks a free port).
 
-    Inference is the generated base servicer, which answers UNIMPLEMENTED until its issue lands; Erasure answers
-    UNAVAILABLE when `state.erasure` is None.
+    Erasure answers UNAVAILABLE when `state.erasure` is None, Inference when `state.inference` is None.
     Raises InvalidArgumentError when the port cannot be bound.
     """
     server = grpc.server(
@@ -54,7 +53,7 @@ def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Ser
     add_servicer(server, TenantsService(state), "Tenants")
     add_servicer(server, AdaptersService(state), "Adapters")
     add_servicer(server, ErasureService(state), "Erasure")
-    add_servicer(server, pb_grpc.InferenceServicer(), "Inference")
+    add_servicer(server, InferenceService(state), "Inference")
     health_pb2_grpc.add_HealthServicer_to_server(state.health, server)
     for name in ("", *SERVICE_NAMES):
         state.health.set(name, health_pb2.HealthCheckResponse.SERVING)
