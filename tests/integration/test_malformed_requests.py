@@ -185,13 +185,3 @@ def test_health_and_reflection_answer_without_a_token(server):
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         names = {s.name for s in next(responses).list_services_response.service}
     assert {"loravault.v1.Adapters", "loravault.v1.Erasure", "grpc.health.v1.Health"} <= names
-
-
-@pytest.mark.parametrize("method", ["/loravault.v1.Inference/Score"])
-def test_services_of_later_issues_answer_unimplemented(server, acme, method):
-    _, _, metadata = acme
-    with grpc.insecure_channel(server.target) as channel:
-        call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
-        with pytest.raises(grpc.RpcError) as caught:
-            call(b"", metadata=metadata, timeout=10)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
