@@ -3,6 +3,7 @@ a signed erasure that takes effect on serving at once, client cancellation, and 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -147,3 +148,18 @@ def test_inference_without_an_engine_answers_unavailable(server, tiny):
         from loravault.core.errors import UnavailableError
         with pytest.raises(UnavailableError, match="without the inference engine"):
             client.score(None, "hi", " there")
+
+
+def test_cli_generate_streams_the_completion_to_stdout(inference_server, capsys):
+    world = make_world(inference_server)
+    expected = world.client.generate(ADAPTER, "Hello world", max_new_tokens=6)
+    text = expected.text()
+    from loravault.client.cli import main
+    capsys.readouterr()
+    code = main(["--server", inference_server.target, "--token", world.token, "generate", ADAPTER, "Hello world",
+                 "--max-new-tokens", "6"])
+    out, err = capsys.readouterr()
+    assert code == 0 and out == text + "\n" and "length: 6 tokens, version 2" in err
+    code = main(["--server", inference_server.target, "--token", world.token, "--json", "score", ADAPTER, "Hello",
+                 " world"])
+    assert code == 0 and len(json.loads(capsys.readouterr().out)["logprobs"]) == 6
