@@ -42,7 +42,7 @@ from .resolve import Resolver
 from .sampling import SamplingParams, greedy, sample
 from .scheduler import FairQueue
 from .stacks import LoraStacks
-from .text import TextStream
+from .text import SharedTokenizer, TextStream
 
 __all__ = ["InferenceEngine", "EngineStats"]
 
@@ -70,7 +70,7 @@ class InferenceEngine:
             model = copy.deepcopy(model).to(device=config.torch_device, dtype=config.torch_dtype)
         model.eval()
         self.config = config
-        self._tokenizer = base.tokenizer
+        self._tokenizer = SharedTokenizer(base.tokenizer)
         self._eos = base.tokenizer.eos_token_id
         mc, layout = model.config, ModelLayout.of(model)
         head_dim = getattr(mc, "head_dim", None) or mc.hidden_size // mc.num_attention_heads
@@ -135,7 +135,7 @@ class InferenceEngine:
               timeout: float | None = None) -> Handle:
         """Queue the scoring of `continuation` after `prompt`; errors as for generate."""
         prompt_ids = self._encode(prompt, what="prompt")
-        continuation_ids = self._tokenizer(continuation, add_special_tokens=False)["input_ids"]
+        continuation_ids = self._tokenizer.encode(continuation, special_tokens=False)
         if not continuation_ids:
             raise InvalidArgumentError("the continuation to score is empty")
         if len(prompt_ids) + len(continuation_ids) > self.config.max_prompt_tokens:
@@ -149,7 +149,7 @@ class InferenceEngine:
         return self._submit(tenant=tenant, adapter=adapter, version=version, build=build)
 
     def _encode(self, text: str, *, what: str) -> list[int]:
-        ids = list(self._tokenizer(text)["input_ids"])
+        ids = self._tokenizer.encode(text)
         if not ids:
             raise InvalidArgumentError(f"the {what} is empty: it must have at least one token")
         if len(ids) > self.config.max_prompt_tokens:
@@ -351,7 +351,7 @@ class InferenceEngine:
         sequence.generated.append(token)
         text = sequence.text.push(token)
         reason = None
-        if token == self._eos or sequence.text.stopped:
+        if (token == self._eos and not sequence.params.ignore_eos) or sequence.text.stopped:
             reason = "stop"
         elif len(sequence.generated) >= sequence.params.max_new_tokens or sequence.length + 1 >= self._kv.max_len:
             reason = "length"

@@ -32,6 +32,7 @@ class SamplingParams:
     seed: int = 0  # 0 = a fresh random seed; any other value makes sampling reproducible
     max_new_tokens: int = 64
     stop: tuple[str, ...] = ()  # generation ends before the first occurrence of any of these
+    ignore_eos: bool = False  # run to max_new_tokens past end-of-sequence (benchmarks: equal work per system)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.temperature) and 0 <= self.temperature <= _MAX_TEMPERATURE):

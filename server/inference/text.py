@@ -7,17 +7,39 @@ held back until the next token decides them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
-__all__ = ["TextStream"]
+__all__ = ["TextStream", "SharedTokenizer"]
 
 _MAX_UTF8_CONTINUATION = 3
 
 
+class SharedTokenizer:
+    """One tokenizer used by every RPC thread and the engine thread, behind a lock.
+
+    NOTE: a Hugging Face fast tokenizer may raise "Already borrowed" when two threads call it at once (each
+    call may reset its truncation and padding state), so every use goes through here.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self._tokenizer = tokenizer
+        self._lock = threading.Lock()
+        self.eos_token_id = tokenizer.eos_token_id
+
+    def encode(self, text: str, *, special_tokens: bool = True) -> list[int]:
+        with self._lock:
+            return list(self._tokenizer(text, add_special_tokens=special_tokens)["input_ids"])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        with self._lock:
+            return self._tokenizer.decode(list(ids), skip_special_tokens=True)
+
+
 class TextStream:
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, *, stop: Sequence[str]) -> None:
+    def __init__(self, tokenizer: SharedTokenizer, *, stop: Sequence[str]) -> None:
         self._tokenizer = tokenizer
         self._stop = tuple(stop)
         self._ids: list[int] = []
@@ -28,7 +50,7 @@ class TextStream:
     def push(self, token_id: int) -> str:
         """Add a token; return the new text that is safe to send (maybe empty). Sets `stopped` on a stop string."""
         self._ids.append(token_id)
-        text = self._tokenizer.decode(self._ids, skip_special_tokens=True)
+        text = self._tokenizer.decode(self._ids)
         cut = self._first_stop(text)
         if cut is not None:
             self.stopped = True
