@@ -190,6 +190,30 @@ def bench_base(base_name: str, config: BenchConfig) -> dict[str, Any]:
     return _summarize(results, config)
 
 
+def bench_base_pair(base_name: str, config: BenchConfig, *, repeats: int) -> dict[str, Any]:
+    """engine-base and hf-batched alternated `repeats` times, so a change in the machine's load hits both."""
+    base = load_base(base_name)
+    runs: dict[str, list[dict]] = {"engine-base": [], "hf-batched": []}
+    with tempfile.TemporaryDirectory() as folder, Vault.open(Path(folder), base_fingerprint=base.fingerprint) as vault:
+        engine = InferenceEngine(base, vault=vault, config=InferenceConfig(max_batch=config.requests, max_seq_len=192,
+                                                                           max_prompt_tokens=96))
+        engine.start()
+        try:
+            _engine_run(engine, [None], BenchConfig(requests=4, new_tokens=4, adapter_counts=(1,)), "warmup")
+            _generate_run(base.model, base.tokenizer, [0, 1], BenchConfig(requests=2, new_tokens=2, adapter_counts=(1,)))
+            for repeat in range(repeats):
+                runs["engine-base"].append(_engine_run(engine, [None], config, "engine-base"))
+                runs["hf-batched"].append(_batched("hf-batched", base.model, base.tokenizer,
+                                                   [(list(range(config.requests)), {})], config))
+                logger.info("%s base pair %d/%d: engine %.1f tok/s, hf %.1f tok/s", base_name, repeat + 1, repeats,
+                            runs["engine-base"][-1]["tokens_per_s"], runs["hf-batched"][-1]["tokens_per_s"])
+        finally:
+            engine.close()
+    ratios = [e["tokens_per_s"] / h["tokens_per_s"] for e, h in zip(runs["engine-base"], runs["hf-batched"])]
+    return {"runs": runs, "ratios": [round(r, 3) for r in ratios],
+            "base_engine_ratio_to_hf_median": round(sorted(ratios)[len(ratios) // 2], 3)}
+
+
 def _summarize(results: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
     def tps(system: str, n: int) -> float:
         return next(s["tokens_per_s"] for s in results["systems"] if s["system"] == system and s["adapters"] == n)
@@ -228,11 +252,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", action="append", help="tiny, smollm2-135m (repeatable; default both)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine is shared)")
+    parser.add_argument("--base-pair", type=int, default=0, metavar="REPEATS",
+                        help="only alternate engine-base and hf-batched REPEATS times (inference-base-pair.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = BenchConfig(threads=args.threads)
     torch.set_num_threads(config.threads)
     bases = args.base or ["smollm2-135m", "tiny"]
+    if args.base_pair:
+        pairs = {base: bench_base_pair(base, config, repeats=args.base_pair) for base in bases}
+        rows = [[base, i + 1, e["tokens_per_s"], h["tokens_per_s"], r] for base, p in pairs.items()
+                for i, (e, h, r) in enumerate(zip(p["runs"]["engine-base"], p["runs"]["hf-batched"], p["ratios"]))]
+        table = markdown_table(["base", "repeat", "engine-base tok/s", "hf-batched tok/s", "ratio"], rows) + "\n"
+        write_results("inference-base-pair", {"bases": pairs, "config": asdict(config), "machine": machine()}, table)
+        print(table)
+        return 0
     load_before = machine()
     per_base = {base: bench_base(base, config) for base in bases}
     primary = per_base[bases[0]]

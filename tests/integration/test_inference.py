@@ -35,8 +35,8 @@ def inference_server(tmp_path: Path, tiny: BaseModel) -> Iterator[RunningServer]
     token = vault.ensure_admin_token(config.admin_token_path)
     events = PurgeEvents()
     engine = InferenceEngine(tiny, vault=vault, config=InferenceConfig(
-        max_batch=2, max_waiting=2, max_waiting_per_tenant=2, max_seq_len=4096, max_prompt_tokens=64,
-        max_new_tokens=4000, default_new_tokens=8))  # long generations outlast an erasure on tiny
+        max_batch=2, max_waiting=2, max_waiting_per_tenant=2, max_seq_len=16384, max_prompt_tokens=64,
+        max_new_tokens=16000, default_new_tokens=8))  # a long generation outlasts an erasure, even on a loaded machine
     events.subscribe(engine)
     engine.start()
     state = ServerState(vault=vault, base_name="tiny", base_fingerprint=tiny.fingerprint,
@@ -88,7 +88,7 @@ def test_another_tenants_adapter_is_not_found_and_bad_requests_are_invalid(infer
         with pytest.raises(NotFoundError):
             call()
     with pytest.raises(InvalidArgumentError, match="cap"):
-        world.client.generate(ADAPTER, "hi", max_new_tokens=10_000).text()
+        world.client.generate(ADAPTER, "hi", max_new_tokens=20_000).text()
     with pytest.raises(InvalidArgumentError, match="temperature"):
         world.client.generate(ADAPTER, "hi", temperature=-1).text()
     with pytest.raises(InvalidArgumentError, match="empty"):
@@ -98,11 +98,11 @@ def test_another_tenants_adapter_is_not_found_and_bad_requests_are_invalid(infer
 def test_erasure_cancels_the_generation_in_flight_and_the_head_serves_the_new_version(inference_server):
     world = make_world(inference_server)
     sub = world.submission()
-    in_flight = iter(world.client.generate(ADAPTER, "hi", version=2, max_new_tokens=4000))
+    in_flight = iter(world.client.generate(ADAPTER, "hi", version=2, max_new_tokens=16000))
     next(in_flight)
     started = time.monotonic()
     receipt = world.client.submit_erasure(ADAPTER, envelope=sub.envelope, delta=sub.delta)
-    assert time.monotonic() - started < 5, "the erasure took longer than the generation is sure to last"
+    assert time.monotonic() - started < 30, "the erasure took longer than the generation is sure to last"
     with pytest.raises(AbortedError, match="purged by an erasure"):
         for _ in in_flight:
             pass
