@@ -12,7 +12,7 @@ same work) over N distinct adapters (N in 1, 8, 32; LoRA r=8 on q and v), in one
 Time to first token and inter-token latency come from a clock per decode step (the engine's streamed deltas,
 a logits processor for generate). Writes bench/results/inference.json, .md and .png.
 
-    python -m loravault.bench.inference --base smollm2-135m --base tiny --threads 2
+    python -m loravault.bench.inference --base tiny --base smollm2-135m --threads 2
 """
 
 from __future__ import annotations
@@ -145,48 +145,55 @@ def _batched(label: str, model: Any, tokenizer: Any, groups: list[tuple[list[int
     return _stats(label, wall=time.perf_counter() - start, tokens=tokens, ttft=ttft, itl=itl)
 
 
-def bench_base(base_name: str, config: BenchConfig) -> dict[str, Any]:
+def _vault_with_adapters(vault: Vault, peft: Any, config: BenchConfig, fingerprint: str) -> None:
+    vault.create_tenant("bench")
+    for i in range(max(config.adapter_counts)):
+        tensors = _adapter_tensors(peft, f"a{i}")
+        schema = AdapterSchema.from_tensors(tensors, rank=config.rank, alpha=2.0 * config.rank,
+                                            target_modules=("q_proj", "v_proj"), base_fingerprint=fingerprint)
+        vault.create_adapter(tenant="bench", name=f"a{i}", schema=schema)
+        data = encode_tensors(tensors)
+        vault.commit_version(tenant="bench", adapter=f"a{i}", parent_version=0,
+                             blob=vault.stage_hashed_blob(data, sha256=sha256_hex(data)))
+
+
+def bench_base(base_name: str, config: BenchConfig, *, report: Any = None) -> dict[str, Any]:
+    """Every system on one base, the ones the targets need first; `report(results)` after each system, so a run
+    cut short on a loaded machine still leaves what it measured."""
     base = load_base(base_name)
-    rows_all = list(range(config.requests))
+    rows_all, top = list(range(config.requests)), max(config.adapter_counts)
     results: dict[str, Any] = {"systems": []}
+
+    def record(entry: dict[str, Any], adapters: int) -> None:
+        results["systems"].append({**entry, "adapters": adapters})
+        logger.info("%s %s", base_name, results["systems"][-1])
+        if report is not None:
+            report(_summarize(results, config))
+
     with tempfile.TemporaryDirectory() as folder, Vault.open(Path(folder), base_fingerprint=base.fingerprint) as vault:
-        vault.create_tenant("bench")
-        peft = _peft_with_adapters(base_name, max(config.adapter_counts), config.rank)
-        for i in range(max(config.adapter_counts)):
-            tensors = _adapter_tensors(peft, f"a{i}")
-            schema = AdapterSchema.from_tensors(tensors, rank=config.rank, alpha=2.0 * config.rank,
-                                                target_modules=("q_proj", "v_proj"), base_fingerprint=base.fingerprint)
-            vault.create_adapter(tenant="bench", name=f"a{i}", schema=schema)
-            data = encode_tensors(tensors)
-            vault.commit_version(tenant="bench", adapter=f"a{i}", parent_version=0,
-                                 blob=vault.stage_hashed_blob(data, sha256=sha256_hex(data)))
+        peft = _peft_with_adapters(base_name, top, config.rank)
+        _vault_with_adapters(vault, peft, config, base.fingerprint)
         engine = InferenceEngine(base, vault=vault, config=InferenceConfig(max_batch=config.requests, max_seq_len=192,
                                                                            max_prompt_tokens=96))
         engine.start()
         try:
-            _engine_run(engine, [None], BenchConfig(requests=4, new_tokens=4, adapter_counts=(1,)), "warmup")
-            results["systems"].append({**_engine_run(engine, [None], config, "engine-base"), "adapters": 0})
-            logger.info("%s engine-base done", base_name)
-            for n in config.adapter_counts:
-                names = [f"a{i}" for i in range(n)]
-                results["systems"].append({**_engine_run(engine, names, config, "engine-lora"), "adapters": n})
-                logger.info("%s engine-lora N=%d done", base_name, n)
+            # warm: every adapter loaded into the cache once (a cold load reads, verifies and decodes its blob)
+            _engine_run(engine, [f"a{i}" for i in range(top)], BenchConfig(requests=top, new_tokens=2), "warmup")
+            record(_engine_run(engine, [None], config, "engine-base"), 0)
+            for n in sorted(config.adapter_counts, reverse=True):
+                record(_engine_run(engine, [f"a{i}" for i in range(n)], config, "engine-lora"), n)
         finally:
             engine.close()
         tokenizer = base.tokenizer
         _generate_run(base.model, tokenizer, [0, 1], BenchConfig(requests=2, new_tokens=2, adapter_counts=(1,)))
-        results["systems"].append({**_batched("hf-batched", base.model, tokenizer, [(rows_all, {})], config),
-                                   "adapters": 0})
-        logger.info("%s hf-batched done", base_name)
-        for n in config.adapter_counts:
+        record(_batched("hf-batched", base.model, tokenizer, [(rows_all, {})], config), 0)
+        for n in sorted(config.adapter_counts, reverse=True):
             labels = [f"a{i % n}" for i in rows_all]
-            mixed = _batched("peft-mixed", peft, tokenizer, [(rows_all, {"adapter_names": labels})], config)
-            results["systems"].append({**mixed, "adapters": n})
+            record(_batched("peft-mixed", peft, tokenizer, [(rows_all, {"adapter_names": labels})], config), n)
+        for n in sorted(config.adapter_counts, reverse=True):
             groups = [([r for r in rows_all if r % n == g], {}) for g in range(n)]
-            grouped = _batched("peft-grouped", peft, tokenizer, groups, config,
-                               before_group=lambda rows, n=n: peft.set_adapter(f"a{rows[0] % n}"))
-            results["systems"].append({**grouped, "adapters": n})
-            logger.info("%s peft N=%d done", base_name, n)
+            record(_batched("peft-grouped", peft, tokenizer, groups, config,
+                            before_group=lambda rows, n=n: peft.set_adapter(f"a{rows[0] % n}")), n)
     return _summarize(results, config)
 
 
@@ -215,17 +222,23 @@ def bench_base_pair(base_name: str, config: BenchConfig, *, repeats: int) -> dic
 
 
 def _summarize(results: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
-    def tps(system: str, n: int) -> float:
-        return next(s["tokens_per_s"] for s in results["systems"] if s["system"] == system and s["adapters"] == n)
+    """Add the target ratios (None while a system they need has not run yet)."""
+    def tps(system: str, n: int) -> float | None:
+        return next((s["tokens_per_s"] for s in results["systems"] if s["system"] == system and s["adapters"] == n),
+                    None)
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else round(a / b, 3)
 
     top = max(config.adapter_counts)
-    lora = next(s for s in results["systems"] if s["system"] == "engine-lora" and s["adapters"] == top)
+    lora = next((s for s in results["systems"] if s["system"] == "engine-lora" and s["adapters"] == top), {})
     results.update(
-        ratio_to_base_32=round(tps("engine-lora", top) / tps("engine-base", 0), 3),
-        ratio_to_peft_mixed_32=round(tps("engine-lora", top) / tps("peft-mixed", top), 3),
-        base_engine_ratio_to_hf=round(tps("engine-base", 0) / tps("hf-batched", 0), 3),
-        ttft_p99_ms=lora["ttft_p99_ms"], itl_p99_ms=lora["itl_p99_ms"],
+        ratio_to_base_32=ratio(tps("engine-lora", top), tps("engine-base", 0)),
+        ratio_to_peft_mixed_32=ratio(tps("engine-lora", top), tps("peft-mixed", top)),
+        base_engine_ratio_to_hf=ratio(tps("engine-base", 0), tps("hf-batched", 0)),
+        ttft_p99_ms=lora.get("ttft_p99_ms"), itl_p99_ms=lora.get("itl_p99_ms"),
         tokens_per_s={f"{s['system']}@{s['adapters']}": s["tokens_per_s"] for s in results["systems"]},
+        complete=len(results["systems"]) == 2 + 3 * len(config.adapter_counts),
     )
     return results
 
@@ -238,10 +251,12 @@ def _plot(per_base: dict[str, Any], path: Path) -> None:
     for ax, (base, result) in zip(axes[0], per_base.items()):
         for system in ("engine-lora", "peft-mixed", "peft-grouped"):
             points = sorted((s["adapters"], s["tokens_per_s"]) for s in result["systems"] if s["system"] == system)
-            ax.plot(*zip(*points), marker="o", label=system)
+            if points:
+                ax.plot(*zip(*points), marker="o", label=system)
         for system, style in (("engine-base", "--"), ("hf-batched", ":")):
-            value = next(s["tokens_per_s"] for s in result["systems"] if s["system"] == system)
-            ax.axhline(value, linestyle=style, color="gray", label=f"{system} (base only)")
+            value = next((s["tokens_per_s"] for s in result["systems"] if s["system"] == system), None)
+            if value is not None:
+                ax.axhline(value, linestyle=style, color="gray", label=f"{system} (base only)")
         ax.set(xscale="log", xlabel="distinct adapters in the 32 requests", ylabel="tokens/s", title=base)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -250,7 +265,7 @@ def _plot(per_base: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", action="append", help="tiny, smollm2-135m (repeatable; default both)")
+    parser.add_argument("--base", action="append", help="tiny, smollm2-135m (repeatable; default both, tiny first)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine is shared)")
     parser.add_argument("--base-pair", type=int, default=0, metavar="REPEATS",
                         help="only alternate engine-base and hf-batched REPEATS times (inference-base-pair.json)")
@@ -258,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = BenchConfig(threads=args.threads)
     torch.set_num_threads(config.threads)
-    bases = args.base or ["smollm2-135m", "tiny"]
+    bases = args.base or ["tiny", "smollm2-135m"]  # tiny first: minutes; smollm2 with PEFT takes far longer
     if args.base_pair:
         pairs = {base: bench_base_pair(base, config, repeats=args.base_pair) for base in bases}
         rows = [[base, i + 1, e["tokens_per_s"], h["tokens_per_s"], r] for base, p in pairs.items()
@@ -268,11 +283,28 @@ def main(argv: list[str] | None = None) -> int:
         print(table)
         return 0
     load_before = machine()
-    per_base = {base: bench_base(base, config) for base in bases}
-    primary = per_base[bases[0]]
-    results = {**{k: primary[k] for k in ("ratio_to_base_32", "ratio_to_peft_mixed_32", "base_engine_ratio_to_hf",
-                                          "ttft_p99_ms", "itl_p99_ms", "tokens_per_s")},
-               "primary_base": bases[0], "bases": per_base, "config": asdict(config),
+    per_base: dict[str, Any] = {}
+
+    def report(base: str, partial: dict[str, Any]) -> None:
+        per_base[base] = partial
+        _write(per_base, primary="smollm2-135m" if "smollm2-135m" in bases else bases[0], config=config, load_before=load_before)
+
+    for base in bases:
+        per_base[base] = bench_base(base, config, report=lambda partial, base=base: report(base, partial))
+    results = _write(per_base, primary="smollm2-135m" if "smollm2-135m" in bases else bases[0], config=config, load_before=load_before)
+    print(results["table"])
+    print("machine:", results["machine"])
+    return 0
+
+
+def _write(per_base: dict[str, Any], *, primary: str, config: BenchConfig, load_before: dict) -> dict[str, Any]:
+    """inference.json/.md/.png from what has been measured so far."""
+    if primary not in per_base:  # not started yet: the top-level keys show the base measured so far
+        primary = next(iter(per_base))
+    first = per_base[primary]
+    results = {**{k: first.get(k) for k in ("ratio_to_base_32", "ratio_to_peft_mixed_32", "base_engine_ratio_to_hf",
+                                            "ttft_p99_ms", "itl_p99_ms", "tokens_per_s", "complete")},
+               "primary_base": primary, "bases": per_base, "config": asdict(config),
                "machine_before": load_before, "machine": machine()}
     header = ["base", "system", "adapters", "tokens/s", "TTFT p50/p99 ms", "ITL p50/p99 ms", "peak RSS MB"]
     rows = [[base, s["system"], s["adapters"], s["tokens_per_s"], f"{s['ttft_p50_ms']}/{s['ttft_p99_ms']}",
@@ -283,9 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         f"base_engine_ratio_to_hf={r['base_engine_ratio_to_hf']}" for base, r in per_base.items()) + "\n"
     write_results("inference", results, table)
     _plot(per_base, RESULTS_DIR / "inference.png")
-    print(table)
-    print("machine:", results["machine"])
-    return 0
+    return {**results, "table": table}
 
 
 if __name__ == "__main__":
