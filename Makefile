@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test proto fuzz bench-vault bench-eraser bench-protocol bench-erasure check-layers clean
+.PHONY: install demo test proto fuzz bench-vault bench-eraser bench-protocol bench-erasure bench-inference check-layers clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench-protocol: $(STAMP)
 
 bench-erasure: $(STAMP)
 	$(BIN)/python -m loravault.bench.erasure --base $(BASE) $(if $(EXTRA),--extra)
+
+bench-inference: $(STAMP)
+	$(BIN)/python -m loravault.bench.inference --threads $(or $(THREADS),2)
 
 check-layers:
 	$(PY) ../shared/tools/check_layers.py .

@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--receipts", type=Path, default=Path.home() / ".loravault" / "receipts")
     erase.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "loravault" / "curvature")
 
+    _add_inference_commands(groups)
+
     admin = groups.add_parser("admin", help="operator commands").add_subparsers(dest="action", required=True)
     admin.add_parser("fsck", help="check every version's blob").add_argument("--repair", action="store_true")
     return parser
@@ -140,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     except LoravaultError as error:
         sys.stderr.write(f"loravault: {type(error).__name__}: {error}\n")
         return 1
-    _print(result, as_json=args.json)
+    if result is not None or args.json:
+        _print(result, as_json=args.json)
     return 0
 
 
@@ -171,6 +174,11 @@ def _run(client: VaultClient, args: argparse.Namespace) -> Any:
         return client.fsck(repair=args.repair)
     if group == "erase":
         return _erase(client, args)
+    if group == "generate":
+        return _generate(client, args)
+    if group == "score":
+        return client.score(args.adapter or None, args.prompt, args.continuation, version=args.version,
+                            tenant=tenant)
     return _run_adapters(client, args, tenant)
 
 
@@ -184,6 +192,41 @@ def _keys(client: VaultClient, args: argparse.Namespace, tenant: str) -> Any:
     if args.action == "revoke":
         return client.revoke_key(args.keyid, signers=signers, threshold=args.threshold, tenant=tenant)
     return client.set_threshold(args.threshold, signers=signers, tenant=tenant)
+
+
+def _add_inference_commands(groups: Any) -> None:
+    generate = groups.add_parser("generate", help="stream a completion from an adapter on the server's base model")
+    generate.add_argument("adapter", help="the adapter ('' = the base model alone)")
+    generate.add_argument("prompt")
+    generate.add_argument("--version", type=int, default=0, help="adapter version (0 = head)")
+    generate.add_argument("--max-new-tokens", type=int, default=0, help="0 = the server's default")
+    generate.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    generate.add_argument("--top-p", type=float, default=1.0)
+    generate.add_argument("--top-k", type=int, default=0)
+    generate.add_argument("--seed", type=int, default=0, help="0 = random; any other value is reproducible")
+    generate.add_argument("--stop", action="append", default=[], help="stop before this string (repeatable)")
+    score = groups.add_parser("score", help="log-probabilities of a continuation after a prompt")
+    score.add_argument("adapter", help="the adapter ('' = the base model alone)")
+    score.add_argument("prompt")
+    score.add_argument("continuation")
+    score.add_argument("--version", type=int, default=0, help="adapter version (0 = head)")
+
+
+def _generate(client: VaultClient, args: argparse.Namespace) -> Any:
+    """Print the deltas as they arrive (plain mode), then the final record."""
+    generation = client.generate(args.adapter or None, args.prompt, version=args.version,
+                                 max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                                 top_k=args.top_k, seed=args.seed, stop=tuple(args.stop), tenant=args.tenant)
+    for text in generation:
+        if not args.json:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    if not args.json:
+        sys.stdout.write("\n")
+        done = generation.done
+        sys.stderr.write(f"[{done.finish_reason}: {done.completion_tokens} tokens, version {done.version}]\n")
+        return None
+    return generation.done
 
 
 def _erase(client: VaultClient, args: argparse.Namespace) -> dict[str, Any]:

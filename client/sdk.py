@@ -31,6 +31,7 @@ from loravault.proto import loravault_pb2_grpc as pb_grpc
 from loravault.proto.keys import key_id
 
 from .errors import from_rpc_error
+from .inference import Generation, ScoreResult, model_ref, sampling_params, score_result
 from .key_changes import rotation_envelope
 from .records import AdapterInfo, FsckResult, Identity, IssuedToken, KeyInfo, VersionInfo
 from .rounds import RoundInfo
@@ -77,6 +78,7 @@ class VaultClient:
         self._admin = pb_grpc.AdminStub(self._channel)
         self._tenants = pb_grpc.TenantsStub(self._channel)
         self._adapters = pb_grpc.AdaptersStub(self._channel)
+        self._inference = pb_grpc.InferenceStub(self._channel)
         self._streams = FramedStreams.on(self._channel)
 
     def __enter__(self) -> VaultClient:
@@ -340,6 +342,27 @@ class VaultClient:
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
+    # ------------------------------------------------------------ inference
+
+    def generate(self, adapter: str | None, prompt: str, *, version: int = 0, max_new_tokens: int = 0,
+                 temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0,
+                 stop: tuple[str, ...] = (), tenant: str = "") -> Generation:
+        """Stream a completion as text deltas (see client/inference.py); adapter None = the base model alone.
+
+        version 0 is the head; max_new_tokens 0 is the server's default; temperature 0 is greedy.
+        """
+        request = pb.GenerateRequest(model=model_ref(adapter, version=version, tenant=tenant), prompt=prompt,
+                                     sampling=sampling_params(max_new_tokens=max_new_tokens, temperature=temperature,
+                                                              top_p=top_p, top_k=top_k, seed=seed, stop=stop))
+        return Generation(self._inference.Generate(request, metadata=self._metadata, timeout=self._timeout))
+
+    def score(self, adapter: str | None, prompt: str, continuation: str, *, version: int = 0,
+              tenant: str = "") -> ScoreResult:
+        """Per-token log-probabilities and mean NLL of `continuation` after `prompt`."""
+        request = pb.ScoreRequest(model=model_ref(adapter, version=version, tenant=tenant), prompt=prompt,
+                                  continuation=continuation)
+        return score_result(self._call(self._inference.Score, request))
+
 
 # NOTE: _peft_format. The PEFT helpers are imported inside the methods that use them: importing peft takes 5 to
 # 15 s on these machines, and a CLI call such as `loravault tenants list` must not pay for it.
@@ -373,3 +396,4 @@ def _upload_stream(header: pb.UploadHeader, data: bytes) -> Iterator[pb.UploadMe
         digest.update(chunk)
         yield UPLOAD_CHUNKS.encode(chunk)
     yield pb.UploadMessage(trailer=pb.UploadTrailer(sha256=digest.hexdigest()))
+

@@ -24,6 +24,7 @@ loravault.core.errors. Stdlib only.
      +-- FailedPreconditionError       well formed, but the state forbids it (wrong base, below the floor)
      +-- AbortedError                  a concurrent change won (compare-and-swap lost)
      +-- ResourceExhaustedError        a size or concurrency limit was hit
+     +-- DeadlineExceededError         the caller's deadline passed before the work finished
      +-- UnavailableError              the service is shutting down or not ready
      +-- DataLossError                 stored bytes no longer hash to their recorded digest
 
@@ -45,6 +46,7 @@ __all__ = [
     "FailedPreconditionError",
     "AbortedError",
     "ResourceExhaustedError",
+    "DeadlineExceededError",
     "UnavailableError",
     "DataLossError",
     "EnvelopeError",
@@ -95,6 +97,10 @@ class AbortedError(LoravaultError):
 
 class ResourceExhaustedError(LoravaultError):
     """A size or concurrency limit was exceeded."""
+
+
+class DeadlineExceededError(LoravaultError):
+    """The request's deadline passed while it waited or ran; its work was stopped and its resources freed."""
 
 
 class UnavailableError(LoravaultError):

@@ -448,53 +448,95 @@ class ServerKey(_message.Message):
     public_key_json: str
     def __init__(self, keyid: _Optional[str] = ..., public_key_json: _Optional[str] = ...) -> None: ...
 
-class GenerateRequest(_message.Message):
-    __slots__ = ("ref", "version", "prompt", "max_new_tokens", "temperature", "seed")
+class ModelRef(_message.Message):
+    __slots__ = ("ref", "version", "base_only")
     REF_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
-    PROMPT_FIELD_NUMBER: _ClassVar[int]
-    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
-    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
-    SEED_FIELD_NUMBER: _ClassVar[int]
+    BASE_ONLY_FIELD_NUMBER: _ClassVar[int]
     ref: AdapterRef
     version: int
-    prompt: str
-    max_new_tokens: int
-    temperature: float
-    seed: int
-    def __init__(self, ref: _Optional[_Union[AdapterRef, _Mapping]] = ..., version: _Optional[int] = ..., prompt: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
+    base_only: bool
+    def __init__(self, ref: _Optional[_Union[AdapterRef, _Mapping]] = ..., version: _Optional[int] = ..., base_only: _Optional[bool] = ...) -> None: ...
 
-class GenerateResponse(_message.Message):
-    __slots__ = ("text", "token_ids", "version")
+class SamplingParams(_message.Message):
+    __slots__ = ("temperature", "top_p", "top_k", "seed", "max_new_tokens", "stop")
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    temperature: float
+    top_p: float
+    top_k: int
+    seed: int
+    max_new_tokens: int
+    stop: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GenerateRequest(_message.Message):
+    __slots__ = ("model", "prompt", "sampling")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    model: ModelRef
+    prompt: str
+    sampling: SamplingParams
+    def __init__(self, model: _Optional[_Union[ModelRef, _Mapping]] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ...) -> None: ...
+
+class GenerateDelta(_message.Message):
+    __slots__ = ("text", "token_ids")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
-    VERSION_FIELD_NUMBER: _ClassVar[int]
     text: str
     token_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GenerateDone(_message.Message):
+    __slots__ = ("finish_reason", "prompt_tokens", "completion_tokens", "version", "text")
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
     version: int
-    def __init__(self, text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., version: _Optional[int] = ...) -> None: ...
+    text: str
+    def __init__(self, finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., version: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+
+class GenerateEvent(_message.Message):
+    __slots__ = ("delta", "done")
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    delta: GenerateDelta
+    done: GenerateDone
+    def __init__(self, delta: _Optional[_Union[GenerateDelta, _Mapping]] = ..., done: _Optional[_Union[GenerateDone, _Mapping]] = ...) -> None: ...
 
 class ScoreRequest(_message.Message):
-    __slots__ = ("ref", "version", "prompt", "continuation")
-    REF_FIELD_NUMBER: _ClassVar[int]
-    VERSION_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("model", "prompt", "continuation")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     CONTINUATION_FIELD_NUMBER: _ClassVar[int]
-    ref: AdapterRef
-    version: int
+    model: ModelRef
     prompt: str
     continuation: str
-    def __init__(self, ref: _Optional[_Union[AdapterRef, _Mapping]] = ..., version: _Optional[int] = ..., prompt: _Optional[str] = ..., continuation: _Optional[str] = ...) -> None: ...
+    def __init__(self, model: _Optional[_Union[ModelRef, _Mapping]] = ..., prompt: _Optional[str] = ..., continuation: _Optional[str] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
-    __slots__ = ("mean_nll", "token_logprobs", "version")
+    __slots__ = ("mean_nll", "token_logprobs", "token_ids", "version", "prompt_tokens")
     MEAN_NLL_FIELD_NUMBER: _ClassVar[int]
     TOKEN_LOGPROBS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     mean_nll: float
     token_logprobs: _containers.RepeatedScalarFieldContainer[float]
+    token_ids: _containers.RepeatedScalarFieldContainer[int]
     version: int
-    def __init__(self, mean_nll: _Optional[float] = ..., token_logprobs: _Optional[_Iterable[float]] = ..., version: _Optional[int] = ...) -> None: ...
+    prompt_tokens: int
+    def __init__(self, mean_nll: _Optional[float] = ..., token_logprobs: _Optional[_Iterable[float]] = ..., token_ids: _Optional[_Iterable[int]] = ..., version: _Optional[int] = ..., prompt_tokens: _Optional[int] = ...) -> None: ...
 
 class RoundHeader(_message.Message):
     __slots__ = ("ref", "envelope", "aggregate_size", "aggregate_sha256")

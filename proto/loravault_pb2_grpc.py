@@ -1257,10 +1257,10 @@ class InferenceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Generate = channel.unary_unary(
+        self.Generate = channel.unary_stream(
                 '/loravault.v1.Inference/Generate',
                 request_serializer=loravault_dot_proto_dot_loravault__pb2.GenerateRequest.SerializeToString,
-                response_deserializer=loravault_dot_proto_dot_loravault__pb2.GenerateResponse.FromString,
+                response_deserializer=loravault_dot_proto_dot_loravault__pb2.GenerateEvent.FromString,
                 _registered_method=True)
         self.Score = channel.unary_unary(
                 '/loravault.v1.Inference/Score',
@@ -1275,7 +1275,8 @@ class InferenceServicer:
     """
 
     def Generate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Token deltas as they are produced, then one final message (finish reason, token counts, version served).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -1289,10 +1290,10 @@ class InferenceServicer:
 
 def add_InferenceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Generate': grpc.unary_unary_rpc_method_handler(
+            'Generate': grpc.unary_stream_rpc_method_handler(
                     servicer.Generate,
                     request_deserializer=loravault_dot_proto_dot_loravault__pb2.GenerateRequest.FromString,
-                    response_serializer=loravault_dot_proto_dot_loravault__pb2.GenerateResponse.SerializeToString,
+                    response_serializer=loravault_dot_proto_dot_loravault__pb2.GenerateEvent.SerializeToString,
             ),
             'Score': grpc.unary_unary_rpc_method_handler(
                     servicer.Score,
@@ -1323,12 +1324,12 @@ class Inference:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
+        return grpc.experimental.unary_stream(
             request,
             target,
             '/loravault.v1.Inference/Generate',
             loravault_dot_proto_dot_loravault__pb2.GenerateRequest.SerializeToString,
-            loravault_dot_proto_dot_loravault__pb2.GenerateResponse.FromString,
+            loravault_dot_proto_dot_loravault__pb2.GenerateEvent.FromString,
             options,
             channel_credentials,
             insecure,

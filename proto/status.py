@@ -23,6 +23,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.LoravaultError], grpc.StatusCode], ...]
     (errors.FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.AbortedError, grpc.StatusCode.ABORTED),
     (errors.ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.UnavailableError, grpc.StatusCode.UNAVAILABLE),
     (errors.DataLossError, grpc.StatusCode.DATA_LOSS),
     (errors.LoravaultError, grpc.StatusCode.INTERNAL),

@@ -8,6 +8,7 @@ from pathlib import Path
 from loravault.core.errors import InvalidArgumentError
 
 from .erasure.config import ErasureConfig
+from .inference.config import InferenceConfig
 
 __all__ = ["ServerConfig", "MAX_CHUNK_BYTES", "DEFAULT_MAX_ADAPTER_BYTES"]
 
@@ -37,6 +38,8 @@ class ServerConfig:
     tls_client_ca: Path | None = None  # when set, clients must present a certificate signed by this CA
     # erasure protocol: stream limits, checks, probe, audit checkpoints (and the crash-test hook)
     erasure: ErasureConfig = field(default_factory=ErasureConfig)
+    # inference engine: device, dtype, batch, queue, cache and per-request caps; None serves no inference
+    inference: InferenceConfig | None = field(default_factory=InferenceConfig)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

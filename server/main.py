@@ -24,6 +24,8 @@ from .audit import AuditLog
 from .audit.commands import add_audit_commands, run_audit_command
 from .config import DEFAULT_MAX_ADAPTER_BYTES, MAX_CHUNK_BYTES, ServerConfig
 from .erasure import ErasureConfig, ErasurePipeline, ProbeRunner
+from .events import PurgeEvents
+from .inference import InferenceConfig, InferenceEngine
 from .logs import configure_json_logging
 from .rpc.app import create_server
 from .rpc.state import ServerState
@@ -44,10 +46,16 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
     vault = Vault.open(config.data_dir, base_fingerprint=base.fingerprint, database_url=config.database_url)
     if vault.ensure_admin_token(config.admin_token_path):
         logger.info("wrote the admin token to %s (readable by its owner only)", config.admin_token_path)
-    erasure = build_erasure_pipeline(config, vault=vault, base=base)
+    events = PurgeEvents()
+    erasure = build_erasure_pipeline(config, vault=vault, base=base, events=events)
+    inference = None
+    if config.inference is not None:
+        inference = InferenceEngine(base, vault=vault, config=config.inference)
+        events.subscribe(inference)
+        inference.start()
     state = ServerState(vault=vault, base_name=config.base, base_fingerprint=base.fingerprint,
                         max_chunk_bytes=MAX_CHUNK_BYTES, max_adapter_bytes=config.max_adapter_bytes,
-                        base_model=base, erasure=erasure)
+                        base_model=base, erasure=erasure, inference=inference, events=events)
     server, port = create_server(config, state=state)
     server.start()
     _write_ready_file(config.data_dir, port)
@@ -59,17 +67,21 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
     state.health.enter_graceful_shutdown()
     logger.info("shutting down: %.0f s for calls in flight", config.grace_seconds)
     server.stop(config.grace_seconds).wait()
+    if inference is not None:
+        inference.close()
     vault.close()
     (config.data_dir / READY_FILE).unlink(missing_ok=True)
 
 
-def build_erasure_pipeline(config: ServerConfig, *, vault: Vault, base: Any) -> ErasurePipeline:
-    """The erasure pipeline over `vault`, signing with the data folder's server key (created on first start)."""
+def build_erasure_pipeline(config: ServerConfig, *, vault: Vault, base: Any,
+                           events: PurgeEvents | None = None) -> ErasurePipeline:
+    """The erasure pipeline over `vault`, signing with the data folder's server key (created on first start);
+    every committed erasure is announced on `events`."""
     audit = AuditLog(vault, signer=load_or_create_server_key(config.data_dir),
                      checkpoint_every=config.erasure.checkpoint_every)
     probe = ProbeRunner(base, config=config.erasure.probe) if config.erasure.probe.enabled else None
     return ErasurePipeline(vault=vault, audit=audit, base_fingerprint=base.fingerprint, probe=probe,
-                           config=config.erasure)
+                           config=config.erasure, events=events)
 
 
 def _write_ready_file(data_dir: Path, port: int) -> None:
@@ -94,8 +106,29 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--tls-cert", type=Path, default=None)
     serve_cmd.add_argument("--tls-key", type=Path, default=None)
     serve_cmd.add_argument("--tls-client-ca", type=Path, default=None, help="require client certificates (mTLS)")
+    _add_inference_flags(serve_cmd)
     add_audit_commands(commands)
     return parser
+
+
+def _add_inference_flags(serve_cmd: argparse.ArgumentParser) -> None:
+    group = serve_cmd.add_argument_group("inference")
+    group.add_argument("--no-inference", action="store_true", help="serve no Generate/Score (UNAVAILABLE)")
+    group.add_argument("--inference-device", default="cpu", help="torch device of the engine (cpu, cuda, cuda:1)")
+    group.add_argument("--inference-dtype", default="float32", help="float32, float16 or bfloat16")
+    group.add_argument("--max-batch", type=int, default=32, help="sequences decoding together")
+    group.add_argument("--max-waiting", type=int, default=256, help="queued requests before RESOURCE_EXHAUSTED")
+    group.add_argument("--max-new-tokens", type=int, default=256, help="the largest max_new_tokens a request may ask")
+    group.add_argument("--adapter-cache-mb", type=int, default=256, help="adapter weights held on the device")
+
+
+def _inference_config(args: argparse.Namespace) -> InferenceConfig | None:
+    if args.no_inference:
+        return None
+    return InferenceConfig(device=args.inference_device, dtype=args.inference_dtype, max_batch=args.max_batch,
+                           max_waiting=args.max_waiting, max_waiting_per_tenant=max(1, args.max_waiting // 4),
+                           max_new_tokens=args.max_new_tokens, default_new_tokens=min(64, args.max_new_tokens),
+                           cache_bytes=args.adapter_cache_mb << 20)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=args.data, base=args.base, database_url=args.database_url, host=args.host, port=args.port,
         max_concurrent_rpcs=args.max_concurrent_rpcs, max_adapter_bytes=args.max_adapter_mib << 20, tls_cert=args.tls_cert, tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca, erasure=ErasureConfig(crash_at=os.environ.get(CRASH_AT_ENV) or None),
+        inference=_inference_config(args),
     )
     serve(config)
     return 0

@@ -22,6 +22,7 @@ from loravault.core.errors import AlreadyExistsError, NotFoundError
 from loravault.core.tensors import decode_tensors
 
 from ..audit import AuditLog, StoredErasure
+from ..events import PurgeEvents
 from .binding import check_binding
 from .commit import CrashPoints, commit
 from .config import ErasureConfig
@@ -51,6 +52,7 @@ class ErasurePipeline:
         probe: ProbeRunner | None,
         config: ErasureConfig,
         clock: Callable[[], float] = time.time,
+        events: PurgeEvents | None = None,
     ) -> None:
         self._vault = vault
         self._audit = audit
@@ -58,6 +60,7 @@ class ErasurePipeline:
         self._probe = probe
         self._config = config
         self._clock = clock
+        self._events = events  # told of every committed erasure, so caches of purged versions drop them at once
         self._locks = AdapterLocks()
         self._crash = CrashPoints(config.crash_at)
         self._heads = HeadCache(max_bytes=config.limits.head_cache_bytes)
@@ -90,6 +93,8 @@ class ErasurePipeline:
                         head_sha256=head.blob_sha256, merged=merged.tensors, config=config.probe)
             result = commit(verified, merged, vault=vault, audit=self._audit, now=self._clock(), crash=self._crash)
             self._heads.put(merged.sha256, merged.as_head())
+            if self._events is not None:
+                self._events.adapter_purged(tenant=header.tenant, adapter=header.adapter, floor=result.version.number)
             return result
 
     def _head(self, header: ErasureHeader, head: Any) -> Head:

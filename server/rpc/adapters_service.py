@@ -54,6 +54,7 @@ class AdaptersService(pb_grpc.AdaptersServicer):
     def DeleteAdapter(self, request: pb.DeleteAdapterRequest, context: PrincipalContext) -> pb.DeleteAdapterResponse:
         tenant = tenant_scope(context.principal, request.ref.tenant)
         purged = self._state.vault.delete_adapter(tenant=tenant, name=request.ref.adapter)
+        self._state.events.adapter_deleted(tenant=tenant, adapter=request.ref.adapter)
         return pb.DeleteAdapterResponse(purged_blobs=purged)
 
     @unary

@@ -38,6 +38,7 @@ class AdminService(pb_grpc.AdminServicer):
     def DeleteTenant(self, request: pb.DeleteTenantRequest, context: PrincipalContext) -> pb.DeleteTenantResponse:
         require_admin(context.principal)
         result = self._state.vault.delete_tenant(request.name)
+        self._state.events.tenant_deleted(tenant=request.name)
         return pb.DeleteTenantResponse(deleted_adapters=result.deleted_adapters, purged_blobs=result.purged_blobs)
 
     @unary

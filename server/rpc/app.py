@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from concurrent import futures
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,6 +21,7 @@ from .admin_service import AdminService
 from .auth import AuthInterceptor
 from .erasure_service import ErasureService
 from .federation_service import FederationService
+from .inference_service import InferenceService
 from .registration import add_servicer
 from .state import ServerState
 from .tenants_service import TenantsService
@@ -37,7 +37,7 @@ _MESSAGE_LIMIT = 4 * MAX_CHUNK_BYTES
 def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Server, int]:
     """A server with every service registered and bound to config.host:config.port (0 picks a free port).
 
-    Inference answers UNIMPLEMENTED until its issue lands; Erasure answers UNAVAILABLE when `state.erasure` is None.
+    Erasure answers UNAVAILABLE when `state.erasure` is None, Inference when `state.inference` is None.
     Raises InvalidArgumentError when the port cannot be bound.
     """
     server = grpc.server(
@@ -54,7 +54,7 @@ def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Ser
     add_servicer(server, TenantsService(state), "Tenants")
     add_servicer(server, AdaptersService(state), "Adapters")
     add_servicer(server, ErasureService(state), "Erasure")
-    add_servicer(server, _Unimplemented(), "Inference")
+    add_servicer(server, InferenceService(state), "Inference")
     add_servicer(server, FederationService(state), "Federation")
     health_pb2_grpc.add_HealthServicer_to_server(state.health, server)
     for name in ("", *SERVICE_NAMES):
@@ -65,17 +65,6 @@ def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Ser
     if port == 0:
         raise InvalidArgumentError(f"cannot listen on {address}: the port is taken or the host is not local")
     return server, port
-
-
-class _Unimplemented:
-    """Answers every method UNIMPLEMENTED by aborting: the generated base servicer raises NotImplementedError,
-    which grpc logs with a traceback on every call."""
-
-    def __getattr__(self, method: str) -> Any:
-        def answer(request: Any, context: grpc.ServicerContext) -> None:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented by this server yet")
-
-        return answer
 
 
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials:

@@ -31,7 +31,7 @@ __all__ = ["unary", "streaming_response", "abort_for", "check_message", "MAX_UIN
 MAX_UINT64_FIELD = 2**63 - 1
 _UNSIGNED_64 = (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64)
 # unsigned 64-bit fields that are not stored and take their whole range (a sampling seed)
-_FULL_RANGE_FIELDS = frozenset({"loravault.v1.GenerateRequest.seed"})
+_FULL_RANGE_FIELDS = frozenset({"loravault.v1.SamplingParams.seed"})
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])

@@ -1,4 +1,5 @@
-"""What the servicers share: the vault, the base model, the erasure pipeline and the server's limits."""
+"""What the servicers share: the vault, the base model, the erasure pipeline, the inference engine, the purge
+events and the server's limits."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from grpc_health.v1.health import HealthServicer
 
 from ..config import DEFAULT_MAX_ADAPTER_BYTES
+from ..events import PurgeEvents
 
 __all__ = ["ServerState"]
 
@@ -23,6 +25,9 @@ class ServerState:
     max_adapter_bytes: int = DEFAULT_MAX_ADAPTER_BYTES  # ServerConfig.max_adapter_bytes
     base_model: Any = None  # loravault.core.BaseModel the server loaded (None: no model compute, e.g. tests)
     erasure: Any = None  # loravault.server.erasure.ErasurePipeline; None answers Erasure calls UNAVAILABLE
+    inference: Any = None  # loravault.server.inference.InferenceEngine; None answers Inference calls UNAVAILABLE
+    # purges (erasures, adapter and tenant deletions) are announced here; the inference engine subscribes
+    events: PurgeEvents = field(default_factory=PurgeEvents)
     # the health service create_server registers; serve() turns it NOT_SERVING first thing on SIGTERM, so
     # probes take the server out of rotation while calls in flight finish
     health: HealthServicer = field(default_factory=HealthServicer)

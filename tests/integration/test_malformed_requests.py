@@ -187,16 +187,6 @@ def test_health_and_reflection_answer_without_a_token(server):
     assert {"loravault.v1.Adapters", "loravault.v1.Erasure", "grpc.health.v1.Health"} <= names
 
 
-@pytest.mark.parametrize("method", ["/loravault.v1.Inference/Score"])
-def test_services_of_later_issues_answer_unimplemented(server, acme, method):
-    _, _, metadata = acme
-    with grpc.insecure_channel(server.target) as channel:
-        call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
-        with pytest.raises(grpc.RpcError) as caught:
-            call(b"", metadata=metadata, timeout=10)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-
-
 def test_schema_declaring_more_than_the_server_limit_is_refused_at_create(server, acme):
     """A schema of 2 TiB (8 x 2^36 float32 values per tensor) never becomes an adapter."""
     client, _, _ = acme

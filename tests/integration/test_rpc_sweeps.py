@@ -26,7 +26,15 @@ from google.protobuf.message import Message
 from loravault.proto import loravault_pb2 as pb
 from loravault.server.rpc.app import SERVICE_NAMES
 
-from .erasure_kit import ADAPTER, TENANT, erasure_server, make_world, vault_state  # noqa: F401  (fixture)
+from loravault.server import ServerConfig, ServerState, create_server
+from loravault.server.config import MAX_CHUNK_BYTES
+from loravault.server.events import PurgeEvents
+from loravault.server.inference import InferenceConfig, InferenceEngine
+from loravault.server.main import build_erasure_pipeline
+from loravault.server.vault import Vault
+
+from .conftest import RunningServer
+from .erasure_kit import ADAPTER, TENANT, make_world, vault_state
 
 METHODS: list[MethodDescriptor] = [m for name in SERVICE_NAMES for m in pb.DESCRIPTOR.services_by_name[
     name.rsplit(".", 1)[1]].methods]
@@ -52,7 +60,7 @@ def _naming_acme(descriptor) -> Message:
             setattr(message, field.name, TENANT)
         elif field.type == FieldDescriptor.TYPE_STRING and field.name == "adapter":
             setattr(message, field.name, ADAPTER)
-        elif field.message_type is not None and not field.is_repeated and field.name in ("ref", "header"):
+        elif field.message_type is not None and not field.is_repeated and field.name in ("ref", "header", "model"):
             getattr(message, field.name).CopyFrom(_naming_acme(field.message_type))
     return message
 
@@ -74,6 +82,34 @@ def _call(channel: grpc.Channel, method: MethodDescriptor, payload: bytes, token
     except grpc.RpcError as error:
         return error.code()
     return grpc.StatusCode.OK
+
+
+@pytest.fixture
+def erasure_server(tmp_path, tiny) -> Iterator[RunningServer]:
+    """A server with every service live: the erasure pipeline (which also signs round receipts) and a small
+    inference engine, joined by one PurgeEvents."""
+    data = tmp_path / "data"
+    data.mkdir()
+    config = ServerConfig(data_dir=data, port=0)
+    vault = Vault.open(data, base_fingerprint=tiny.fingerprint)
+    token = vault.ensure_admin_token(config.admin_token_path)
+    events = PurgeEvents()
+    engine = InferenceEngine(tiny, vault=vault, config=InferenceConfig(
+        max_batch=2, max_waiting=4, max_waiting_per_tenant=4, max_new_tokens=4, default_new_tokens=2,
+        max_prompt_tokens=64))
+    events.subscribe(engine)
+    engine.start()
+    state = ServerState(vault=vault, base_name="tiny", base_fingerprint=tiny.fingerprint,
+                        max_chunk_bytes=MAX_CHUNK_BYTES, base_model=tiny, inference=engine, events=events,
+                        erasure=build_erasure_pipeline(config, vault=vault, base=tiny, events=events))
+    grpc_server, port = create_server(config, state=state)
+    grpc_server.start()
+    try:
+        yield RunningServer(f"127.0.0.1:{port}", token, data, vault, tiny.fingerprint, state)
+    finally:
+        grpc_server.stop(None)
+        engine.close()
+        vault.close()
 
 
 @pytest.fixture
@@ -109,8 +145,6 @@ def test_cross_tenant_calls_find_nothing_and_change_nothing(erasure_server, worl
         assert code == grpc.StatusCode.PERMISSION_DENIED
     elif method.full_name in ACTS_ON_CALLER:
         assert code == grpc.StatusCode.OK
-    elif method.containing_service.name == "Inference" and code == grpc.StatusCode.UNIMPLEMENTED:
-        pass  # until the inference engine lands (issue 21), it answers nobody
     else:
         assert code == grpc.StatusCode.NOT_FOUND, f"{method.full_name} answered {code.name} for acme's resources"
     assert (vault_state(erasure_server), _keys_and_tokens(world)) == before
@@ -221,8 +255,6 @@ def test_raw_bytes_are_invalid_argument_and_log_no_traceback(erasure_server, wor
         for label, data in _raw_inputs().items():
             answers[label] = (_call(channel, method, data, world.token), _call(channel, method, data, None))
     refused = grpc.StatusCode.INVALID_ARGUMENT
-    if method.containing_service.name == "Inference":
-        refused = grpc.StatusCode.UNIMPLEMENTED  # until the inference engine lands (issue 21), it answers nobody
     bad = {label: (a.name, b.name) for label, (a, b) in answers.items()
            if a != refused or b != grpc.StatusCode.UNAUTHENTICATED}
     assert not bad, f"{method.full_name}: {bad}"

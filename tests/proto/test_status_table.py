@@ -21,6 +21,7 @@ EXPECTED = {
     "PermissionDeniedError": "PERMISSION_DENIED", "UnauthenticatedError": "UNAUTHENTICATED",
     "SignatureError": "UNAUTHENTICATED", "FailedPreconditionError": "FAILED_PRECONDITION",
     "AbortedError": "ABORTED", "ResourceExhaustedError": "RESOURCE_EXHAUSTED", "UnavailableError": "UNAVAILABLE",
+    "DeadlineExceededError": "DEADLINE_EXCEEDED",
     "DataLossError": "DATA_LOSS", "LoravaultError": "INTERNAL",
 }
 

@@ -1,0 +1,92 @@
+"""The engine against PEFT, the reference: greedy tokens equal PEFT's single-request generate, Score's
+log-probabilities equal PEFT's forward to 1e-5 (tiny, float32), and a mixed batch gives every row its own
+adapter's output, including rows that join while others decode."""
+
+from __future__ import annotations
+
+import torch
+from inference_kit import ALL_PROJECTIONS, collect, peft_greedy, tiny_adapter, upload
+
+from loravault.server.inference import Delta, SamplingParams
+
+PROMPTS = ["Hello world", "The vault keeps", "abc", "Erasure is a signed delta", "x", "multi-tenant", "LoRA!", "q?"]
+
+
+def test_greedy_equals_peft_generate_token_for_token(tiny, vault, make_engine):
+    vault.create_tenant("acme")
+    adapters = {"qv": tiny_adapter(1), "all": tiny_adapter(2, rank=8, targets=ALL_PROJECTIONS)}
+    for name, adapter in adapters.items():
+        upload(vault, tenant="acme", name=name, adapter=adapter)
+    engine = make_engine()
+    for name, adapter in adapters.items():
+        tokens, done = collect(engine.generate(tenant="acme", adapter=name, version=0, prompt="Hello world",
+                                               params=SamplingParams(max_new_tokens=24)))
+        assert tokens == peft_greedy(adapter.peft, tiny.tokenizer, "Hello world", 24)
+        assert (done.reason, done.completion_tokens, done.version) == ("length", 24, 1)
+
+
+def test_score_logprobs_equal_peft_to_1e_5(tiny, vault, make_engine):
+    vault.create_tenant("acme")
+    adapter = tiny_adapter(3, targets=ALL_PROJECTIONS)
+    upload(vault, tenant="acme", name="a", adapter=adapter)
+    engine = make_engine()
+    prompt, continuation = "The vault keeps", " every version"
+    scored = engine.score(tenant="acme", adapter="a", version=0, prompt=prompt, continuation=continuation
+                          ).result(timeout=60)
+    full = tiny.tokenizer(prompt + continuation, return_tensors="pt")["input_ids"]
+    start = len(tiny.tokenizer(prompt)["input_ids"])
+    with torch.no_grad():
+        reference = torch.log_softmax(adapter.peft(full).logits[0].float(), dim=-1)  # (T, V)
+    expected = [reference[start - 1 + i, full[0, start + i]].item() for i in range(full.shape[1] - start)]
+    # float32 end to end; the only difference is the order of float additions in batched products (~1e-7)
+    assert max(abs(a - b) for a, b in zip(scored.logprobs, expected)) < 1e-5
+    assert abs(scored.mean_nll + sum(expected) / len(expected)) < 1e-5
+    assert scored.token_ids == tuple(full[0, start:].tolist()) and scored.prompt_tokens == start
+
+
+def test_mixed_batch_of_8_tenants_gives_each_row_its_own_adapter(tiny, vault, make_engine):
+    adapters = [tiny_adapter(10 + i, rank=2 + i % 3 * 2, targets=ALL_PROJECTIONS if i % 2 else None)
+                for i in range(8)]
+    for i, adapter in enumerate(adapters):
+        vault.create_tenant(f"t{i}")
+        upload(vault, tenant=f"t{i}", name="a", adapter=adapter)
+    expected = [peft_greedy(a.peft, tiny.tokenizer, p, 16) for a, p in zip(adapters, PROMPTS)]
+    assert len({tuple(e) for e in expected}) > 4  # the adapters really differ, so a mix-up would show
+    engine = make_engine(max_batch=8)
+    first = [engine.generate(tenant=f"t{i}", adapter="a", version=0, prompt=PROMPTS[i],
+                             params=SamplingParams(max_new_tokens=16)) for i in range(4)]
+    events = first[0].events(timeout=60)
+    assert isinstance(next(events), Delta)  # the first four are decoding when the others join
+    later = [engine.generate(tenant=f"t{i}", adapter="a", version=0, prompt=PROMPTS[i],
+                             params=SamplingParams(max_new_tokens=16)) for i in range(4, 8)]
+    results = [collect(h)[0] for h in [*first[1:], *later]]
+    assert results == expected[1:]
+    assert engine.stats().running == 0
+
+
+def test_base_only_rows_match_the_plain_base_model(tiny, vault, make_engine):
+    vault.create_tenant("acme")
+    upload(vault, tenant="acme", name="a", adapter=tiny_adapter(4))
+    engine = make_engine()
+    mixed = engine.generate(tenant="acme", adapter="a", version=0, prompt="abc", params=SamplingParams(max_new_tokens=12))
+    base = engine.generate(tenant="acme", adapter=None, version=0, prompt="Hello world",
+                           params=SamplingParams(max_new_tokens=12))
+    assert collect(base)[0] == peft_greedy(tiny.model, tiny.tokenizer, "Hello world", 12)
+    assert collect(mixed)[1].version == 1
+
+
+def test_seeded_sampling_is_identical_alone_and_in_a_mixed_batch(vault, make_engine):
+    for i in range(4):
+        vault.create_tenant(f"t{i}")
+        upload(vault, tenant=f"t{i}", name="a", adapter=tiny_adapter(20 + i))
+    params = SamplingParams(temperature=1.0, top_p=0.9, top_k=50, seed=1234, max_new_tokens=20)
+    engine = make_engine()
+    alone = collect(engine.generate(tenant="t0", adapter="a", version=0, prompt="Hello", params=params))[0]
+    others = [engine.generate(tenant=f"t{i}", adapter="a", version=0, prompt=PROMPTS[i],
+                              params=SamplingParams(temperature=1.3, seed=i, max_new_tokens=30)) for i in range(1, 4)]
+    mixed = engine.generate(tenant="t0", adapter="a", version=0, prompt="Hello", params=params)
+    assert collect(mixed)[0] == alone
+    other = SamplingParams(temperature=1.0, top_p=0.9, top_k=50, seed=99, max_new_tokens=20)
+    assert collect(engine.generate(tenant="t0", adapter="a", version=0, prompt="Hello", params=other))[0] != alone
+    for handle in others:
+        collect(handle)
