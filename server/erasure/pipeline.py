@@ -58,7 +58,7 @@ class ErasurePipeline:
         self._probe = probe
         self._config = config
         self._clock = clock
-        self._locks = AdapterLocks()
+        self._locks = AdapterLocks(vault)
         self._crash = CrashPoints(config.crash_at)
         self._heads = HeadCache(max_bytes=config.limits.head_cache_bytes)
 
