@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from loravault.core.models import load_base
+from loravault.proto.keys import public_key_dict
 
 from .audit import AuditLog
 from .audit.commands import add_audit_commands, run_audit_command
@@ -41,7 +42,8 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT (or `stop` is set), then let calls in flight finish for grace_seconds."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     base = load_base(config.base)
-    vault = Vault.open(config.data_dir, base_fingerprint=base.fingerprint, database_url=config.database_url)
+    vault = Vault.open(config.data_dir, base_fingerprint=base.fingerprint, database_url=config.database_url,
+                       blobs=config.blobs, s3_endpoint=config.s3_endpoint)
     if vault.ensure_admin_token(config.admin_token_path):
         logger.info("wrote the admin token to %s (readable by its owner only)", config.admin_token_path)
     erasure = build_erasure_pipeline(config, vault=vault, base=base)
@@ -63,9 +65,12 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
 
 
 def build_erasure_pipeline(config: ServerConfig, *, vault: Vault, base: Any) -> ErasurePipeline:
-    """The erasure pipeline over `vault`, signing with the data folder's server key (created on first start)."""
-    audit = AuditLog(vault, signer=load_or_create_server_key(config.data_dir),
-                     checkpoint_every=config.erasure.checkpoint_every)
+    """The erasure pipeline over `vault`, signing with the deployment's server key (config.server_key, or the
+    data folder's, created on first start), which the database must name (see Vault.claim_server_key)."""
+    signer = load_or_create_server_key(config.data_dir, key_file=config.server_key)
+    if vault.claim_server_key(keyid=signer.public_key.keyid, public_key=public_key_dict(signer)):
+        logger.info("recorded server key %s as this deployment's receipt key", signer.public_key.keyid[:12])
+    audit = AuditLog(vault, signer=signer, checkpoint_every=config.erasure.checkpoint_every)
     probe = ProbeRunner(base, config=config.erasure.probe) if config.erasure.probe.enabled else None
     return ErasurePipeline(vault=vault, audit=audit, base_fingerprint=base.fingerprint, probe=probe,
                            config=config.erasure)
@@ -87,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve_cmd.add_argument("--base", default="tiny", help="tiny, smollm2-135m, or a local model folder")
     serve_cmd.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in --data)")
+    serve_cmd.add_argument("--blobs", default=None, help="s3://bucket/prefix (default: blob files in --data)")
+    serve_cmd.add_argument("--s3-endpoint", default=None, help="URL of an S3-compatible store (default: AWS)")
+    serve_cmd.add_argument("--server-key", type=Path, default=None,
+                           help="the deployment's signing key file, shared by its replicas (default: made in --data)")
     serve_cmd.add_argument("--max-concurrent-rpcs", type=int, default=64)
     serve_cmd.add_argument("--tls-cert", type=Path, default=None)
     serve_cmd.add_argument("--tls-key", type=Path, default=None)
@@ -101,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit":
         return run_audit_command(args)
     config = ServerConfig(
-        data_dir=args.data, base=args.base, database_url=args.database_url, host=args.host, port=args.port,
+        data_dir=args.data, base=args.base, database_url=args.database_url, blobs=args.blobs,
+        s3_endpoint=args.s3_endpoint, server_key=args.server_key, host=args.host, port=args.port,
         max_concurrent_rpcs=args.max_concurrent_rpcs, tls_cert=args.tls_cert, tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca, erasure=ErasureConfig(crash_at=os.environ.get(CRASH_AT_ENV) or None),
     )

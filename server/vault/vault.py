@@ -45,7 +45,7 @@ from . import keys as key_rows
 from . import tenants as tenant_rows
 from . import tokens as token_rows
 from . import versions as version_rows
-from . import db_locks
+from . import db_locks, identity
 from .blob_backend import BlobBackend, open_blob_store
 from .blobs import BlobReader, BlobWriter, StagedBlob, check_sha256
 from .commits import label_of
@@ -479,6 +479,11 @@ class Vault:
         with self._read() as conn:
             live = version_rows.live_blob_counts(conn)
         return run_fsck(self._store, live, is_live=self._blob_is_live, repair=repair)
+
+    def claim_server_key(self, *, keyid: str, public_key: dict[str, Any]) -> bool:
+        """Record (True) or check (False) the deployment's receipt-signing key; see identity.claim_server_key."""
+        with self._write() as conn:
+            return identity.claim_server_key(conn, keyid=keyid, public_key=public_key)
 
     @contextmanager
     def hold_adapter_lock(self, *, tenant: str, adapter: str) -> Iterator[None]:
