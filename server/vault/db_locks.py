@@ -42,12 +42,13 @@ def transaction_lock(conn: Connection, *, namespace: str, name: str) -> None:
 
 
 @contextmanager
-def session_lock(engine: Engine, *, namespace: str, name: str, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+def session_lock(engine: Engine, *, namespace: str, name: str, timeout_s: float | None = None) -> Iterator[None]:
     """Hold the lock (namespace, name) for the body, on a connection of its own; UnavailableError after
-    `timeout_s` of waiting for another holder."""
+    `timeout_s` (default LOCK_TIMEOUT_S) of waiting for another holder."""
     if engine.dialect.name != "postgresql":
         yield
         return
+    timeout_s = LOCK_TIMEOUT_S if timeout_s is None else timeout_s
     key = lock_key(namespace=namespace, name=name)
     with engine.connect() as conn:
         try:
