@@ -3,7 +3,8 @@ and the offline audit-log commands (server/audit/commands.py).
 
 The `loravault serve` and `loravault audit` commands of the CLI run this module, so the client never imports
 the server. The environment variable LORAVAULT_CRASH_AT (crash-consistency tests only) is read once, here in
-main(), into the configuration.
+main(), into the configuration, and so is LORAVAULT_DATABASE_URL (the database URL, password included, when
+--database-url is not given: arguments are visible to every user in the process list).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ __all__ = ["main", "serve", "READY_FILE"]
 logger = logging.getLogger(__name__)
 READY_FILE = "serve.json"  # written once the port is bound: {"port": N, "pid": P}
 CRASH_AT_ENV = "LORAVAULT_CRASH_AT"  # testing only: kill the server at this erasure commit step
+# the metadata database's URL when --database-url is not given: a password in it stays out of the process list
+DATABASE_URL_ENV = "LORAVAULT_DATABASE_URL"
 
 
 def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
@@ -91,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--port", type=int, default=50051, help="port to listen on (0 = any free port)")
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve_cmd.add_argument("--base", default="tiny", help="tiny, smollm2-135m, or a local model folder")
-    serve_cmd.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in --data)")
+    serve_cmd.add_argument("--database-url", default=None,
+                           help=f"SQLAlchemy URL (default: ${DATABASE_URL_ENV}, else SQLite in --data)")
     serve_cmd.add_argument("--blobs", default=None, help="s3://bucket/prefix (default: blob files in --data)")
     serve_cmd.add_argument("--s3-endpoint", default=None, help="URL of an S3-compatible store (default: AWS)")
     serve_cmd.add_argument("--server-key", type=Path, default=None,
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit":
         return run_audit_command(args)
     config = ServerConfig(
-        data_dir=args.data, base=args.base, database_url=args.database_url, blobs=args.blobs,
+        data_dir=args.data, base=args.base, blobs=args.blobs,
+        database_url=args.database_url or os.environ.get(DATABASE_URL_ENV) or None,
         s3_endpoint=args.s3_endpoint, server_key=args.server_key, host=args.host, port=args.port,
         max_concurrent_rpcs=args.max_concurrent_rpcs, tls_cert=args.tls_cert, tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca, erasure=ErasureConfig(crash_at=os.environ.get(CRASH_AT_ENV) or None),
