@@ -8,7 +8,8 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from pgcluster import TEMPLATE, PgCluster
+
+from loravault.bench.pgcluster import TEMPLATE, PgCluster
 
 DATABASES = ("sqlite", "postgresql")
 BLOB_BACKENDS = ("files", "s3")

@@ -13,7 +13,7 @@ from sqlalchemy import insert, select, text
 from vault_testkit import FINGERPRINT, MANIFEST, adapter_bytes, blob_exists, make_schema, stage, upload
 
 from loravault.core import AbortedError, FailedPreconditionError, UnavailableError
-from loravault.server.vault import Vault, db_locks
+from loravault.server.vault import Vault, db_locks, pins
 from loravault.server.vault.clock import utc_now
 from loravault.server.vault.database import POOL_SIZE, read_transaction, write_transaction
 from loravault.server.vault.tables import tenants
@@ -177,3 +177,18 @@ def test_a_lost_serialization_race_becomes_aborted_not_a_driver_error(replicas):
             first.execute(insert(tenants).values(name="one", created_at=utc_now()))
             second.execute(insert(tenants).values(name="two", created_at=utc_now()))
             second.commit()  # commits; the first then cannot
+
+
+def test_a_dead_replicas_pin_keeps_its_blob_until_fsck_finds_it_stale(replicas, monkeypatch):
+    """A replica that dies between staging and committing leaves a pin row: the blob is kept (never lost), and
+    once the pin is older than STALE_PIN_S, fsck --repair removes the pin, then the orphan."""
+    a, b = replicas
+    staged = stage(b, adapter_bytes(7))
+    b._store._pins._mine.clear()  # B dies: its memory of the pin goes, the row stays
+    assert a.fsck(repair=True).removed == () and blob_exists(a, staged.sha256)  # not stale yet: kept
+    monkeypatch.setattr(pins, "STALE_PIN_S", 0)
+    first = a.fsck(repair=True)
+    assert [name.split()[0] for name in first.temp_files] == ["pin"] and first.orphans == ()
+    second = a.fsck(repair=True)
+    assert second.orphans == (staged.sha256,) and second.removed == (staged.sha256,)
+    assert not blob_exists(a, staged.sha256) and a.fsck().clean

@@ -1,9 +1,11 @@
-"""A throwaway PostgreSQL 15 cluster for the tests: initdb in a temporary folder, 127.0.0.1 on a free port.
+"""A throwaway PostgreSQL 15 cluster for the tests and the scale-out benchmark: initdb in a temporary folder,
+127.0.0.1 on a free port.
 
 initdb refuses to run as root, so as root the cluster is made and run by an unprivileged system user: the
-Debian package's `postgres` when it exists, else `loravault-pg`, created here with useradd. Durability is
-off (fsync, synchronous_commit, full_page_writes): the tests kill servers, never the machine, and a cluster
-that lives one session needs no crash safety. Each test gets its own database, copied from a template that
+Debian package's `postgres` when it exists, else `loravault-pg`, created here with useradd. For the tests
+durability is off (fsync, synchronous_commit, full_page_writes): they kill servers, never the machine, and a
+cluster that lives one session needs no crash safety; the benchmark keeps it on (`durable=True`), as a
+deployment would. Each test gets its own database, copied from a template that
 the migrations already ran on (CREATE DATABASE ... TEMPLATE takes milliseconds); a test of the migrations
 themselves uses an empty one.
 """
@@ -61,7 +63,8 @@ def _free_port() -> int:
 class PgCluster:
     """One running cluster; `create_database` hands out fresh databases, `stop` removes everything."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
         self.bin = find_pg_bin()
         self.root = Path(tempfile.mkdtemp(prefix="loravault-pg-"))
         self.data = self.root / "data"
@@ -74,11 +77,13 @@ class PgCluster:
 
     def start(self) -> None:
         self._pg("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
-                 "--no-sync", "--no-instructions")
+                 "--no-instructions", *([] if self.durable else ["--no-sync"]))
         for attempt in range(3):  # the free port may be taken between the probe and the bind
             self.port = _free_port()
             options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.root} "
-                       "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+                       "-c max_connections=300")
+            if not self.durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             result = self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options,
                               "-w", "-t", "60", "start", check=False)
             if result.returncode == 0:
