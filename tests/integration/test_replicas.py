@@ -1,7 +1,8 @@
 """Three `loravault serve` processes on one PostgreSQL database and one bucket (moto's S3 server), as a
 deployment behind a load balancer runs them: races on one adapter across replicas have exactly one winner
 per parent version and ABORTED losers, nothing is lost, the audit chain stays linear and verifies, a receipt
-verifies whichever replica issued it, and a purge on one replica is seen by every other at once.
+verifies whichever replica issued it, and a purge on one replica is seen by every other at once. (Erasure
+losers answer ABORTED, or FAILED_PRECONDITION when the winner's erasure already purged their parent.)
 
 Bounded: three replicas, three racers per round, a few rounds, every wait with a timeout.
 """
@@ -175,7 +176,11 @@ def test_erasures_racing_across_replicas_commit_once_and_the_purge_is_seen_every
                  for c, s in zip(clients, subs, strict=True)]
         wins, losses = _race(calls)
         assert len(wins) == 1 and len(losses) == REPLICAS - 1
-        assert all(isinstance(error, AbortedError) for error in losses), losses
+        # a loser that the winner's lock made wait finds its parent purged by the winner (binding checks the
+        # floor first: FAILED_PRECONDITION naming it); one that got past binding first loses the CAS (ABORTED)
+        for error in losses:
+            assert isinstance(error, AbortedError) or (isinstance(error, FailedPreconditionError) and
+                                                       f"below the erasure floor v{number + 1}" in str(error)), error
         winner = wins[0]
         manifest = next(s.manifest for s in subs if s.manifest.result_hash == winner.version.blob_sha256)
         verify_receipt(winner.envelope, server_key=server_key, manifest=manifest)  # whoever issued it
@@ -201,7 +206,7 @@ def test_the_audit_log_verifies_offline_from_any_replicas_folder(deployment, wor
         entries = [AuditEntry(index=e.index, entry_hash=e.entry_hash, previous_hash=e.previous_hash, body=e.body)
                    for e in admin.stream_audit_log()]
     assert verify_chain(entries).size == len(entries) >= 2
-    for number in (0, REPLICAS - 1):
+    for number in (REPLICAS - 1,):  # a replica that did not bootstrap: nothing of the log is in its folder
         verified = subprocess.run(
             [sys.executable, "-m", "loravault.server", "audit", "verify", "--data", str(deployment.root / f"r{number}"),
              "--database-url", deployment.database_url], capture_output=True, text=True, timeout=120)
