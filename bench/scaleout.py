@@ -207,6 +207,40 @@ def measure(config: ScaleoutBenchConfig, targets: list[str], token: str, base: A
             "head_p50_ms": round(percentile(samples, 50), 2), "head_p99_ms": round(percentile(samples, 99), 2)}
 
 
+def measure_parts(*, endpoint: str, bucket: str, pg_url: str, sqlite_url: str, count: int = 100) -> dict[str, Any]:
+    """Where an upload's time goes: one small object PUT, one empty write transaction on each database (the
+    PostgreSQL one with the advisory lock that pins take), medians over `count` sequential calls."""
+    from sqlalchemy import text
+
+    from loravault.server.vault.database import open_engine, write_transaction
+    from loravault.server.vault.db_locks import transaction_lock
+
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"], region_name=S3_ENV["AWS_DEFAULT_REGION"])
+    body = os.urandom(30_000)  # about a tiny adapter's size
+
+    def timed(call: Callable[[int], object]) -> float:
+        samples = []
+        for number in range(count):
+            start = time.perf_counter()
+            call(number)
+            samples.append((time.perf_counter() - start) * 1000)
+        return round(percentile(samples, 50), 2)
+
+    parts = {"s3_put_30kb_p50_ms": timed(lambda n: client.put_object(Bucket=bucket, Key=f"probe/{n}", Body=body))}
+    for name, url in (("postgresql", pg_url), ("sqlite", sqlite_url)):
+        engine = open_engine(url)
+
+        def transaction(number: int, engine: Any = engine) -> None:
+            with write_transaction(engine) as conn:
+                transaction_lock(conn, namespace="bench", name=str(number))
+                conn.execute(text("SELECT 1"))
+
+        parts[f"{name}_write_transaction_p50_ms"] = timed(transaction)
+        engine.dispose()
+    return parts
+
+
 def run(config: ScaleoutBenchConfig) -> dict[str, Any]:
     before = machine()
     base = load_base("tiny")
@@ -239,6 +273,8 @@ def run(config: ScaleoutBenchConfig) -> dict[str, Any]:
                 finally:
                     _stop(processes)
                 steps.update()
+            results["parts"] = measure_parts(endpoint=endpoint, bucket=bucket, pg_url=args[1],
+                                             sqlite_url=f"sqlite:///{root / 'parts.db'}")
         finally:
             moto.terminate()
             cluster.stop()
@@ -268,6 +304,8 @@ def table(results: dict[str, Any]) -> str:
         "sequential GetAdapter/ListVersions calls.\n\n"
         + markdown_table(["replicas", "uploads/s", "erasures/s", "head/list p50 ms", "head/list p99 ms",
                           "uploads vs SQLite", "erasures vs SQLite"], rows)
+        + "\nParts (medians of 100 sequential calls): " + ", ".join(
+            f"{name} {value}" for name, value in results.get("parts", {}).items()) + "\n"
     )
 
 
