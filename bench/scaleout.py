@@ -83,6 +83,11 @@ def _start_moto() -> tuple[subprocess.Popen, str]:
     raise RuntimeError("moto's S3 server did not start")
 
 
+def _s3(endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"], region_name=S3_ENV["AWS_DEFAULT_REGION"])
+
+
 def _start_replica(data: Path, args: list[str]) -> tuple[subprocess.Popen, str]:
     ready = data / "serve.json"
     data.mkdir(parents=True, exist_ok=True)
@@ -215,8 +220,7 @@ def measure_parts(*, endpoint: str, bucket: str, pg_url: str, sqlite_url: str, c
     from loravault.server.vault.database import open_engine, write_transaction
     from loravault.server.vault.db_locks import transaction_lock
 
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"], region_name=S3_ENV["AWS_DEFAULT_REGION"])
+    client = _s3(endpoint)
     body = os.urandom(30_000)  # about a tiny adapter's size
 
     def timed(call: Callable[[int], object]) -> float:
@@ -260,9 +264,7 @@ def run(config: ScaleoutBenchConfig) -> dict[str, Any]:
         try:
             for count in config.replicas:
                 bucket = f"bench-{secrets.token_hex(4)}"
-                boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
-                             aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
-                             region_name=S3_ENV["AWS_DEFAULT_REGION"]).create_bucket(Bucket=bucket)
+                _s3(endpoint).create_bucket(Bucket=bucket)
                 key = root / f"key-{count}.pem"
                 save_private_key(key, generate_private_key_pem())
                 args = ["--database-url", cluster.url(cluster.create_database(template="template1")),
