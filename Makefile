@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test proto fuzz bench-vault bench-eraser bench-protocol bench-erasure bench-inference check-layers clean
+.PHONY: install demo test proto fuzz bench-vault bench-eraser bench-protocol bench-erasure bench-inference bench-scaleout check-layers clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench-eraser: $(STAMP)
 
 bench-protocol: $(STAMP)
 	$(BIN)/python -m loravault.bench.protocol
+
+bench-scaleout: $(STAMP)
+	$(BIN)/python -m loravault.bench.scaleout
 
 bench-erasure: $(STAMP)
 	$(BIN)/python -m loravault.bench.erasure --base $(BASE) $(if $(EXTRA),--extra)

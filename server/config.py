@@ -24,6 +24,9 @@ class ServerConfig:
     data_dir: Path  # metadata database, blobs, admin token file, server key
     base: str = "tiny"  # tiny | smollm2-135m | a local Hugging Face model folder
     database_url: str | None = None  # SQLAlchemy URL; None = SQLite (WAL) inside data_dir
+    blobs: str | None = None  # s3://bucket/prefix; None = blob files inside data_dir
+    s3_endpoint: str | None = None  # the S3-compatible endpoint's URL (None: AWS); credentials: AWS env/files
+    server_key: Path | None = None  # the deployment's signing key file; None = one made in data_dir
     # network
     host: str = "127.0.0.1"
     port: int = 0  # 0 = any free port (tests)
@@ -50,6 +53,10 @@ class ServerConfig:
             raise InvalidArgumentError("max_workers and max_concurrent_rpcs must be at least 1")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise InvalidArgumentError("TLS needs both --tls-cert and --tls-key")
+        if self.s3_endpoint is not None and self.blobs is None:
+            raise InvalidArgumentError("--s3-endpoint needs --blobs s3://bucket/prefix")
+        if self.blobs is not None and not self.blobs.startswith("s3://"):
+            raise InvalidArgumentError(f"--blobs {self.blobs!r}: only s3://bucket/prefix (omit it for files)")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise InvalidArgumentError("mTLS (--tls-client-ca) needs --tls-cert and --tls-key")
 

@@ -3,7 +3,8 @@ and the offline audit-log commands (server/audit/commands.py).
 
 The `loravault serve` and `loravault audit` commands of the CLI run this module, so the client never imports
 the server. The environment variable LORAVAULT_CRASH_AT (crash-consistency tests only) is read once, here in
-main(), into the configuration.
+main(), into the configuration, and so is LORAVAULT_DATABASE_URL (the database URL, password included, when
+--database-url is not given: arguments are visible to every user in the process list).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from loravault.core.models import load_base
+from loravault.proto.keys import public_key_dict
 
 from .audit import AuditLog
 from .audit.commands import add_audit_commands, run_audit_command
@@ -37,13 +39,16 @@ __all__ = ["main", "serve", "READY_FILE"]
 logger = logging.getLogger(__name__)
 READY_FILE = "serve.json"  # written once the port is bound: {"port": N, "pid": P}
 CRASH_AT_ENV = "LORAVAULT_CRASH_AT"  # testing only: kill the server at this erasure commit step
+# the metadata database's URL when --database-url is not given: a password in it stays out of the process list
+DATABASE_URL_ENV = "LORAVAULT_DATABASE_URL"
 
 
 def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT (or `stop` is set), then let calls in flight finish for grace_seconds."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     base = load_base(config.base)
-    vault = Vault.open(config.data_dir, base_fingerprint=base.fingerprint, database_url=config.database_url)
+    vault = Vault.open(config.data_dir, base_fingerprint=base.fingerprint, database_url=config.database_url,
+                       blobs=config.blobs, s3_endpoint=config.s3_endpoint)
     if vault.ensure_admin_token(config.admin_token_path):
         logger.info("wrote the admin token to %s (readable by its owner only)", config.admin_token_path)
     events = PurgeEvents()
@@ -75,10 +80,13 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
 
 def build_erasure_pipeline(config: ServerConfig, *, vault: Vault, base: Any,
                            events: PurgeEvents | None = None) -> ErasurePipeline:
-    """The erasure pipeline over `vault`, signing with the data folder's server key (created on first start);
-    every committed erasure is announced on `events`."""
-    audit = AuditLog(vault, signer=load_or_create_server_key(config.data_dir),
-                     checkpoint_every=config.erasure.checkpoint_every)
+    """The erasure pipeline over `vault`, signing with the deployment's server key (config.server_key, or the
+    data folder's, created on first start), which the database must name (see Vault.claim_server_key); every
+    committed erasure is announced on `events`."""
+    signer = load_or_create_server_key(config.data_dir, key_file=config.server_key)
+    if vault.claim_server_key(keyid=signer.public_key.keyid, public_key=public_key_dict(signer)):
+        logger.info("recorded server key %s as this deployment's receipt key", signer.public_key.keyid[:12])
+    audit = AuditLog(vault, signer=signer, checkpoint_every=config.erasure.checkpoint_every)
     probe = ProbeRunner(base, config=config.erasure.probe) if config.erasure.probe.enabled else None
     return ErasurePipeline(vault=vault, audit=audit, base_fingerprint=base.fingerprint, probe=probe,
                            config=config.erasure, events=events)
@@ -99,7 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--port", type=int, default=50051, help="port to listen on (0 = any free port)")
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve_cmd.add_argument("--base", default="tiny", help="tiny, smollm2-135m, or a local model folder")
-    serve_cmd.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in --data)")
+    serve_cmd.add_argument("--database-url", default=None,
+                           help=f"SQLAlchemy URL (default: ${DATABASE_URL_ENV}, else SQLite in --data)")
+    serve_cmd.add_argument("--blobs", default=None, help="s3://bucket/prefix (default: blob files in --data)")
+    serve_cmd.add_argument("--s3-endpoint", default=None, help="URL of an S3-compatible store (default: AWS)")
+    serve_cmd.add_argument("--server-key", type=Path, default=None,
+                           help="the deployment's signing key file, shared by its replicas (default: made in --data)")
     serve_cmd.add_argument("--max-concurrent-rpcs", type=int, default=64)
     serve_cmd.add_argument("--max-adapter-mib", type=int, default=DEFAULT_MAX_ADAPTER_BYTES >> 20,
                            help="the largest adapter anyone may create or upload (CreateAdapter, Upload)")
@@ -137,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit":
         return run_audit_command(args)
     config = ServerConfig(
-        data_dir=args.data, base=args.base, database_url=args.database_url, host=args.host, port=args.port,
-        max_concurrent_rpcs=args.max_concurrent_rpcs, max_adapter_bytes=args.max_adapter_mib << 20, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        data_dir=args.data, base=args.base, blobs=args.blobs,
+        database_url=args.database_url or os.environ.get(DATABASE_URL_ENV) or None,
+        s3_endpoint=args.s3_endpoint, server_key=args.server_key, host=args.host, port=args.port,
+        max_concurrent_rpcs=args.max_concurrent_rpcs, max_adapter_bytes=args.max_adapter_mib << 20,
+        tls_cert=args.tls_cert, tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca, erasure=ErasureConfig(crash_at=os.environ.get(CRASH_AT_ENV) or None),
         inference=_inference_config(args),
     )

@@ -1,4 +1,6 @@
-"""The server's own Ed25519 key: created on first start in the data folder (mode 0600), loaded after that.
+"""The server's own Ed25519 key: created on first start in the data folder (mode 0600), loaded after that; or,
+for a deployment of several replicas, one key file every replica is given (`serve --server-key`, e.g. from a
+Kubernetes Secret), so a receipt verifies whichever replica signed it.
 
 It signs erasure receipts and audit-log checkpoints. Beside the private key the server writes its public key
 in securesystemslib form, so an auditor can verify a log offline without reading the private key.
@@ -36,16 +38,23 @@ SERVER_KEY_FILE = "server_ed25519.pem"
 SERVER_PUBLIC_KEY_FILE = "server_ed25519.pub.json"
 
 
-def load_or_create_server_key(data_dir: Path) -> CryptoSigner:
-    """The server's signer: loaded from `data_dir`, or generated there (0600, durably) on first start.
+def load_or_create_server_key(data_dir: Path, *, key_file: Path | None = None) -> CryptoSigner:
+    """The server's signer: from `key_file` when given (never created: NotFoundError when missing), else
+    loaded from `data_dir`, or generated there (0600, durably) on first start. The public key file is written
+    beside the data either way, for `loravault audit verify`.
 
     Raises PermissionError when the key file is readable by others (chmod 600 it), MalformedKeyError when it
     is not an Ed25519 key, DataLossError when the public key file names another key.
     """
-    path = Path(data_dir) / SERVER_KEY_FILE
-    if not path.exists():
-        save_private_key(path, generate_private_key_pem())
-        logger.info("generated the server signing key %s", path)
+    if key_file is not None:
+        path = Path(key_file).resolve()  # a Secret volume links its files: load the file the link names
+        if not path.is_file():
+            raise NotFoundError(f"server key file {key_file} does not exist; make one with `loravault keys generate PATH`")
+    else:
+        path = Path(data_dir) / SERVER_KEY_FILE
+        if not path.exists():
+            save_private_key(path, generate_private_key_pem())
+            logger.info("generated the server signing key %s", path)
     signer = load_private_key(path)
     public_path = Path(data_dir) / SERVER_PUBLIC_KEY_FILE
     public = public_key_dict(signer)

@@ -5,9 +5,11 @@ the change, signs receipts and checkpoints; reads entries, receipts and checkpoi
     >>> vault.erasure_commit(..., in_transaction=lambda conn, version: log.append(conn, record))
 
 Guarantees: an entry and its erasure commit together or not at all (one transaction); entries are never
-updated or deleted; each receipt is signed over the entry's final index and hash. Index allocation relies on
-the vault's serialized write transactions (SQLite BEGIN IMMEDIATE); on PostgreSQL a concurrent append loses
-on the primary key and its whole erasure transaction rolls back.
+updated or deleted; each receipt is signed over the entry's final index and hash. Appends are serialized by
+the log's lock in the database (db_locks.transaction_lock, held to the end of the erasure's transaction): on
+SQLite every write transaction already runs alone (BEGIN IMMEDIATE), on PostgreSQL an advisory lock makes
+replicas append one at a time, each reading the last entry only after the previous append committed, so the
+chain never forks and no append is lost.
 """
 
 from __future__ import annotations
@@ -91,7 +93,9 @@ class AuditLog:
         return entry
 
     def _next_entry(self, conn: Connection, body: bytes) -> AuditEntry:
-        """`body` linked after the log's last entry (not yet inserted)."""
+        """`body` linked after the log's last entry (not yet inserted), with the log locked to the end of the
+        caller's transaction, so no other append can link after the same entry."""
+        rows.lock_log(conn)
         last = rows.last_entry(conn)
         previous = GENESIS_HASH if last is None else last.entry_hash
         return AuditEntry(index=0 if last is None else last.index + 1,
@@ -106,6 +110,7 @@ class AuditLog:
     def checkpoint_now(self, *, time: int) -> StoredCheckpoint:
         """Sign a checkpoint of the log as it is now (the stored one, if this size already has one)."""
         with self._vault.write_transaction() as conn:
+            rows.lock_log(conn)
             last = rows.last_entry(conn)
             size = 0 if last is None else last.index + 1
             existing = [c for c in rows.list_checkpoints(conn) if c.size == size]

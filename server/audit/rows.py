@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select
 
+from ..vault.db_locks import transaction_lock
 from ..vault.tables import audit_checkpoints, audit_log
 from .chain import AuditEntry
 
@@ -25,6 +26,7 @@ __all__ = [
     "insert_entry",
     "last_entry",
     "list_checkpoints",
+    "lock_log",
     "receipts_by_index",
 ]
 
@@ -48,6 +50,11 @@ class StoredCheckpoint:
     size: int
     head_hash: str
     envelope: bytes
+
+
+def lock_log(conn: Connection) -> None:
+    """Serialize appends until the caller's transaction ends (see log.py): taken before reading the last entry."""
+    transaction_lock(conn, namespace="audit", name="log")
 
 
 def last_entry(conn: Connection) -> AuditEntry | None:

@@ -61,7 +61,7 @@ class ErasurePipeline:
         self._config = config
         self._clock = clock
         self._events = events  # told of every committed erasure, so caches of purged versions drop them at once
-        self._locks = AdapterLocks()
+        self._locks = AdapterLocks(vault)
         self._crash = CrashPoints(config.crash_at)
         self._heads = HeadCache(max_bytes=config.limits.head_cache_bytes)
 

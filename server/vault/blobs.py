@@ -15,7 +15,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import TracebackType
 
 from loravault.core import DataLossError, FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
@@ -45,7 +45,7 @@ class StagedBlob:
 
     sha256: str  # hex SHA-256 of the bytes
     size: int  # bytes
-    path: Path  # its final content-addressed path
+    path: PurePath  # its final content-addressed path (a file path, or an object key in a bucket)
 
 
 class BlobWriter:
@@ -296,6 +296,25 @@ class BlobStore:
             for path in self.root.glob("??/*")
             if _SHA256_HEX.fullmatch(path.name) and path.parent.name == path.name[:2]
         )
+
+    def stale_temps(self) -> list[str]:
+        """The stale temporary files by name, relative to the store's folder (fsck's view)."""
+        return [str(path.relative_to(self.root)) for path in self.stale_temp_files()]
+
+    def remove_temp(self, name: str) -> None:
+        """Remove one temporary file that stale_temps named."""
+        parts = Path(name).parts
+        path = self.root / name
+        if not 1 <= len(parts) <= 2 or ".." in parts or not path.name.startswith(TEMP_PREFIX):
+            raise InvalidArgumentError(f"{name!r} is not a temporary file of this store")
+        path.unlink(missing_ok=True)
+
+    def remove_crash_leftovers(self) -> int:
+        """Remove every stale temporary file: the open vault owns the folder, so they are a crash's debris."""
+        leftovers = self.stale_temp_files()
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
 
     def stale_temp_files(self) -> list[Path]:
         """Temporary files no live writer of this process owns: leftovers of a crash or an abort."""

@@ -1,7 +1,8 @@
 """The consistency check between version rows and blob files: missing, corrupt, orphaned, left over.
 
-A crash can leave two kinds of debris and never a dangling reference: temporary files of unfinished writes,
-and blob files whose versions were purged or deleted just before the files were removed. Both are safe to
+A crash can leave two kinds of debris and never a dangling reference: temporary files of unfinished writes
+(in a bucket: temporary objects, unfinished multipart uploads, and the dead writer's pins), and blobs whose
+versions were purged or deleted just before the blobs were removed. The same check runs over either backend. Both are safe to
 delete. A missing or corrupt blob is reported, never "repaired": only a backup can bring it back.
 """
 
@@ -11,7 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
-from .blobs import BlobStore
+from .blob_backend import BlobBackend
 from .records import FsckReport
 
 __all__ = ["run_fsck"]
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def run_fsck(
-    store: BlobStore, live: Counter[str], *, is_live: Callable[[str], bool], repair: bool
+    store: BlobBackend, live: Counter[str], *, is_live: Callable[[str], bool], repair: bool
 ) -> FsckReport:
     """Check every live blob's bytes, then find orphans and temporary files; remove those with `repair`.
 
@@ -35,20 +36,20 @@ def run_fsck(
         elif actual != sha256:
             corrupt.append(sha256)
     orphans = [sha for sha in store.stored_digests() if sha not in live and not store.is_pinned(sha)]
-    temps = store.stale_temp_files()
+    temps = store.stale_temps()
     removed: list[str] = []
     if repair:
         removed += store.delete_unreferenced(orphans, is_referenced=is_live)
-        for path in temps:
-            path.unlink(missing_ok=True)
-            removed.append(str(path.relative_to(store.root)))
+        for name in temps:
+            store.remove_temp(name)
+            removed.append(name)
     report = FsckReport(
         checked_versions=sum(live.values()),
         checked_blobs=len(live),
         missing=tuple(missing),
         corrupt=tuple(corrupt),
         orphans=tuple(orphans),
-        temp_files=tuple(str(path.relative_to(store.root)) for path in temps),
+        temp_files=tuple(temps),
         repaired=repair,
         removed=tuple(removed),
     )

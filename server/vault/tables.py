@@ -23,7 +23,18 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["adapters", "audit_checkpoints", "audit_log", "keys", "metadata", "tenants", "tokens", "versions"]
+__all__ = [
+    "adapters",
+    "audit_checkpoints",
+    "audit_log",
+    "blob_pins",
+    "keys",
+    "metadata",
+    "server_identity",
+    "tenants",
+    "tokens",
+    "versions",
+]
 
 metadata = MetaData()
 
@@ -120,4 +131,23 @@ audit_checkpoints = Table(
     Column("head_hash", String(64), nullable=False),
     Column("envelope", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# scale-out (migration 0003): pins on blobs staged in a shared bucket, and the deployment's server key
+blob_pins = Table(
+    "blob_pins",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("blob_sha256", String(64), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+server_identity = Table(
+    "server_identity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("keyid", String(64), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("id = 1", name="ck_server_identity_one_row"),
 )

@@ -12,6 +12,9 @@ Guarantees: the head moves only by compare-and-swap on the parent version; a blo
 references it; a blob file is deleted only after the commit that made it unreferenced, and never while a live
 version or a staged upload still uses it. Thread-safe: share one Vault across a gRPC thread pool. The only
 lock it holds is the blob store's, for file renames and unlinks, never during model compute.
+
+Several server replicas may open Vaults on one PostgreSQL database and one bucket (each with its own data
+folder): whatever must be serialized across them takes a lock in the database (db_locks), never in memory.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from . import keys as key_rows
 from . import tenants as tenant_rows
 from . import tokens as token_rows
 from . import versions as version_rows
-from .blobs import BlobReader, BlobStore, BlobWriter, StagedBlob, check_sha256
+from . import db_locks, identity
+from .blob_backend import BlobBackend, open_blob_store
+from .blobs import BlobReader, BlobWriter, StagedBlob, check_sha256
 from .commits import label_of
 from .datadir_lock import DataDirLock
 from .database import open_engine, read_transaction, upgrade, write_transaction
@@ -88,7 +93,7 @@ def _require_no_active_key(conn: Connection, *, tenant_id: int, tenant: str, cha
 class Vault:
     """Tenants, tokens, keys, adapters and versions over one database and one blob folder. Use `Vault.open`."""
 
-    def __init__(self, *, engine: Engine, store: BlobStore, lock: DataDirLock, base_fingerprint: str) -> None:
+    def __init__(self, *, engine: Engine, store: BlobBackend, lock: DataDirLock, base_fingerprint: str) -> None:
         self._engine = engine
         self._store = store
         self._lock = lock
@@ -96,12 +101,21 @@ class Vault:
         self._closed = False
 
     @classmethod
-    def open(cls, data_dir: Path, *, base_fingerprint: str, database_url: str | None = None) -> Vault:
+    def open(
+        cls,
+        data_dir: Path,
+        *,
+        base_fingerprint: str,
+        database_url: str | None = None,
+        blobs: str | None = None,
+        s3_endpoint: str | None = None,
+    ) -> Vault:
         """Open (creating if needed) the vault in `data_dir` and bring its schema to the newest migration.
 
-        The default database is SQLite at `<data_dir>/vault.db`; blobs live in `<data_dir>/blobs`. One open
-        Vault per folder (UnavailableError otherwise, see datadir_lock); temporary files left by a crashed
-        predecessor are removed here, so an interrupted upload leaves nothing behind.
+        The default database is SQLite at `<data_dir>/vault.db`; blobs live in `<data_dir>/blobs`, or with
+        `blobs="s3://bucket/prefix"` in that bucket (at `s3_endpoint`, see blob_backend). One open Vault per
+        folder (UnavailableError otherwise, see datadir_lock); temporary files left by a crashed predecessor
+        are removed here, so an interrupted upload leaves nothing behind.
         """
         if not isinstance(base_fingerprint, str) or not _HEX64.fullmatch(base_fingerprint):
             raise InvalidArgumentError("base fingerprint must be 64 lowercase hex digits (a SHA-256)")
@@ -115,15 +129,17 @@ class Vault:
             except BaseException:
                 engine.dispose()
                 raise
-            store = BlobStore(data_dir / "blobs")
+            try:
+                store = open_blob_store(blobs, data_dir=data_dir, engine=engine, s3_endpoint=s3_endpoint)
+            except BaseException:
+                engine.dispose()
+                raise
         except BaseException:
             lock.release()
             raise
-        leftovers = store.stale_temp_files()
-        for path in leftovers:
-            path.unlink(missing_ok=True)
+        leftovers = store.remove_crash_leftovers()
         if leftovers:
-            log.warning("removed %d temporary file(s) left by an interrupted write", len(leftovers))
+            log.warning("removed %d temporary file(s) left by an interrupted write", leftovers)
         log.info("opened vault in %s (%s)", data_dir, engine.dialect.name)
         return cls(engine=engine, store=store, lock=lock, base_fingerprint=base_fingerprint)
 
@@ -202,6 +218,7 @@ class Vault:
         written = False
         try:
             with self._write() as conn:
+                db_locks.transaction_lock(conn, namespace="bootstrap", name="admin-token")  # replicas start together
                 issued = token_rows.insert_first_admin(conn)
                 if issued is None:
                     return None
@@ -225,7 +242,7 @@ class Vault:
         `in_transaction(conn, policy)` runs in the same transaction with the resulting keys and threshold.
         """
         with self._write() as conn:
-            tenant_id = self._tenant_id(conn, tenant)
+            tenant_id = self._keys_locked(conn, tenant)
             if trust_on_first_use:
                 _require_no_active_key(conn, tenant_id=tenant_id, tenant=tenant, change="add a key")
             keyid = key_rows.insert_key(conn, tenant_id=tenant_id, tenant=tenant, public_key=public_key)
@@ -243,7 +260,7 @@ class Vault:
         `trust_on_first_use` and `in_transaction` as for `add_key`.
         """
         with self._write() as conn:
-            tenant_id = self._tenant_id(conn, tenant)
+            tenant_id = self._keys_locked(conn, tenant)
             if trust_on_first_use:
                 _require_no_active_key(conn, tenant_id=tenant_id, tenant=tenant, change="revoke a key")
             key_rows.revoke_key_row(conn, tenant_id=tenant_id, tenant=tenant, keyid=keyid)
@@ -258,7 +275,7 @@ class Vault:
         if not isinstance(threshold, int) or isinstance(threshold, bool):
             raise InvalidArgumentError(f"signing threshold must be an integer, got {threshold!r}")
         with self._write() as conn:
-            tenant_id = self._tenant_id(conn, tenant)
+            tenant_id = self._keys_locked(conn, tenant)
             if trust_on_first_use:
                 _require_no_active_key(conn, tenant_id=tenant_id, tenant=tenant, change="change the threshold")
             active = key_rows.active_key_count(conn, tenant_id=tenant_id)
@@ -297,7 +314,7 @@ class Vault:
         A key revoked earlier cannot come back (AlreadyExistsError); the threshold must be 1..len(public_keys).
         """
         with self._write() as conn:
-            tenant_id = self._tenant_id(conn, tenant)
+            tenant_id = self._keys_locked(conn, tenant)
             records = key_rows.list_key_records(conn, tenant_id=tenant_id)
             active = {k.keyid for k in records if k.status == "active"}
             if active != set(expected_active):
@@ -512,6 +529,22 @@ class Vault:
             live = version_rows.live_blob_counts(conn)
         return run_fsck(self._store, live, is_live=self._blob_is_live, repair=repair)
 
+    def claim_server_key(self, *, keyid: str, public_key: dict[str, Any]) -> bool:
+        """Record (True) or check (False) the deployment's receipt-signing key; see identity.claim_server_key."""
+        with self._write() as conn:
+            return identity.claim_server_key(conn, keyid=keyid, public_key=public_key)
+
+    @contextmanager
+    def hold_adapter_lock(self, *, tenant: str, adapter: str) -> Iterator[None]:
+        """Exclude every other replica's holder of this adapter's lock for the body (see db_locks.session_lock).
+
+        The erasure pipeline holds it from binding to commit, so two replicas never verify and merge against
+        the same head at once; the compare-and-swap stays the final word.
+        """
+        self._check_open()
+        with db_locks.session_lock(self._engine, namespace="adapter", name=f"{tenant}/{adapter}"):
+            yield
+
     # transactions lent to the audit log (loravault.server.audit owns the audit tables' rows)
 
     @contextmanager
@@ -576,6 +609,13 @@ class Vault:
     def _blob_is_live(self, sha256: str) -> bool:
         with self._read() as conn:
             return version_rows.blob_is_live(conn, sha256)
+
+    def _keys_locked(self, conn: Connection, tenant: str) -> int:
+        """The tenant's id, with its keys and threshold locked for this transaction (replicas change them one
+        at a time: each change reads the active keys, then writes)."""
+        tenant_id = self._tenant_id(conn, tenant)
+        db_locks.transaction_lock(conn, namespace="tenant-keys", name=tenant)
+        return tenant_id
 
     def _tenant_id(self, conn: Connection, tenant: str) -> int:
         return tenant_rows.get_tenant_id(conn, check_name(tenant, what="tenant"))

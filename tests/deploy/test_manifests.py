@@ -93,14 +93,41 @@ def test_the_build_context_leaves_out_the_virtualenv_and_git():
     assert {".venv", ".git"} <= set(ignored)
 
 
-def test_compose_runs_serve_on_loopback_with_a_volume_and_a_health_check():
-    (service,) = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"].values()
-    args = _serve_args(service["command"])
-    assert args.data == Path("/data") and args.port == PORT
-    assert service["ports"] == [f"127.0.0.1:{PORT}:{PORT}"]  # never published beyond this machine
-    assert any(volume.endswith(":/data") for volume in service["volumes"])
-    assert service["healthcheck"]["test"][1:] == ["loravault", "--server", f"127.0.0.1:{PORT}", "health"]
-    assert service["build"]["dockerfile"] == "deploy/Dockerfile" and (DEPLOY / service["build"]["context"]).resolve() == ROOT
+def _store_of(args: object) -> tuple:
+    return args.blobs, args.s3_endpoint, args.server_key
+
+
+def test_compose_runs_replicas_on_one_database_bucket_and_key_behind_loopback():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert services["postgres"]["image"].startswith("postgres:15")
+    assert services["minio"]["image"].startswith("minio/minio:")
+    vaults = {name: service for name, service in services.items() if name.startswith("vault-")}
+    assert len(vaults) >= 2
+    parsed = {name: _serve_args(service["command"]) for name, service in vaults.items()}
+    for name, service in vaults.items():
+        args = parsed[name]
+        assert args.data == Path("/data") and args.port == PORT
+        ServerConfig(data_dir=args.data, blobs=args.blobs, s3_endpoint=args.s3_endpoint,
+                     server_key=args.server_key)  # the configuration accepts them, not only the parser
+        assert args.database_url is None and service["environment"]["LORAVAULT_DATABASE_URL"].startswith(
+            "postgresql://")  # the password stays out of the process list
+        assert all(port.startswith("127.0.0.1:") for port in service["ports"])  # never beyond this machine
+        assert any(volume.endswith(":/data") for volume in service["volumes"])
+        key_mount = next(v for v in service["volumes"] if v.split(":")[1] == str(args.server_key))
+        assert key_mount.endswith(":ro") and key_mount.startswith("./secrets/")
+        assert service["healthcheck"]["test"][1:] == ["loravault", "--server", f"127.0.0.1:{PORT}", "health"]
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert service["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert (DEPLOY / service["build"]["context"]).resolve() == ROOT
+    assert len({_store_of(args) for args in parsed.values()}) == 1  # one bucket, one endpoint, one key
+    assert len({service["environment"]["LORAVAULT_DATABASE_URL"] for service in vaults.values()}) == 1
+    assert len({volume for service in vaults.values() for volume in service["volumes"]
+                if volume.endswith(":/data")}) == len(vaults)  # each replica its own scratch folder
+    bucket = _store_of(next(iter(parsed.values())))[0].split("/")[2]
+    assert f"local/{bucket}" in " ".join(services["bucket"]["entrypoint"])
+    for folder in ("secrets", "deploy/secrets"):  # the server key never lands in git or in the image
+        assert folder in (ROOT / ".gitignore").read_text() + (ROOT / ".dockerignore").read_text()
 
 
 def _k8s() -> dict[str, dict]:
@@ -110,22 +137,47 @@ def _k8s() -> dict[str, dict]:
     return {doc["kind"]: doc for doc in documents}
 
 
-def test_kubernetes_runs_one_nonroot_replica_probed_by_grpc_health():
+def _expanded(args: list[str], env: list[dict]) -> list[str]:
+    """Kubernetes' $(VAR) expansion of container args, with each Secret-fed variable's example value."""
+    examples = {doc["metadata"]["name"]: doc["stringData"] for doc in
+                yaml.safe_load_all((DEPLOY / "k8s" / "secrets.example.yaml").read_text())}
+    values = {}
+    for variable in env:
+        if "value" in variable:
+            values[variable["name"]] = variable["value"]
+        else:
+            ref = variable["valueFrom"]["secretKeyRef"]
+            values[variable["name"]] = examples[ref["name"]][ref["key"]]
+    return [re.sub(r"\$\(([A-Z_]+)\)", lambda m: values[m.group(1)], arg) for arg in args]
+
+
+def test_kubernetes_runs_nonroot_replicas_on_secrets_probed_by_grpc_health():
     objects = _k8s()
-    assert set(objects) == {"Namespace", "StatefulSet", "Service"}
-    spec = objects["StatefulSet"]["spec"]
-    assert spec["replicas"] == 1  # one writer: the data folder's lock and SQLite
+    assert set(objects) == {"Namespace", "Deployment", "Service"}
+    spec = objects["Deployment"]["spec"]
+    assert spec["replicas"] >= 2 and spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
-    args = _serve_args(container["args"])
+    env = container["env"]
+    args = _serve_args(_expanded(container["args"], env))
     assert args.data == Path("/data") and args.port == PORT
+    config = ServerConfig(data_dir=args.data, blobs=args.blobs, s3_endpoint=args.s3_endpoint,
+                          server_key=args.server_key)
+    assert config.blobs.startswith("s3://")
+    secret_fed = {v["name"]: v["valueFrom"]["secretKeyRef"]["name"] for v in env if "valueFrom" in v}
+    assert secret_fed["LORAVAULT_DATABASE_URL"] == secret_fed["AWS_SECRET_ACCESS_KEY"] == "loravault-store"
+    assert args.database_url is None  # from the Secret, through the environment
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == PORT
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["data"] == "/data"
-    assert [t["metadata"]["name"] for t in spec["volumeClaimTemplates"]] == ["data"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["data"]  # scratch: the state is in the database and the bucket
+    (init,) = pod["initContainers"]
+    assert volumes["server-key"]["secret"]["secretName"] == "loravault-server-key"
+    assert str(args.server_key) in " ".join(init["command"]) and "-m 0600" in " ".join(init["command"])
     assert pod["terminationGracePeriodSeconds"] > ServerConfig(data_dir=Path("/data")).grace_seconds
     (port,) = objects["Service"]["spec"]["ports"]
     assert port["targetPort"] == container["ports"][0]["name"] and port["port"] == PORT

@@ -1,4 +1,5 @@
-"""A real server on 127.0.0.1 with a free port, in-process, over a fresh data folder per test."""
+"""A real server on 127.0.0.1 with a free port, in-process, over a fresh data folder per test; each test that
+takes `server` runs twice, its metadata on SQLite and on PostgreSQL (tests/conftest.py database_url)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class RunningServer:
     vault: Vault
     fingerprint: str
     state: ServerState | None = None  # None for a server in another process
+    database_url: str | None = None  # None: SQLite in data_dir
 
     def client(self, token: str | None = None) -> VaultClient:
         return VaultClient(self.target, token=token or self.admin_token, timeout=30)
@@ -43,18 +45,18 @@ def tiny() -> BaseModel:
 
 
 @pytest.fixture
-def server(tmp_path: Path, tiny: BaseModel) -> Iterator[RunningServer]:
+def server(tmp_path: Path, tiny: BaseModel, database_url: str | None) -> Iterator[RunningServer]:
     data = tmp_path / "data"
     data.mkdir()
-    config = ServerConfig(data_dir=data, port=0)
-    vault = Vault.open(data, base_fingerprint=tiny.fingerprint)
+    config = ServerConfig(data_dir=data, port=0, database_url=database_url)
+    vault = Vault.open(data, base_fingerprint=tiny.fingerprint, database_url=database_url)
     token = vault.ensure_admin_token(config.admin_token_path)
     state = ServerState(vault=vault, base_name="tiny", base_fingerprint=tiny.fingerprint,
                         max_chunk_bytes=MAX_CHUNK_BYTES)
     grpc_server, port = create_server(config, state=state)
     grpc_server.start()
     try:
-        yield RunningServer(f"127.0.0.1:{port}", token, data, vault, tiny.fingerprint, state)
+        yield RunningServer(f"127.0.0.1:{port}", token, data, vault, tiny.fingerprint, state, database_url)
     finally:
         grpc_server.stop(None)
         vault.close()

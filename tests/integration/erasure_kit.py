@@ -156,25 +156,27 @@ def register_keys(client: VaultClient, signers: list[CryptoSigner], *, threshold
         client.set_threshold(threshold, signers=signers[:1])
 
 
-def start_erasure_server(data: Path, tiny: BaseModel, *, erasure: ErasureConfig | None = None
-                         ) -> tuple[RunningServer, Any]:
+def start_erasure_server(data: Path, tiny: BaseModel, *, erasure: ErasureConfig | None = None,
+                         database_url: str | None = None) -> tuple[RunningServer, Any]:
     """An in-process server whose state carries the erasure pipeline; returns (server, grpc server)."""
-    config = ServerConfig(data_dir=data, port=0, erasure=erasure or ErasureConfig())
-    vault = Vault.open(data, base_fingerprint=tiny.fingerprint)
+    config = ServerConfig(data_dir=data, port=0, erasure=erasure or ErasureConfig(), database_url=database_url)
+    vault = Vault.open(data, base_fingerprint=tiny.fingerprint, database_url=database_url)
     token = vault.ensure_admin_token(config.admin_token_path) or (data / "admin.token").read_text().strip()
     pipeline = build_erasure_pipeline(config, vault=vault, base=tiny)
     state = ServerState(vault=vault, base_name="tiny", base_fingerprint=tiny.fingerprint,
                         max_chunk_bytes=MAX_CHUNK_BYTES, base_model=tiny, erasure=pipeline)
     grpc_server, port = create_server(config, state=state)
     grpc_server.start()
-    return RunningServer(f"127.0.0.1:{port}", token, data, vault, tiny.fingerprint), grpc_server
+    running = RunningServer(f"127.0.0.1:{port}", token, data, vault, tiny.fingerprint, database_url=database_url)
+    return running, grpc_server
 
 
 @pytest.fixture
-def erasure_server(tmp_path: Path, tiny: BaseModel) -> Iterator[RunningServer]:
+def erasure_server(tmp_path: Path, tiny: BaseModel, database_url: str | None) -> Iterator[RunningServer]:
+    """An erasure server on each metadata database (SQLite, PostgreSQL)."""
     data = tmp_path / "data"
     data.mkdir()
-    running, grpc_server = start_erasure_server(data, tiny)
+    running, grpc_server = start_erasure_server(data, tiny, database_url=database_url)
     try:
         yield running
     finally:
@@ -215,13 +217,18 @@ def replace_manifest(sub: Submission, **changes: Any) -> ErasureManifest:
     return dataclasses.replace(sub.manifest, **changes)
 
 
-def start_server_process(data: Path, *, env: dict[str, str] | None = None, startup_seconds: float = 60
+def start_server_process(data: Path, *, env: dict[str, str] | None = None, startup_seconds: float = 120,
+                         args: tuple[str, ...] = (), token: str | None = None,
                          ) -> tuple[subprocess.Popen, RunningServer]:
-    """`python -m loravault.server serve` on a free port, as a child process; waits until it listens."""
+    """`python -m loravault.server serve` on a free port, as a child process; waits until it listens.
+
+    `args` are more serve arguments (--database-url, --blobs, ...); `token` is the admin token when this
+    process is not the one that writes the token file (a second replica of one database)."""
     ready = data / "serve.json"
     ready.unlink(missing_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "loravault.server", "serve", "--data", str(data), "--port", "0", "--base", "tiny"],
+        [sys.executable, "-m", "loravault.server", "serve", "--data", str(data), "--port", "0", "--base", "tiny",
+         *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
     )
     deadline = time.monotonic() + startup_seconds
@@ -231,7 +238,7 @@ def start_server_process(data: Path, *, env: dict[str, str] | None = None, start
             raise AssertionError(f"server did not start: {process.stderr.read().decode()[-2000:]}")
         time.sleep(0.1)
     target = f"127.0.0.1:{json.loads(ready.read_text())['port']}"
-    token = (data / "admin.token").read_text().strip()
+    token = token or (data / "admin.token").read_text().strip()
     with VaultClient(target, token=token) as admin:
         fingerprint = admin.whoami().base_fingerprint
     return process, RunningServer(target, token, data, None, fingerprint)  # type: ignore[arg-type]

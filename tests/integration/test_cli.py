@@ -21,6 +21,13 @@ class Result:
 
 
 @pytest.fixture
+def database_url() -> None:
+    """SQLite only: the CLI's parsing and printing is what these test; the RPCs behind them run on PostgreSQL
+    in the other integration tests, so they stay on SQLite (trimmed for the make-test budget)."""
+    return None
+
+
+@pytest.fixture
 def cli(capsys):
     """Run `loravault ...` in this process (the entry point itself is tested once as a subprocess below)."""
 

@@ -30,6 +30,14 @@ FORGET = ["s1", "s2"]
 
 
 @pytest.fixture
+def database_url() -> None:
+    """SQLite only: the client's erasure workflow (training, the eraser, signing) is what these test; the server's
+    metadata paths it reaches run on PostgreSQL in test_erasure_protocol and test_replicas, so they stay on SQLite
+    (trimmed for the make-test budget)."""
+    return None
+
+
+@pytest.fixture
 def trained(erasure_server):
     """Tenant acme with a signing key and adapter `facts` trained on TRAIN (tiny base, eager attention)."""
     base = load_base("tiny", attn_implementation="eager")

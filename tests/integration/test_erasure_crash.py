@@ -44,10 +44,20 @@ def _check_restarted(world: World, *, step: str, before: tuple, sub) -> None:
         assert admin.fsck(repair=True).repaired and admin.fsck().clean
 
 
-@pytest.mark.timeout(300)
-def test_kill_at_each_commit_step_leaves_the_old_or_the_new_state(tmp_path):
+@pytest.fixture(params=["sqlite-files", "postgresql-s3"])
+def store_args(request) -> list[str]:
+    """serve arguments for the embedded default, and for the scale-out store (PostgreSQL and a bucket)."""
+    if request.param == "sqlite-files":
+        return []
+    return ["--database-url", request.getfixturevalue("pg_url"), "--blobs", request.getfixturevalue("s3_bucket"),
+            "--s3-endpoint", request.getfixturevalue("s3_endpoint")]
+
+
+@pytest.mark.timeout(400)
+def test_kill_at_each_commit_step_leaves_the_old_or_the_new_state(tmp_path, store_args):
     data = tmp_path / "data"
-    process, running = start_server_process(data, env={"LORAVAULT_CRASH_AT": CRASH_STEPS[0]})
+    args = tuple(store_args)
+    process, running = start_server_process(data, env={"LORAVAULT_CRASH_AT": CRASH_STEPS[0]}, args=args)
     world = make_world(running)
     try:
         for number, step in enumerate(CRASH_STEPS):
@@ -57,14 +67,15 @@ def test_kill_at_each_commit_step_leaves_the_old_or_the_new_state(tmp_path):
                 world.client.submit_erasure(ADAPTER, envelope=sub.envelope, delta=sub.delta)
             assert process.wait(timeout=60) == -9, f"the server survived crash step {step}"
             following = CRASH_STEPS[number + 1] if number + 1 < len(CRASH_STEPS) else None
-            process, running = start_server_process(data, env={"LORAVAULT_CRASH_AT": following or ""})
+            process, running = start_server_process(data, env={"LORAVAULT_CRASH_AT": following or ""}, args=args)
             world.server = running
             world.client = running.client(world.token)
             _check_restarted(world, step=step, before=before, sub=sub)
     finally:
         process.terminate()
         process.wait(timeout=30)
-    verified = subprocess.run([sys.executable, "-m", "loravault.server", "audit", "verify", "--data", str(data)],
-                              capture_output=True, text=True, timeout=120)
+    database = list(args[:2])  # --database-url URL, when there is one
+    verified = subprocess.run([sys.executable, "-m", "loravault.server", "audit", "verify", "--data", str(data),
+                               *database], capture_output=True, text=True, timeout=120)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"entries {len(NEW_STATE_STEPS)}" in verified.stdout

@@ -5,6 +5,7 @@ verifies, and nothing below the erasure floor can be read. Bounded: few examples
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,13 +33,15 @@ def _tiny():
 
 class ErasureMachine(RuleBasedStateMachine):
     root: Path  # set per test run
+    new_database: Callable[[], str | None]  # per example: None (SQLite in its folder) or a new PostgreSQL one
 
     def __init__(self) -> None:
         super().__init__()
         ErasureMachine.examples += 1
         self.data = self.root / f"example-{ErasureMachine.examples}"
         self.data.mkdir()
-        self.running, self.grpc_server = start_erasure_server(self.data, _tiny())
+        self.database_url = ErasureMachine.new_database()
+        self.running, self.grpc_server = start_erasure_server(self.data, _tiny(), database_url=self.database_url)
         self.world: World = make_world(self.running)
         self.committed: list = []  # (submission, receipt) of committed erasures
         self.max_head = self._adapter().head_version
@@ -113,7 +116,7 @@ class ErasureMachine(RuleBasedStateMachine):
         self.world.client.close()
         self.grpc_server.stop(None)
         self.running.vault.close()
-        self.running, self.grpc_server = start_erasure_server(self.data, _tiny())
+        self.running, self.grpc_server = start_erasure_server(self.data, _tiny(), database_url=self.database_url)
         self.world.server = self.running
         self.world.client = self.running.client(self.world.token)
 
@@ -142,9 +145,15 @@ class ErasureMachine(RuleBasedStateMachine):
 
 
 @pytest.mark.timeout(240)
-def test_erasure_state_machine(tmp_path, tiny):
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_erasure_state_machine(tmp_path, tiny, database, request):
     _tiny.cache_clear()
     ErasureMachine.root = tmp_path
+    if database == "postgresql":
+        cluster = request.getfixturevalue("pg_cluster")
+        ErasureMachine.new_database = lambda: cluster.url(cluster.create_database())
+    else:
+        ErasureMachine.new_database = lambda: None
     ErasureMachine.examples = ErasureMachine.erasures = 0
     torch.manual_seed(0)
     run_state_machine_as_test(ErasureMachine, settings=settings(

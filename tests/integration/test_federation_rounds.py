@@ -46,7 +46,7 @@ def round_of(schema, head, *, seed):
     return tensors, report, participants
 
 
-def test_two_rounds_commit_as_federation_versions_with_provenance_and_audit(erasure_server):
+def test_two_rounds_commit_as_federation_versions_with_provenance_and_audit(erasure_server, database_url):
     client, signer, schema, head = federation(erasure_server)
     for number in (1, 2):
         tensors, report, participants = round_of(schema, head, seed=number)
@@ -63,7 +63,7 @@ def test_two_rounds_commit_as_federation_versions_with_provenance_and_audit(eras
     assert [p.num_samples for p in rounds[0].manifest.participants] == [3, 5]
     assert rounds[0].manifest.failures == (Failure("77", "timeout"),)
     assert all(r.manifest_hash == v.manifest_hash for r, v in zip(rounds, versions[1:]))
-    snapshot = read_data_folder(erasure_server.data_dir)
+    snapshot = read_data_folder(erasure_server.data_dir, database_url=database_url)
     assert verify_log(snapshot.entries, receipts=snapshot.receipts, checkpoints=snapshot.checkpoints,
                       server_key=snapshot.server_key).entries == 2
 

@@ -94,7 +94,7 @@ def test_first_key_is_trust_on_first_use(erasure_server):
     assert [k.keyid for k in client.list_keys()[0]] == [first.public_key.keyid]
 
 
-def test_admin_reset_is_allowed_and_audited(erasure_server):
+def test_admin_reset_is_allowed_and_audited(erasure_server, database_url):
     world = make_world(erasure_server)
     j1, j2 = world.signers
     replacement = new_signer()
@@ -110,7 +110,7 @@ def test_admin_reset_is_allowed_and_audited(erasure_server):
         ("add-key", replacement.public_key.keyid), ("revoke-key", j1.public_key.keyid),
         ("revoke-key", j2.public_key.keyid), ("set-threshold", "")]
     assert changes[-1]["active_key_ids"] == [replacement.public_key.keyid] and changes[-1]["threshold"] == 1
-    snapshot = read_data_folder(erasure_server.data_dir)
+    snapshot = read_data_folder(erasure_server.data_dir, database_url=database_url)
     report = check_log(snapshot.entries, receipts=snapshot.receipts, checkpoints=snapshot.checkpoints,
                        server_key=snapshot.server_key)
     assert report and report.entries == len(bodies)

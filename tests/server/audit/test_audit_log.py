@@ -9,6 +9,7 @@ import json
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -48,21 +49,49 @@ def _record(number: int) -> ErasureRecord:
 
 
 @pytest.fixture
-def logged(tmp_path: Path):
-    """A vault in tmp_path/data with 5 appended entries, checkpoints every 2, and the server key."""
+def logged(tmp_path: Path, database_url: str | None):
+    """A vault in tmp_path/data with 5 appended entries, checkpoints every 2, the server key, and the database
+    URL (None: SQLite in the folder), on each database."""
     data = tmp_path / "data"
     data.mkdir()
     signer = load_or_create_server_key(data)
-    with Vault.open(data, base_fingerprint=FINGERPRINT) as vault:
+    with Vault.open(data, base_fingerprint=FINGERPRINT, database_url=database_url) as vault:
         log = AuditLog(vault, signer=signer, checkpoint_every=2)
         for number in range(5):
             with vault.write_transaction() as conn:
                 log.append(conn, _record(number))
-        yield data, vault, log, signer
+        yield data, vault, log, signer, database_url
+
+
+def test_concurrent_appends_make_one_linear_chain(logged):
+    """Eight writers at once (on PostgreSQL truly concurrent): the log's lock serializes them, so no append
+    is lost, no index is taken twice, and the chain does not fork."""
+    _, vault, log, _, _ = logged
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def append(number: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            with vault.write_transaction() as conn:
+                log.append(conn, _record(number))
+        except BaseException as exc:  # noqa: BLE001 (collected and asserted below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=append, args=(10 + n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    entries = list(log.entries())
+    assert [e.index for e in entries] == list(range(13))
+    verify_chain(entries)
+    assert sorted(json.loads(e.body)["request_id"] for e in entries[5:]) == [f"{10 + n:032x}" for n in range(8)]
 
 
 def test_entries_chain_from_genesis_and_checkpoints_sign_every_n(logged):
-    _, _, log, signer = logged
+    _, _, log, signer, _ = logged
     entries = list(log.entries())
     assert [e.index for e in entries] == [0, 1, 2, 3, 4] and entries[0].previous_hash == GENESIS_HASH
     assert verify_chain(entries).head_hash == entries[-1].entry_hash
@@ -89,17 +118,17 @@ def test_any_rewrite_of_the_chain_is_detected(logged, tamper):
 
 
 def test_data_folder_verifies_and_a_rewritten_row_is_reported(logged):
-    data, vault, _, _ = logged
-    assert check_log(**_inputs(read_data_folder(data)))
+    data, vault, _, _, _ = logged
+    assert check_log(**_inputs(read_data_folder(data, database_url=logged[4])))
     with vault.write_transaction() as conn:
         conn.execute(update(audit_log).where(audit_log.c.index == 3).values(body=_record(9).to_bytes().decode()))
-    report = check_log(**_inputs(read_data_folder(data)))
+    report = check_log(**_inputs(read_data_folder(data, database_url=logged[4])))
     assert not report and "entry 3" in report.problems[0]
 
 
 def test_export_round_trips_and_a_forged_checkpoint_or_receipt_fails(logged, tmp_path):
     data = logged[0]
-    snapshot = read_data_folder(data)
+    snapshot = read_data_folder(data, database_url=logged[4])
     write_export(snapshot, tmp_path / "log.jsonl")
     assert read_export(tmp_path / "log.jsonl") == snapshot
     forger = signer_from_pem(generate_private_key_pem())
@@ -116,8 +145,9 @@ def test_cli_verifies_a_data_folder_and_an_export_against_a_pinned_key(logged, t
     data = logged[0]
     run = lambda *args: subprocess.run([sys.executable, "-m", "loravault.server", "audit", *args],  # noqa: E731
                                        capture_output=True, text=True, timeout=120)
-    write_export(read_data_folder(data), tmp_path / "log.jsonl")  # (the export command is the same call)
-    ok = run("verify", "--data", str(data))
+    write_export(read_data_folder(data, database_url=logged[4]), tmp_path / "log.jsonl")  # the export command
+    url = ["--database-url", logged[4]] if logged[4] else []
+    ok = run("verify", "--data", str(data), *url)
     assert ok.returncode == 0 and "entries 5" in ok.stdout and "checkpoints 2" in ok.stdout
     other = tmp_path / "other.pub.json"
     other.write_text(json.dumps(public_key_dict(signer_from_pem(generate_private_key_pem()))))

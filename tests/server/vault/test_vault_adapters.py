@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from vault_testkit import OTHER_FINGERPRINT, adapter_bytes, make_schema, upload
+from vault_testkit import OTHER_FINGERPRINT, adapter_bytes, blob_exists, make_schema, upload
 
 from loravault.core import AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 
@@ -101,7 +101,7 @@ def test_delete_tenant_purges_its_blobs_but_keeps_a_blob_another_tenant_shares(a
     result = acme.delete_tenant("acme")
 
     assert (result.deleted_adapters, result.deleted_versions, result.purged_blobs) == (1, 2, 1)
-    assert not acme._store.path_for(own.blob_sha256).exists()
+    assert not blob_exists(acme, own.blob_sha256)
     assert acme.read_version_blob(tenant="globex", adapter="copy") == adapter_bytes(1)
     assert shared.blob_sha256 == acme.get_version(tenant="globex", adapter="copy").blob_sha256
     assert [t.name for t in acme.list_tenants()] == ["globex"]

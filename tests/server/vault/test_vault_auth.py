@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from securesystemslib.signer import CryptoSigner
+from sqlalchemy import select
 
 from loravault.core import (
     AlreadyExistsError,
@@ -16,11 +18,16 @@ from loravault.core import (
     NotFoundError,
     UnauthenticatedError,
 )
+from loravault.server.vault.tables import metadata
 
 
 def _database_bytes(vault) -> bytes:
-    folder = vault._store.root.parent
-    return b"".join(path.read_bytes() for path in sorted(folder.glob("vault.db*")))
+    """Every byte the database holds: SQLite's files, or on PostgreSQL every row of every table as text."""
+    if vault._engine.dialect.name == "sqlite":
+        folder = Path(vault._engine.url.database).parent
+        return b"".join(path.read_bytes() for path in sorted(folder.glob("vault.db*")))
+    with vault._engine.connect() as conn:
+        return b"".join(str(list(conn.execute(select(table)))).encode() for table in metadata.sorted_tables)
 
 
 def test_database_holds_the_token_hash_never_the_secret(vault):

@@ -1,20 +1,175 @@
-"""Blob files: streamed, capped, durable, content-addressed, and verified when read back."""
+"""Blob stores: streamed, capped, durable, content-addressed, and verified when read back.
+
+The contract tests take `store` and run over both backends: files in a folder and an S3 bucket (moto's server,
+with pins in a SQLite database); the tests of paths, fsyncs and durable files are the file store's own.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from loravault.core import AlreadyExistsError, DataLossError, InvalidArgumentError, ResourceExhaustedError
+from loravault.core import (
+    AlreadyExistsError,
+    DataLossError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+)
+from loravault.server.vault import s3blobs
+from loravault.server.vault.blob_backend import open_blob_store
 from loravault.server.vault.blobs import BlobStore
+from loravault.server.vault.database import open_engine, upgrade
 from loravault.server.vault.durable import TEMP_PREFIX, write_file_durably
 
 
 def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def store(tmp_path: Path, blob_location) -> Iterator:
+    """A blob store of each backend (see tests/conftest.py blob_location)."""
+    blobs, endpoint = blob_location
+    engine = open_engine(f"sqlite:///{tmp_path / 'pins.db'}")
+    upgrade(engine)
+    opened = open_blob_store(blobs, data_dir=tmp_path, engine=engine, s3_endpoint=endpoint)
+    yield opened
+    opened.close()
+    engine.dispose()
+
+
+def _overwrite(store, sha256: str, data: bytes) -> None:
+    if isinstance(store, BlobStore):
+        store.path_for(sha256).write_bytes(data)
+    else:
+        store.client.put_object(Bucket=store.bucket, Key=str(store.path_for(sha256)), Body=data)
+
+
+def test_a_streamed_blob_is_content_addressed_and_reads_back_on_every_backend(store):
+    writer = store.new_writer(max_bytes=100)
+    for chunk in (b"hello ", b"world"):
+        writer.write(chunk)
+    staged = writer.finish()
+    digest = hashlib.sha256(b"hello world").hexdigest()
+    assert (staged.sha256, staged.size, staged.path) == (digest, 11, store.path_for(digest))
+    assert store.read(digest) == b"hello world"
+    assert store.stored_digests() == [digest] and store.stale_temps() == []
+    store.check_staged(staged)
+    store.release(digest)
+    with pytest.raises(FailedPreconditionError, match="not staged"):
+        store.check_staged(staged)
+
+
+def test_a_cap_refusal_and_an_abort_leave_nothing_on_every_backend(store):
+    writer = store.new_writer(max_bytes=10)
+    writer.write(b"12345678")
+    with pytest.raises(ResourceExhaustedError, match="limit of 10 bytes"):
+        writer.write(b"abc")
+    assert writer.size == 8
+    with pytest.raises(InvalidArgumentError):
+        writer.write(b"x")
+    with store.new_writer(max_bytes=100) as second:
+        second.write(b"partial")
+    assert store.stored_digests() == [] and store.stale_temps() == []
+
+
+def test_corrupted_and_missing_blobs_are_data_loss_on_every_backend(store):
+    writer = store.new_writer(max_bytes=100)
+    writer.write(b"original bytes")
+    staged = writer.finish()
+    _overwrite(store, staged.sha256, b"tampered bytes")
+    with pytest.raises(DataLossError, match="corrupt"):
+        store.read(staged.sha256)
+    with store.open(staged.sha256) as reader, pytest.raises(DataLossError, match="corrupt"):
+        list(reader.chunks(4))
+    assert store.hash_file(staged.sha256) == hashlib.sha256(b"tampered bytes").hexdigest()
+    with pytest.raises(DataLossError, match="missing"):
+        store.read("0" * 64)
+    assert store.hash_file("0" * 64) is None
+
+
+def test_a_pinned_blob_survives_deletion_until_released_on_every_backend(store):
+    digest = hashlib.sha256(b"staged").hexdigest()
+    store.stage_hashed(b"staged", sha256=digest)
+    assert store.is_pinned(digest)
+    assert store.delete_unreferenced([digest], is_referenced=lambda _: False) == []
+    store.release(digest)
+    assert store.delete_unreferenced([digest], is_referenced=lambda _: True) == []  # a version uses it
+    assert store.delete_unreferenced([digest], is_referenced=lambda _: False) == [digest]
+    assert not store.exists(digest) and store.stored_digests() == []
+
+
+@pytest.mark.parametrize(
+    "digest",
+    ["../" + "0" * 61, "A" * 64, "0" * 63, "0" * 65, "/etc/passwd", ""],
+    ids=["dot-dot", "uppercase", "short", "long", "absolute-path", "empty"],
+)
+def test_digest_that_is_not_sha256_hex_never_names_a_path_on_every_backend(store, digest):
+    with pytest.raises(InvalidArgumentError):
+        store.open(digest)
+    with pytest.raises(InvalidArgumentError):
+        store.stage_hashed(b"x", sha256=digest)
+
+
+def test_a_large_blob_goes_up_in_parts_and_reads_back(tmp_path, s3_bucket, s3_endpoint, monkeypatch):
+    """Multipart: at most one part in memory, a temporary object copied to its digest, nothing left over.
+    The part size is lowered to S3's minimum (5 MiB) so the test moves 11 MiB, not 17."""
+    monkeypatch.setattr(s3blobs, "PART_BYTES", 5 << 20)
+    engine = open_engine(f"sqlite:///{tmp_path / 'pins.db'}")
+    upgrade(engine)
+    store = open_blob_store(s3_bucket, data_dir=tmp_path, engine=engine, s3_endpoint=s3_endpoint)
+    data = os.urandom(11 << 20)
+    sent: list[int] = []
+    real_upload_part = store.client.upload_part
+    monkeypatch.setattr(store.client, "upload_part",
+                        lambda **kw: (sent.append(len(kw["Body"])), real_upload_part(**kw))[1])
+    writer = store.new_writer(max_bytes=len(data))
+    for offset in range(0, len(data), 1 << 20):
+        writer.write(data[offset:offset + (1 << 20)])
+        assert len(writer._buffer) < s3blobs.PART_BYTES  # never more than one part buffered
+    staged = writer.finish()
+    assert sent == [5 << 20, 5 << 20, 1 << 20]
+    assert staged.sha256 == hashlib.sha256(data).hexdigest() and store.read(staged.sha256) == data
+    assert store.stored_digests() == [staged.sha256]
+    listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix=f"{store.prefix}/tmp/")
+    assert listed.get("KeyCount", 0) == 0
+    assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+    engine.dispose()
+
+
+def test_a_wrong_known_digest_never_reads_back_as_good_on_every_backend(store):
+    """A caller's wrong digest: a bucket that checks ChecksumSHA256 (S3, MinIO) refuses the PUT; one that does
+    not (moto, the file store) stores the bytes, and the verifying read refuses them."""
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    try:
+        store.stage_hashed(b"merged adapter", sha256=wrong)
+    except DataLossError:
+        assert store.stored_digests() == [] and not store.is_pinned(wrong)
+        return
+    with pytest.raises(DataLossError, match="corrupt"):
+        store.read(wrong)
+
+
+def test_a_missing_bucket_is_refused_at_open(tmp_path, s3_endpoint):
+    engine = open_engine(f"sqlite:///{tmp_path / 'pins.db'}")
+    with pytest.raises(FailedPreconditionError, match="does not exist"):
+        open_blob_store("s3://no-such-bucket/x", data_dir=tmp_path, engine=engine, s3_endpoint=s3_endpoint)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["s3://", "s3://UPPER/x", "file:///tmp", "s3://a/../b", "s3://b/x y"],
+                         ids=["no-bucket", "uppercase", "not-s3", "dot-dot", "space"])
+def test_a_malformed_blob_location_is_refused(url):
+    with pytest.raises(InvalidArgumentError, match="not s3://bucket"):
+        s3blobs.parse_s3_url(url)
+
+
+# the file store's own: paths, folders, fsyncs, durable files
 
 
 def test_finished_blob_is_content_addressed_and_reads_back(tmp_path):

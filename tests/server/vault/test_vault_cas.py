@@ -6,7 +6,7 @@ import hashlib
 import threading
 
 import pytest
-from vault_testkit import adapter_bytes, stage, upload
+from vault_testkit import adapter_bytes, blob_exists, stage, upload
 
 from loravault.core import AbortedError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 
@@ -99,7 +99,7 @@ def test_refused_commit_leaves_every_piece_of_state_unchanged(acme):
         acme.commit_version(tenant="acme", adapter="support", parent_version=0, blob=blob)
     after = (acme.get_adapter(tenant="acme", name="support"), acme.list_versions(tenant="acme", adapter="support"))
     assert after == before
-    assert not blob.path.exists()
+    assert not blob_exists(acme, blob.sha256)
 
 
 def test_staged_blob_is_consumed_by_a_commit(acme):
@@ -128,7 +128,7 @@ def test_invalid_commit_is_refused_and_deletes_the_staged_blob(acme, kwargs, err
     with pytest.raises(error):
         acme.commit_version(**arguments)
     assert acme.get_adapter(tenant="acme", name="support").head_version == 0
-    assert not blob.path.exists()
+    assert not blob_exists(acme, blob.sha256)
 
 
 def test_first_version_needs_parent_zero(acme):

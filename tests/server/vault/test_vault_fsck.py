@@ -5,15 +5,29 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from vault_testkit import FINGERPRINT, adapter_bytes, stage, upload
+from vault_testkit import FINGERPRINT, adapter_bytes, blob_exists, overwrite_blob, remove_blob, stage, upload
 
 from loravault.core import UnavailableError
-from loravault.server.vault import Vault
+from loravault.server.vault import Vault, s3blobs
+from loravault.server.vault.blobs import BlobStore
 from loravault.server.vault.durable import TEMP_PREFIX
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def plant_leftover(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Debris of a crashed writer, as fsck names it: a temporary file, or an unfinished multipart upload old
+    enough to be stale (STALE_TEMP_S set to 0: moto has no clock to move)."""
+    store = vault._store
+    if isinstance(store, BlobStore):
+        (store.root / f"{TEMP_PREFIX}crashed").write_bytes(b"half an upload")
+        return f"{TEMP_PREFIX}crashed"
+    monkeypatch.setattr(s3blobs, "STALE_TEMP_S", 0)
+    key = f"{store.prefix}/tmp/crashed"
+    upload_id = store.client.create_multipart_upload(Bucket=store.bucket, Key=key)["UploadId"]
+    return f"upload tmp/crashed {upload_id}"
 
 
 def test_fsck_of_a_healthy_vault_is_clean(acme):
@@ -26,40 +40,36 @@ def test_fsck_of_a_healthy_vault_is_clean(acme):
 
 def test_fsck_reports_a_corrupted_blob_and_repair_keeps_it(acme):
     version = upload(acme, tenant="acme", adapter="support", data=adapter_bytes(1), parent=0)
-    path = acme._store.path_for(version.blob_sha256)
-    path.write_bytes(b"bit rot")
+    overwrite_blob(acme, version.blob_sha256, b"bit rot")
     report = acme.fsck(repair=True)
     assert report.corrupt == (version.blob_sha256,)
     assert report.missing == () and report.removed == ()
     assert not report.clean
-    assert path.exists()  # evidence is kept; only a backup can restore it
+    assert blob_exists(acme, version.blob_sha256)  # evidence is kept; only a backup can restore it
 
 
 def test_fsck_reports_a_missing_blob(acme):
     version = upload(acme, tenant="acme", adapter="support", data=adapter_bytes(1), parent=0)
-    acme._store.path_for(version.blob_sha256).unlink()
+    remove_blob(acme, version.blob_sha256)
     report = acme.fsck()
     assert report.missing == (version.blob_sha256,)
     assert report.corrupt == ()
 
 
-def test_orphans_and_temp_files_are_reported_then_removed_by_repair(acme):
+def test_orphans_and_temp_files_are_reported_then_removed_by_repair(acme, monkeypatch):
     upload(acme, tenant="acme", adapter="support", data=adapter_bytes(1), parent=0)
     orphan = adapter_bytes(2)
-    orphan_path = acme._store.path_for(_sha(orphan))
-    orphan_path.parent.mkdir(exist_ok=True)
-    orphan_path.write_bytes(orphan)  # as if a crash hit between a purge's commit and its unlink
-    leftover = acme._store.root / f"{TEMP_PREFIX}crashed"
-    leftover.write_bytes(b"half an upload")
+    overwrite_blob(acme, _sha(orphan), orphan)  # as if a crash hit between a purge's commit and its unlink
+    leftover = plant_leftover(acme, monkeypatch)
 
     report = acme.fsck()
     assert report.orphans == (_sha(orphan),)
-    assert report.temp_files == (leftover.name,)
-    assert orphan_path.exists() and leftover.exists()
+    assert report.temp_files == (leftover,)
+    assert blob_exists(acme, _sha(orphan)) and leftover in acme._store.stale_temps()
 
     repaired = acme.fsck(repair=True)
-    assert set(repaired.removed) == {_sha(orphan), leftover.name}
-    assert not orphan_path.exists() and not leftover.exists()
+    assert set(repaired.removed) == {_sha(orphan), leftover}
+    assert not blob_exists(acme, _sha(orphan)) and acme._store.stale_temps() == []
     assert acme.fsck().clean
 
 
@@ -69,13 +79,15 @@ def test_a_staged_blob_and_a_live_writer_are_not_debris(acme):
     writer.write(b"in flight")
     report = acme.fsck(repair=True)
     assert report.orphans == () and report.temp_files == ()
-    assert staged.path.exists()
+    assert blob_exists(acme, staged.sha256)
     writer.abort()
     acme.discard_blob(staged)
-    assert not staged.path.exists()
+    assert not blob_exists(acme, staged.sha256)
 
 
 def test_reopening_removes_temp_files_left_by_a_crash(tmp_path):
+    """Files only: a data folder has one owner, so everything temporary in it at open is a crash's debris
+    (a bucket shared by replicas trusts only age: see test_vault_s3.py)."""
     data = tmp_path / "data"
     with Vault.open(data, base_fingerprint=FINGERPRINT) as first:
         writer = first.new_blob_writer(max_bytes=100)
@@ -87,7 +99,8 @@ def test_reopening_removes_temp_files_left_by_a_crash(tmp_path):
         assert second.fsck().clean
 
 
-def test_a_second_open_vault_on_the_same_folder_is_refused(vault, tmp_path):
+def test_a_second_open_vault_on_the_same_folder_is_refused(sqlite_vault, tmp_path):
+    vault = sqlite_vault
     with pytest.raises(UnavailableError, match="in use by another open vault"):
         Vault.open(tmp_path / "data", base_fingerprint=FINGERPRINT)
     vault.close()

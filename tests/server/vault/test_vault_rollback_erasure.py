@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from vault_testkit import MANIFEST, adapter_bytes, erase, stage, upload
+from vault_testkit import MANIFEST, adapter_bytes, blob_exists, erase, overwrite_blob, stage, upload
 
 from loravault.core import AbortedError, DataLossError, FailedPreconditionError, NotFoundError
 
@@ -38,7 +38,7 @@ def test_rollback_to_the_head_or_a_future_version_is_refused(acme, target, error
 
 def test_rollback_to_a_corrupted_blob_is_refused(acme):
     first, _, _ = _three_uploads(acme)
-    acme._store.path_for(first.blob_sha256).write_bytes(b"rot")
+    overwrite_blob(acme, first.blob_sha256, b"rot")
     with pytest.raises(DataLossError):
         acme.rollback(tenant="acme", adapter="support", to_version=1, parent_version=3)
     assert acme.get_adapter(tenant="acme", name="support").head_version == 3
@@ -53,7 +53,7 @@ def test_erasure_raises_the_floor_and_purges_older_versions_and_their_blobs(acme
     versions = acme.list_versions(tenant="acme", adapter="support")
     assert [(v.number, v.purged) for v in versions] == [(1, True), (2, True), (3, True), (4, False)]
     assert [v.blob_sha256 for v in versions[:3]] == [v.blob_sha256 for v in old]  # hashes kept
-    assert all(not acme._store.path_for(v.blob_sha256).exists() for v in old)
+    assert all(not blob_exists(acme, v.blob_sha256) for v in old)
     assert acme.fsck().clean
 
 
@@ -86,7 +86,7 @@ def test_erasure_keeps_a_purged_blob_that_a_live_version_still_uses(acme):
     upload(acme, tenant="globex", adapter="twin", data=adapter_bytes(1), parent=0)
     erase(acme, tenant="acme", adapter="support", data=adapter_bytes(9), parent=1)
     assert acme.get_version(tenant="acme", adapter="support", version=1).purged
-    assert acme._store.path_for(shared.blob_sha256).exists()
+    assert blob_exists(acme, shared.blob_sha256)
     assert acme.read_version_blob(tenant="globex", adapter="twin") == adapter_bytes(1)
 
 
@@ -101,13 +101,13 @@ def test_erasure_with_a_wrong_parent_hash_changes_nothing(acme):
     adapter = acme.get_adapter(tenant="acme", name="support")
     assert (adapter.head_version, adapter.floor) == (3, 0)
     assert not any(v.purged for v in acme.list_versions(tenant="acme", adapter="support"))
-    assert not blob.path.exists()
+    assert not blob_exists(acme, blob.sha256)
 
 
 def test_streaming_download_verifies_the_digest(acme):
     version = upload(acme, tenant="acme", adapter="support", data=adapter_bytes(1), parent=0)
     with acme.open_version_blob(tenant="acme", adapter="support") as reader:
         assert b"".join(reader.chunks(16)) == adapter_bytes(1)
-    acme._store.path_for(version.blob_sha256).write_bytes(adapter_bytes(2))
+    overwrite_blob(acme, version.blob_sha256, adapter_bytes(2))
     with acme.open_version_blob(tenant="acme", adapter="support") as reader, pytest.raises(DataLossError):
         b"".join(reader.chunks(16))

@@ -6,6 +6,7 @@ import torch
 
 from loravault.core import AdapterSchema, TensorSpec, encode_tensors
 from loravault.server.vault import StagedBlob, Vault, VersionRecord
+from loravault.server.vault.blobs import BlobStore
 
 FINGERPRINT = "ab" * 32
 OTHER_FINGERPRINT = "cd" * 32
@@ -44,3 +45,27 @@ def erase(vault: Vault, *, tenant: str, adapter: str, data: bytes, parent: int) 
     return vault.erasure_commit(
         tenant=tenant, adapter=adapter, parent_version=parent, blob=stage(vault, data), manifest_hash=MANIFEST
     )
+
+
+# the stored bytes behind a digest, whichever backend holds them (tests damage them on purpose)
+
+def blob_exists(vault: Vault, sha256: str) -> bool:
+    return vault._store.exists(sha256)
+
+
+def overwrite_blob(vault: Vault, sha256: str, data: bytes) -> None:
+    """Replace the stored bytes under `sha256`, as bit rot or a tampering operator would."""
+    store = vault._store
+    if isinstance(store, BlobStore):
+        store.path_for(sha256).parent.mkdir(exist_ok=True)
+        store.path_for(sha256).write_bytes(data)
+    else:
+        store.client.put_object(Bucket=store.bucket, Key=str(store.path_for(sha256)), Body=data)
+
+
+def remove_blob(vault: Vault, sha256: str) -> None:
+    store = vault._store
+    if isinstance(store, BlobStore):
+        store.path_for(sha256).unlink()
+    else:
+        store.client.delete_object(Bucket=store.bucket, Key=str(store.path_for(sha256)))
