@@ -134,12 +134,14 @@ class EraserConfig:
 
     # what to compute
     # ekfac: the factors are built once per adapter version, so a request pays only for its own gradients and
-    # the step's loss evaluations (seconds on SmolLM2); cg (EK-FAC preconditioned) costs one curvature product
-    # over the sample per iteration (on SmolLM2, two cores, 64 samples: ~15 s for the first, which keeps the
-    # graphs, then ~4 s each) for a tighter solve
+    # the step's loss evaluations (seconds on SmolLM2); cg costs one curvature product over the sample per
+    # iteration (on SmolLM2, two cores, 64 samples: ~15 s for the first, which keeps the graphs, then ~4 s each)
+    # for a tighter solve
     method: Method = "ekfac"
     step: Step = "auto"  # auto: calibrated when the request forgets samples and a reference set exists
-    damping: float | None = None  # lambda in (G + lambda I); None: damping_factor x mean eigenvalue
+    # lambda in (G + lambda I), the same for every method; None: damping_factor x the mean eigenvalue of the
+    # retained curvature sample's Gauss-Newton matrix, estimated from its pseudo-gradients (damping.py)
+    damping: float | None = None
     damping_factor: float = 0.1  # used when damping is None
     # where and how
     device: str = "cpu"  # every tensor the eraser makes lives here
