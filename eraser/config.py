@@ -69,7 +69,10 @@ class CgConfig:
 
     tolerance: float = 1e-3  # relative residual to stop at
     max_iterations: int = 50  # each iteration is one curvature product
-    precondition: bool = True  # precondition with EK-FAC (factors built once per adapter version)
+    # EK-FAC (factors built once per adapter version) as preconditioner; off by default: on every model measured
+    # (README, "Eraser") it took more products than plain CG, as its Kronecker eigenbasis and its block diagonal
+    # (no curvature between A and B of one LoRA module) fit the LoRA Gauss-Newton matrix worse than the identity
+    precondition: bool = False
 
     def __post_init__(self) -> None:
         _positive("cg tolerance", self.tolerance)
