@@ -65,7 +65,7 @@ class CurvatureConfig:
 
 @dataclass(frozen=True)
 class CgConfig:
-    """Conjugate gradient: stops when ||b - Ax|| <= tolerance * ||b|| or after max_iterations."""
+    """Conjugate gradient: stops when the true ||b - Ax|| / ||b|| <= tolerance (converged) or after max_iterations."""
 
     tolerance: float = 1e-3  # relative residual to stop at
     max_iterations: int = 50  # each iteration is one curvature product

@@ -16,8 +16,9 @@ from torch import nn
 
 from loravault.client.training import TrainingConfig, train_lora
 from loravault.core import Sample, load_base
+from loravault.bench.eraser_cg import BenchConfig, trained
 from loravault.core.tokenizer import byte_tokenizer
-from eraser_problems import ARCHITECTURES, config_model, people
+from eraser_problems import people
 
 from loravault.eraser import CurvatureOperator, Objective, dense_matrix, lora_objective
 
@@ -61,16 +62,14 @@ class ConfigSetup:
 
 @pytest.fixture(scope="session")
 def architectures() -> Callable[[str], ConfigSetup]:
-    """Each architecture's adapter, trained once per session on first use (2-4 s each on one core)."""
+    """Each architecture's adapter (rank 1 on the attention input projection: 256-512 LoRA parameters), trained
+    once per session on first use (2-4 s each on one core), exactly as the eraser-cg benchmark trains it."""
     built: dict[str, ConfigSetup] = {}
 
     def get(architecture: str) -> ConfigSetup:
         if architecture not in built:
-            train = people(24)
-            _, _, targets = ARCHITECTURES[architecture]
-            # rank 1: 512 LoRA parameters on the fused attention projections, 256 on Qwen2's q_proj
-            config = TrainingConfig(rank=1, alpha=2.0, target_modules=targets, steps=60, batch_size=8, learning_rate=1e-2)
-            model = train_lora(config_model(architecture), byte_tokenizer(), train, config=config, progress=False)
+            train = people(BenchConfig().samples)
+            model = trained(architecture, train, BenchConfig())
             built[architecture] = ConfigSetup(architecture, train, lora_objective(model, byte_tokenizer()))
         return built[architecture]
 

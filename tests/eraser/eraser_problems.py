@@ -3,72 +3,20 @@ regression through the same Objective."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
-from transformers import (
-    GPT2Config,
-    GPT2LMHeadModel,
-    GPTNeoXConfig,
-    GPTNeoXForCausalLM,
-    PretrainedConfig,
-    PreTrainedModel,
-    Qwen2Config,
-    Qwen2ForCausalLM,
-)
 
+# the made-up facts and the models built from configs are the eraser-cg benchmark's, so its numbers are these tests'
+from loravault.bench.eraser_cg import ARCHITECTURES, config_model, people  # noqa: F401 (re-exported)
 from loravault.core import Sample
-from loravault.core.tokenizer import BYTE_VOCAB_SIZE
 from loravault.eraser import Objective, TokenBatch
-
-FRUITS = ("tea", "cats", "jazz", "rain", "figs", "kites")
 
 
 def relative_error(x: torch.Tensor, reference: torch.Tensor) -> float:
     """||x - reference|| / ||reference||, in float64."""
     return float((x.double() - reference.double()).norm() / reference.double().norm())
-
-
-def people(count: int, *, offset: int = 0) -> list[Sample]:
-    """Made-up facts: person i likes one of six things."""
-    return [
-        Sample(f"p{i:03d}", f"Who is p{i}?", f"p{i} likes {FRUITS[(i * 7) % len(FRUITS)]}")
-        for i in range(offset, offset + count)
-    ]
-
-
-# causal LMs of other architectures than tiny's Llama, built from their transformers configs
-
-_BYTES = dict(vocab_size=BYTE_VOCAB_SIZE, pad_token_id=256, bos_token_id=257, eos_token_id=258)  # core's tokenizer
-ARCHITECTURES: dict[str, tuple[Callable[[], PretrainedConfig], type[PreTrainedModel], tuple[str, ...]]] = {
-    # name: (its config, its model, the modules LoRA targets: the attention input projection)
-    "gpt2": (lambda: GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=256, **_BYTES), GPT2LMHeadModel, ("c_attn",)),
-    "qwen2": (
-        lambda: Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                            num_key_value_heads=2, max_position_embeddings=256, **_BYTES),
-        Qwen2ForCausalLM,
-        ("q_proj",),
-    ),
-    "gpt-neox": (
-        lambda: GPTNeoXConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                              max_position_embeddings=256, **_BYTES),
-        GPTNeoXForCausalLM,
-        ("query_key_value",),
-    ),
-}
-
-
-def config_model(architecture: str, *, seed: int = 0) -> PreTrainedModel:
-    """A 2-layer, width-64 causal LM on core's byte vocabulary, random weights under `seed`, eager attention (for
-    exact curvature products), in eval mode; the caller's global RNG state is left as it was."""
-    make_config, model_class, _ = ARCHITECTURES[architecture]
-    config = make_config()
-    config._attn_implementation = "eager"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = model_class(config)
-    return model.eval()
 
 
 # logistic regression: a bias-free linear head on fixed features, through the same Objective
