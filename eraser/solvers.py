@@ -76,8 +76,9 @@ def conjugate_gradient(
     Guaranteed: `converged` means the true relative residual ||b - (G + lambda I) x|| / ||b|| is at most
     `config.tolerance`. The recursion's residual drifts from the true one in float32, so when the recursion
     reaches the tolerance one extra product measures the true residual; if that is still above the tolerance,
-    CG restarts from it (residual replacement, van der Vorst & Ye 2000) while iterations remain. The report's
-    `residual` is that true residual, `recurrence_residual` the recursion's own at the end.
+    CG restarts from it while iterations remain (a restart at the true residual, cf. residual replacement, van
+    der Vorst & Ye, SIAM J. Sci. Comput. 22(5), 2000). The report's `residual` is that true residual,
+    `recurrence_residual` the recursion's own when it stopped.
     """
     A = _damped(operator, damping)
     M = preconditioner or (lambda v: v)
@@ -86,7 +87,7 @@ def conjugate_gradient(
         return torch.zeros_like(b), SolveReport("cg", damping, 0, 0.0, True, 0.0)
     x = torch.zeros_like(b) if x0 is None else x0.clone()
     r = b - A(x) if x0 is not None else b.clone()
-    iterations, recurrence = 0, float(r.double().norm()) / norm_b
+    iterations = 0
     bar = tqdm(total=config.max_iterations, desc="conjugate gradient", disable=not progress, leave=False)
     while True:
         x, r, spent = _cg_iterations(A, M, x, r, tolerance=config.tolerance * norm_b,
