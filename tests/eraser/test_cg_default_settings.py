@@ -66,9 +66,10 @@ def test_default_damping_is_identical_for_every_method(every_method) -> None:
     assert next(iter(dampings.values())) > 0
 
 
-def products_to_tolerance(setup, *, precondition: bool, tolerance: float) -> tuple[int, float]:
-    """Curvature products (iterations plus true-residual checks) CG takes to reach `tolerance`, and its residual."""
-    config = replace(DEFAULTS, method="cg", cg=CgConfig(tolerance=tolerance, max_iterations=500, precondition=precondition))
+def solve_counting_products(setup, *, precondition: bool, max_iterations: int):
+    """CG to the default tolerance on the eraser's own retained operator, damping and factors: (report, products),
+    products counting iterations and true-residual checks."""
+    config = replace(DEFAULTS, method="cg", cg=CgConfig(max_iterations=max_iterations, precondition=precondition))
     eraser = Eraser(setup.objective, train=setup.train, config=config, progress=False)
     request = ErasureRequest.of(removals=setup.train[REQUEST_ROWS])
     retained = eraser._retained_sample(request)  # noqa: SLF001 (the sample the eraser's own operator uses)
@@ -79,19 +80,20 @@ def products_to_tolerance(setup, *, precondition: bool, tolerance: float) -> tup
     preconditioner = factors.inverse(setup.objective.layout, damping=damping) if precondition else None
     _, report = conjugate_gradient(operator, b, damping=damping, config=config.cg, preconditioner=preconditioner,
                                    progress=False)
-    assert report.converged  # both reach the same true residual, so their product counts compare
-    return operator.products, report.residual
+    return report, operator.products
 
 
 @pytest.mark.parametrize("architecture", ["tiny", "gpt2", "qwen2", "gpt-neox"])
 def test_default_preconditioning_takes_no_more_products_than_the_alternative(tiny, architectures, architecture) -> None:
     """Measured (README, "Eraser"): EK-FAC-preconditioned CG took 1.2-5x the products of plain CG on all four, so
-    the default is plain CG; this fails if the default's choice ever costs more products than the other one."""
+    the default is plain CG; this fails if the other choice reaches the same true residual in fewer products.
+    The other choice gets only the default's product count (its excess is not what is asked, and is slow)."""
     setup = tiny if architecture == "tiny" else architectures(architecture)
     default = CgConfig().precondition
-    chosen, _ = products_to_tolerance(setup, precondition=default, tolerance=1e-3)
-    other, _ = products_to_tolerance(setup, precondition=not default, tolerance=1e-3)
-    assert chosen <= other
+    chosen, chosen_products = solve_counting_products(setup, precondition=default, max_iterations=500)
+    other, other_products = solve_counting_products(setup, precondition=not default, max_iterations=chosen_products)
+    assert chosen.converged  # the default reaches the true residual asked for
+    assert not (other.converged and other_products < chosen_products)
 
 
 @pytest.mark.parametrize("architecture", ["tiny", "gpt2"])
