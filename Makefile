@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test proto fuzz bench-vault bench-eraser bench-protocol bench-erasure bench-inference bench-scaleout check-layers clean
+.PHONY: install demo test proto fuzz bench-vault bench-eraser bench-eraser-cg bench-protocol bench-erasure bench-inference bench-scaleout check-layers clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench-vault: $(STAMP)
 
 bench-eraser: $(STAMP)
 	$(BIN)/python -m loravault.bench.eraser
+
+bench-eraser-cg: $(STAMP)
+	$(BIN)/python -m loravault.bench.eraser_cg
 
 bench-protocol: $(STAMP)
 	$(BIN)/python -m loravault.bench.protocol

@@ -65,11 +65,14 @@ class CurvatureConfig:
 
 @dataclass(frozen=True)
 class CgConfig:
-    """Conjugate gradient: stops when ||b - Ax|| <= tolerance * ||b|| or after max_iterations."""
+    """Conjugate gradient: stops when the true ||b - Ax|| / ||b|| <= tolerance (converged) or after max_iterations."""
 
     tolerance: float = 1e-3  # relative residual to stop at
     max_iterations: int = 50  # each iteration is one curvature product
-    precondition: bool = True  # precondition with EK-FAC (factors built once per adapter version)
+    # EK-FAC (factors built once per adapter version) as preconditioner; off by default: on every model measured
+    # (README, "Eraser") it took more products than plain CG, as its Kronecker eigenbasis and its block diagonal
+    # (no curvature between A and B of one LoRA module) fit the LoRA Gauss-Newton matrix worse than the identity
+    precondition: bool = False
 
     def __post_init__(self) -> None:
         _positive("cg tolerance", self.tolerance)
@@ -134,12 +137,14 @@ class EraserConfig:
 
     # what to compute
     # ekfac: the factors are built once per adapter version, so a request pays only for its own gradients and
-    # the step's loss evaluations (seconds on SmolLM2); cg (EK-FAC preconditioned) costs one curvature product
-    # over the sample per iteration (on SmolLM2, two cores, 64 samples: ~15 s for the first, which keeps the
-    # graphs, then ~4 s each) for a tighter solve
+    # the step's loss evaluations (seconds on SmolLM2); cg costs one curvature product over the sample per
+    # iteration (on SmolLM2, two cores, 64 samples: ~15 s for the first, which keeps the graphs, then ~4 s each)
+    # for a tighter solve
     method: Method = "ekfac"
     step: Step = "auto"  # auto: calibrated when the request forgets samples and a reference set exists
-    damping: float | None = None  # lambda in (G + lambda I); None: damping_factor x mean eigenvalue
+    # lambda in (G + lambda I), the same for every method; None: damping_factor x the mean eigenvalue of the
+    # retained curvature sample's Gauss-Newton matrix, estimated from its pseudo-gradients (damping.py)
+    damping: float | None = None
     damping_factor: float = 0.1  # used when damping is None
     # where and how
     device: str = "cpu"  # every tensor the eraser makes lives here

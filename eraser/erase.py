@@ -3,8 +3,7 @@
 Cost model (DESIGN.md, "Eraser"): an exact curvature product over the whole training set costs about as much
 as retraining, so curvature is subsampled (a fixed, seeded curvature sample) and amortized (EK-FAC factors
 built once, cached on disk by adapter hash). A request then pays for its own per-sample gradients, the EK-FAC
-solve (the default) or a few curvature products on the sample (CG, preconditioned by EK-FAC), and the loss
-evaluations of its step.
+solve (the default) or a few curvature products on the sample (CG), and the loss evaluations of its step.
 
 The default erasure takes its direction from the curvature of the retained samples only,
 (G_retained + lambda I)^-1 b, and its length from `calibrate_step` when the request forgets samples and a
@@ -33,7 +32,7 @@ from .cache import EkfacCache
 from .calibrate import CalibrationReport, calibrate_step
 from .config import EraserConfig
 from .curvature import CurvatureOperator, curvature_sample
-from .damping import auto_damping, hutchinson_mean_eigenvalue
+from .damping import auto_damping
 from .delta import ErasureReport, ErasureResult, peak_memory_bytes
 from .ekfac import EkfacFactors
 from .gradients import request_gradients
@@ -145,8 +144,12 @@ class Eraser:
         size_after = request.size_after(len(self.train))
         gradients = request_gradients(self.objective, self.theta, request, chunk=self.config.gradient_chunk, progress=self.progress)
         b = gradients.vector(size_after=size_after)
-        inputs = self._solve_inputs(request, method)
-        damping = self._damping(inputs)
+        retained = self._retained_sample(request)
+        if not retained:
+            raise InvalidArgumentError("the request touches every sample of the curvature sample: nothing retained")
+        factors = self._retained_factors(request) if self._needs_factors(method) else None
+        damping = self._damping(factors)
+        inputs = self._solve_inputs(request, method, retained=retained, factors=factors)
         x, solved = solve(method, inputs, b, damping=damping, config=self.config, progress=self.progress)
         curvature = self.config.curvature.kind + ("+ekfac" if inputs.factors is not None else "")
         del inputs  # its operator's kept graphs (GiBs): freed now, and not held by a refusal's traceback below
@@ -186,11 +189,24 @@ class Eraser:
             if change.old is None and known is not None:
                 raise InvalidArgumentError(f"sample {change.id!r} is already in the training set: add it under a new id")
 
-    def _solve_inputs(self, request: ErasureRequest, method: str) -> SolveInputs:
+    def _needs_factors(self, method: str) -> bool:
+        """EK-FAC factors serve the automatic damping, and the methods that solve with them."""
+        return self.config.damping is None or self._solves_with_factors(method)
+
+    def _solves_with_factors(self, method: str) -> bool:
+        return method == "ekfac" or (method == "cg" and self.config.cg.precondition)
+
+    def _damping(self, factors: EkfacFactors | None) -> float:
+        """The damping every method uses: as set, else damping.py's one rule on the retained EK-FAC factors."""
+        if self.config.damping is not None:
+            return self.config.damping
+        assert factors is not None  # _needs_factors: built whenever damping is unset
+        return auto_damping(factors.mean_eigenvalue(), factor=self.config.damping_factor)
+
+    def _solve_inputs(
+        self, request: ErasureRequest, method: str, *, retained: list[Sample], factors: EkfacFactors | None
+    ) -> SolveInputs:
         """The retained curvature sample's operator and, where the method uses them, EK-FAC factors or gradients."""
-        retained = self._retained_sample(request)
-        if not retained:
-            raise InvalidArgumentError("the request touches every sample of the curvature sample: nothing retained")
         operator = None
         if self.objective.supports_vmap:
             curvature = self.config.curvature
@@ -198,9 +214,8 @@ class Eraser:
                 self.objective, self.theta, retained, kind=curvature.kind, batch_size=curvature.batch_size,
                 graph_budget_bytes=curvature.graph_budget_mib * 2**20 if method in REPEATED_PRODUCT_METHODS else 0,
             )
-        factors, gradients = None, None
-        if method == "ekfac" or (method == "cg" and self.config.cg.precondition):
-            factors = self._retained_factors(request)
+        factors = factors if self._solves_with_factors(method) else None  # else built for the damping only
+        gradients = None
         if method == "datainf":
             gradients = self._retained_gradients(request)
         single = sorted(retained, key=lambda s: s.id)
@@ -239,21 +254,6 @@ class Eraser:
         return collect_pseudo_gradients(
             self.objective, self.theta, samples, seed=curvature.seed, batch_size=curvature.batch_size, progress=self.progress
         )
-
-    def _damping(self, inputs: SolveInputs) -> float:
-        if self.config.damping is not None:
-            return self.config.damping
-        if inputs.factors is not None:
-            mean = inputs.factors.mean_eigenvalue()
-        elif inputs.gradients is not None:
-            mean = float(inputs.gradients.double().pow(2).sum(-1).mean()) / inputs.gradients.shape[1]
-        elif inputs.operator is not None:
-            mean = hutchinson_mean_eigenvalue(
-                inputs.operator, self.theta.numel(), seed=self.config.curvature.seed, device=self.objective.device
-            )
-        else:
-            raise InvalidArgumentError("no curvature to choose damping from: set damping or use eager attention")
-        return auto_damping(mean, factor=self.config.damping_factor)
 
     def _calibrate(self, request: ErasureRequest, direction: torch.Tensor, *, slope: float | None) -> CalibrationReport:
         """The step length along `direction`; `slope` (of the forget samples' mean loss along it) picks the start."""

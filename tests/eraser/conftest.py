@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny LoRA adapter with its dense Gauss-Newton matrix, and a logistic-regression head.
+"""Shared fixtures: a tiny LoRA adapter with its dense Gauss-Newton matrix, LoRA adapters on GPT-2, Qwen2 and
+GPT-NeoX built from their configs, and a logistic-regression head.
 
 The dense matrix costs P curvature products, so it is built once per session on a deliberately small adapter
 (tiny base, LoRA r=2 on q_proj: 512 parameters) and a 6-sample curvature set.
@@ -6,6 +7,7 @@ The dense matrix costs P curvature products, so it is built once per session on 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -14,6 +16,8 @@ from torch import nn
 
 from loravault.client.training import TrainingConfig, train_lora
 from loravault.core import Sample, load_base
+from loravault.bench.eraser_cg import BenchConfig, trained
+from loravault.core.tokenizer import byte_tokenizer
 from eraser_problems import people
 
 from loravault.eraser import CurvatureOperator, Objective, dense_matrix, lora_objective
@@ -45,3 +49,28 @@ def tiny() -> TinySetup:
     operator = CurvatureOperator(objective, theta, curvature)
     dense = dense_matrix(operator, theta.numel(), chunk=128, progress=False)
     return TinySetup(model, base.tokenizer, train, objective, theta, curvature, operator, dense)
+
+
+@dataclass
+class ConfigSetup:
+    """A LoRA adapter trained on a model built from a transformers config (eraser_problems.ARCHITECTURES)."""
+
+    architecture: str
+    train: list[Sample]
+    objective: Objective
+
+
+@pytest.fixture(scope="session")
+def architectures() -> Callable[[str], ConfigSetup]:
+    """Each architecture's adapter (rank 1 on the attention input projection: 256-512 LoRA parameters), trained
+    once per session on first use (2-4 s each on one core), exactly as the eraser-cg benchmark trains it."""
+    built: dict[str, ConfigSetup] = {}
+
+    def get(architecture: str) -> ConfigSetup:
+        if architecture not in built:
+            train = people(BenchConfig().samples)
+            model = trained(architecture, train, BenchConfig())
+            built[architecture] = ConfigSetup(architecture, train, lora_objective(model, byte_tokenizer()))
+        return built[architecture]
+
+    return get

@@ -1,4 +1,5 @@
-"""Test problems for the eraser: made-up people facts, and logistic regression through the same Objective."""
+"""Test problems for the eraser: made-up people facts, small causal LMs of other architectures, and logistic
+regression through the same Objective."""
 
 from __future__ import annotations
 
@@ -7,23 +8,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+# the made-up facts and the models built from configs are the eraser-cg benchmark's, so its numbers are these tests'
+from loravault.bench.eraser_cg import ARCHITECTURES, config_model, people  # noqa: F401 (re-exported)
 from loravault.core import Sample
 from loravault.eraser import Objective, TokenBatch
-
-FRUITS = ("tea", "cats", "jazz", "rain", "figs", "kites")
 
 
 def relative_error(x: torch.Tensor, reference: torch.Tensor) -> float:
     """||x - reference|| / ||reference||, in float64."""
     return float((x.double() - reference.double()).norm() / reference.double().norm())
-
-
-def people(count: int, *, offset: int = 0) -> list[Sample]:
-    """Made-up facts: person i likes one of six things."""
-    return [
-        Sample(f"p{i:03d}", f"Who is p{i}?", f"p{i} likes {FRUITS[(i * 7) % len(FRUITS)]}")
-        for i in range(offset, offset + count)
-    ]
 
 
 # logistic regression: a bias-free linear head on fixed features, through the same Objective

@@ -36,8 +36,9 @@ def problem(tiny):
 
 def test_cg_on_gauss_newton_matches_dense_solve(tiny, problem) -> None:
     b, damping, reference = problem
-    x, report = conjugate_gradient(tiny.operator, b, damping=damping, config=CgConfig(tolerance=1e-7, max_iterations=200), progress=False)
-    # float32 products leave a ~1e-6 relative residual; times the condition number (~60) that is ~1e-5 < 1e-4
+    # float32 products leave a true relative residual of a few 1e-6 (the recursion's own goes lower): 1e-5 is
+    # reachable; times the condition number (~60) that is ~1e-4 at worst
+    x, report = conjugate_gradient(tiny.operator, b, damping=damping, config=CgConfig(tolerance=1e-5, max_iterations=200), progress=False)
     assert relative_error(x, reference) < 1e-4
     assert report.converged and report.residual < 1e-5
 
