@@ -49,7 +49,8 @@ def load_or_create_server_key(data_dir: Path, *, key_file: Path | None = None) -
     if key_file is not None:
         path = Path(key_file).resolve()  # a Secret volume links its files: load the file the link names
         if not path.is_file():
-            raise NotFoundError(f"server key file {key_file} does not exist; make one with `loravault keys generate PATH`")
+            raise NotFoundError(
+                f"server key file {key_file} does not exist; make one with `loravault keys generate PATH`")
     else:
         path = Path(data_dir) / SERVER_KEY_FILE
         if not path.exists():

@@ -16,7 +16,9 @@ def run_migrations_online() -> None:
     connection = context.config.attributes.get("connection")
     if connection is None:
         raise RuntimeError("loravault migrations run only through loravault.server.vault.database.upgrade")
-    context.configure(connection=connection, target_metadata=metadata)
+    # one transaction around reading the revision and every step: on SQLite that transaction starts with BEGIN
+    # IMMEDIATE (database.upgrade), so two processes migrating one file at once run one after the other
+    context.configure(connection=connection, target_metadata=metadata, transactional_ddl=True)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -172,3 +172,21 @@ def test_checkpoint_signed_by_another_key_is_refused(logged):
 def _inputs(snapshot) -> dict:
     return {"entries": snapshot.entries, "receipts": snapshot.receipts, "checkpoints": snapshot.checkpoints,
             "server_key": snapshot.server_key}
+
+
+def test_a_deployment_key_file_is_loaded_through_a_link_and_never_created(tmp_path):
+    """`serve --server-key`: a Secret volume links its files, so the link is followed; a missing file is an
+    error, never a new key (replicas with different keys would sign receipts the others cannot verify)."""
+    from loravault.core import NotFoundError
+    from loravault.proto.keys import save_private_key
+
+    shared = tmp_path / "secret" / "..data" / "server-key.pem"
+    shared.parent.mkdir(parents=True)
+    save_private_key(shared, generate_private_key_pem())
+    (tmp_path / "secret" / "server-key.pem").symlink_to(shared)
+    signers = [load_or_create_server_key(tmp_path / name, key_file=tmp_path / "secret" / "server-key.pem")
+               for name in ("r1", "r2") if (tmp_path / name).mkdir() is None]
+    assert signers[0].public_key.keyid == signers[1].public_key.keyid
+    assert not (tmp_path / "r1" / SERVER_KEY_FILE).exists()  # the data folder holds only the public half
+    with pytest.raises(NotFoundError, match="does not exist"):
+        load_or_create_server_key(tmp_path / "r1", key_file=tmp_path / "missing.pem")
