@@ -51,9 +51,10 @@ def test_cancel_frees_the_row_within_one_step(vault, make_engine):
 
 
 def test_deadline_stops_a_waiting_and_a_running_request(vault, make_engine):
-    engine = make_engine(max_batch=1)
-    running = engine.generate(tenant="a", adapter=None, version=0, prompt="hi", params=LONG, timeout=0.3)
-    waiting = engine.generate(tenant="b", adapter=None, version=0, prompt="hi", params=LONG, timeout=0.2)
+    engine = make_engine(max_batch=1, max_seq_len=4096, max_new_tokens=4000)
+    endless = SamplingParams(max_new_tokens=4000)  # seconds of work even on a quiet machine: the deadline ends it
+    running = engine.generate(tenant="a", adapter=None, version=0, prompt="hi", params=endless, timeout=0.3)
+    waiting = engine.generate(tenant="b", adapter=None, version=0, prompt="hi", params=endless, timeout=0.2)
     with pytest.raises(DeadlineExceededError):
         collect(waiting)
     with pytest.raises(DeadlineExceededError):
