@@ -198,27 +198,34 @@ def bench_base(base_name: str, config: BenchConfig, *, report: Any = None) -> di
 
 
 def bench_base_pair(base_name: str, config: BenchConfig, *, repeats: int) -> dict[str, Any]:
-    """engine-base and hf-batched alternated `repeats` times, so a change in the machine's load hits both."""
+    """engine-base, engine-lora with the most adapters and hf-batched, alternated `repeats` times, so a change in
+    the machine's load hits all three alike; the ratios are taken within each repeat."""
     base = load_base(base_name)
-    runs: dict[str, list[dict]] = {"engine-base": [], "hf-batched": []}
+    top = max(config.adapter_counts)
+    runs: dict[str, list[dict]] = {"engine-base": [], f"engine-lora@{top}": [], "hf-batched": []}
     with tempfile.TemporaryDirectory() as folder, Vault.open(Path(folder), base_fingerprint=base.fingerprint) as vault:
+        _vault_with_adapters(vault, _peft_with_adapters(base_name, top, config.rank), config, base.fingerprint)
         engine = InferenceEngine(base, vault=vault, config=InferenceConfig(max_batch=config.requests, max_seq_len=192,
                                                                            max_prompt_tokens=96))
         engine.start()
         try:
-            _engine_run(engine, [None], BenchConfig(requests=4, new_tokens=4, adapter_counts=(1,)), "warmup")
+            names = [f"a{i}" for i in range(top)]
+            _engine_run(engine, names, BenchConfig(requests=top, new_tokens=2), "warmup")
             _generate_run(base.model, base.tokenizer, [0, 1], BenchConfig(requests=2, new_tokens=2, adapter_counts=(1,)))
             for repeat in range(repeats):
                 runs["engine-base"].append(_engine_run(engine, [None], config, "engine-base"))
+                runs[f"engine-lora@{top}"].append(_engine_run(engine, names, config, "engine-lora"))
                 runs["hf-batched"].append(_batched("hf-batched", base.model, base.tokenizer,
                                                    [(list(range(config.requests)), {})], config))
-                logger.info("%s base pair %d/%d: engine %.1f tok/s, hf %.1f tok/s", base_name, repeat + 1, repeats,
-                            runs["engine-base"][-1]["tokens_per_s"], runs["hf-batched"][-1]["tokens_per_s"])
+                logger.info("%s pair %d/%d: %s", base_name, repeat + 1, repeats,
+                            {k: v[-1]["tokens_per_s"] for k, v in runs.items()})
         finally:
             engine.close()
-    ratios = [e["tokens_per_s"] / h["tokens_per_s"] for e, h in zip(runs["engine-base"], runs["hf-batched"])]
-    return {"runs": runs, "ratios": [round(r, 3) for r in ratios],
-            "base_engine_ratio_to_hf_median": round(sorted(ratios)[len(ratios) // 2], 3)}
+    lora, hf = runs[f"engine-lora@{top}"], runs["hf-batched"]
+    to_base = [l["tokens_per_s"] / e["tokens_per_s"] for l, e in zip(lora, runs["engine-base"])]
+    to_hf = [e["tokens_per_s"] / h["tokens_per_s"] for e, h in zip(runs["engine-base"], hf)]
+    return {"runs": runs, "ratio_to_base_32": [round(r, 3) for r in to_base],
+            "base_engine_ratio_to_hf": [round(r, 3) for r in to_hf]}
 
 
 def _summarize(results: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
@@ -268,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", action="append", help="tiny, smollm2-135m (repeatable; default both, tiny first)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine is shared)")
     parser.add_argument("--base-pair", type=int, default=0, metavar="REPEATS",
-                        help="only alternate engine-base and hf-batched REPEATS times (inference-base-pair.json)")
+                        help="only alternate engine-base, engine-lora@32 and hf-batched REPEATS times (inference-base-pair.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = BenchConfig(threads=args.threads)
@@ -276,9 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     bases = args.base or ["tiny", "smollm2-135m"]  # tiny first: minutes; smollm2 with PEFT takes far longer
     if args.base_pair:
         pairs = {base: bench_base_pair(base, config, repeats=args.base_pair) for base in bases}
-        rows = [[base, i + 1, e["tokens_per_s"], h["tokens_per_s"], r] for base, p in pairs.items()
-                for i, (e, h, r) in enumerate(zip(p["runs"]["engine-base"], p["runs"]["hf-batched"], p["ratios"]))]
-        table = markdown_table(["base", "repeat", "engine-base tok/s", "hf-batched tok/s", "ratio"], rows) + "\n"
+        rows = [[base, i + 1, *(p["runs"][k][i]["tokens_per_s"] for k in p["runs"]), p["ratio_to_base_32"][i],
+                 p["base_engine_ratio_to_hf"][i]] for base, p in pairs.items() for i in range(args.base_pair)]
+        header = ["base", "repeat", "engine-base tok/s", "engine-lora@32 tok/s", "hf-batched tok/s",
+                  "lora/base", "base/hf"]
+        table = markdown_table(header, rows) + "\n"
         write_results("inference-base-pair", {"bases": pairs, "config": asdict(config), "machine": machine()}, table)
         print(table)
         return 0

@@ -24,21 +24,25 @@ def _wait_until(predicate, *, seconds: float = 30) -> None:
 
 
 def test_full_queue_is_refused_and_the_engine_stays_responsive(vault, make_engine):
-    engine = make_engine(max_batch=2, max_waiting=2, max_waiting_per_tenant=2)
-    handles = [engine.generate(tenant="a", adapter=None, version=0, prompt="hi", params=LONG) for _ in range(2)]
+    engine = make_engine(max_batch=2, max_waiting=2, max_waiting_per_tenant=2, max_seq_len=4096, max_new_tokens=4000)
+    endless = SamplingParams(max_new_tokens=4000)  # still running when the queue is checked, however fast the machine
+    handles = [engine.generate(tenant="a", adapter=None, version=0, prompt="hi", params=endless) for _ in range(2)]
     _wait_until(lambda: engine.stats().running == 2)
-    handles += [engine.generate(tenant="a", adapter=None, version=0, prompt="hi", params=LONG) for _ in range(2)]
+    handles += [engine.generate(tenant="a", adapter=None, version=0, prompt="hi", params=endless) for _ in range(2)]
     with pytest.raises(ResourceExhaustedError, match="full|waiting"):
         engine.generate(tenant="b", adapter=None, version=0, prompt="hi", params=LONG)
+    assert (engine.stats().running, engine.stats().waiting) == (2, 2)
     for handle in handles:
-        assert collect(handle)[1].completion_tokens == 60
+        handle.cancel()
+    _wait_until(lambda: engine.stats().running == 0 and engine.stats().waiting == 0)
     quick = engine.generate(tenant="b", adapter=None, version=0, prompt="hi", params=SamplingParams(max_new_tokens=3))
     assert collect(quick)[1].completion_tokens == 3
 
 
 def test_cancel_frees_the_row_within_one_step(vault, make_engine):
-    engine = make_engine(max_batch=2)
-    handle = engine.generate(tenant="a", adapter=None, version=0, prompt="hi", params=SamplingParams(max_new_tokens=64))
+    engine = make_engine(max_batch=2, max_seq_len=4096, max_new_tokens=4000)
+    handle = engine.generate(tenant="a", adapter=None, version=0, prompt="hi",
+                             params=SamplingParams(max_new_tokens=4000))
     events = handle.events(timeout=30)
     assert isinstance(next(events), Delta)
     steps = engine.stats().steps
@@ -51,9 +55,10 @@ def test_cancel_frees_the_row_within_one_step(vault, make_engine):
 
 
 def test_deadline_stops_a_waiting_and_a_running_request(vault, make_engine):
-    engine = make_engine(max_batch=1)
-    running = engine.generate(tenant="a", adapter=None, version=0, prompt="hi", params=LONG, timeout=0.3)
-    waiting = engine.generate(tenant="b", adapter=None, version=0, prompt="hi", params=LONG, timeout=0.2)
+    engine = make_engine(max_batch=1, max_seq_len=4096, max_new_tokens=4000)
+    endless = SamplingParams(max_new_tokens=4000)  # seconds of work even on a quiet machine: the deadline ends it
+    running = engine.generate(tenant="a", adapter=None, version=0, prompt="hi", params=endless, timeout=0.3)
+    waiting = engine.generate(tenant="b", adapter=None, version=0, prompt="hi", params=endless, timeout=0.2)
     with pytest.raises(DeadlineExceededError):
         collect(waiting)
     with pytest.raises(DeadlineExceededError):
