@@ -57,7 +57,13 @@ FRUITS = ("tea", "cats", "jazz", "rain", "figs", "kites")
 _BYTES = dict(vocab_size=BYTE_VOCAB_SIZE, pad_token_id=256, bos_token_id=257, eos_token_id=258)  # core's tokenizer
 ARCHITECTURES: dict[str, tuple[Callable[[], PretrainedConfig], type[PreTrainedModel], tuple[str, ...]]] = {
     # name: (its config, its model, the modules LoRA targets: the attention input projection)
-    "gpt2": (lambda: GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=256, **_BYTES), GPT2LMHeadModel, ("c_attn",)),
+    # GPT-2's dropout off, as the others' is by default: training must not draw from the global RNG
+    "gpt2": (
+        lambda: GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=256, resid_pdrop=0.0, embd_pdrop=0.0,
+                           attn_pdrop=0.0, **_BYTES),
+        GPT2LMHeadModel,
+        ("c_attn",),
+    ),
     "qwen2": (
         lambda: Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                             num_key_value_heads=2, max_position_embeddings=256, **_BYTES),
