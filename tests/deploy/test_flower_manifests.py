@@ -23,7 +23,7 @@ def test_the_federation_includes_the_vault_it_commits_to():
     assert COMPOSE["include"] == ["compose.yaml"]
     included = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
     (superlink,) = _services("superlink").values()
-    assert "vault" in included and superlink["depends_on"]["vault"]["condition"] == "service_healthy"
+    assert "vault-1" in included and superlink["depends_on"]["vault-1"]["condition"] == "service_healthy"
     assert {"fed-token", "coordinator-key"} == set(superlink["secrets"])  # the coordinator signs rounds there
 
 
