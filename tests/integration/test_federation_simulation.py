@@ -11,6 +11,14 @@ from loravault.federation.ledger import Ledger
 from .erasure_kit import erasure_server  # noqa: F401  (fixture)
 from .federation_kit import SHARED, make_federation
 
+
+@pytest.fixture
+def database_url() -> None:
+    """SQLite only: what these test is the Flower side (rounds, ledgers, failures); round commits run on
+    PostgreSQL in test_federation_rounds.py. Each test starts a local Ray cluster, and starting two of them back
+    to back timed out once on a loaded machine ("node timed out during startup"), so each runs once."""
+    return None
+
 pytestmark = pytest.mark.slow
 
 
