@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from loravault.core.base_layout import BaseLayout
 from loravault.client import VaultClient
 from loravault.core import AdapterSchema, TensorSpec, canonical_float32, encode_tensors, load_base
 from loravault.proto.commitment import commit as forget_commit
@@ -102,8 +103,8 @@ def _plan(head: dict[str, torch.Tensor], *, parent: int, parent_hash: str, adapt
 def _big_schema(params: int, *, rank: int, fingerprint: str) -> AdapterSchema:
     width = params // (2 * rank)
     return AdapterSchema(rank=rank, alpha=2.0 * rank, target_modules=("q_proj",),
-                         tensors=(TensorSpec("m.q_proj.lora_A.weight", (rank, width)),
-                                  TensorSpec("m.q_proj.lora_B.weight", (width, rank))),
+                         tensors=(TensorSpec("base_model.model.m.q_proj.lora_A.weight", (rank, width)),
+                                  TensorSpec("base_model.model.m.q_proj.lora_B.weight", (width, rank))),
                          dtype="float32", base_fingerprint=fingerprint)
 
 
@@ -183,7 +184,7 @@ def measure_throughput(config: ProtocolBenchConfig, base: Any, root: Path) -> di
     data.mkdir()
     vault = Vault.open(data, base_fingerprint=base.fingerprint)
     token = vault.ensure_admin_token(server_config.admin_token_path)
-    state = ServerState(vault=vault, base_name="tiny", base_fingerprint=base.fingerprint,
+    state = ServerState(vault=vault, base=BaseLayout.of(base),
                         max_chunk_bytes=MAX_CHUNK_BYTES, base_model=base,
                         erasure=build_erasure_pipeline(server_config, vault=vault, base=base))
     server, port = create_server(server_config, state=state)

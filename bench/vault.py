@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from loravault.client import VaultClient
 from loravault.core import AdapterSchema, TensorSpec, encode_tensors, load_base
+from loravault.core.base_layout import BaseLayout
 from loravault.core.tensor_stream import StreamingTensorCheck
 from loravault.server import ServerConfig, ServerState, create_server
 from loravault.server.config import MAX_CHUNK_BYTES
@@ -60,12 +61,19 @@ class VaultBenchConfig:
     latency_calls: int = 500  # head and list calls timed
 
 
-def _schema(fingerprint: str, mib: int) -> AdapterSchema:
-    width = mib * MIB // (2 * 8 * 4)  # two float32 tensors of rank 8
+def _schema(fingerprint: str, mib: float) -> AdapterSchema:
+    width = int(mib * MIB) // (2 * 8 * 4)  # two float32 tensors of rank 8
     return AdapterSchema(rank=8, alpha=16.0, target_modules=("q_proj",),
-                         tensors=(TensorSpec("m.q_proj.lora_A.weight", (8, width)),
-                                  TensorSpec("m.q_proj.lora_B.weight", (width, 8))),
+                         tensors=(TensorSpec("base_model.model.m.q_proj.lora_A.weight", (8, width)),
+                                  TensorSpec("base_model.model.m.q_proj.lora_B.weight", (width, 8))),
                          dtype="float32", base_fingerprint=fingerprint)
+
+
+def _synthetic_base(schema: AdapterSchema) -> BaseLayout:
+    """A base with exactly the projections the schema adapts: the bench measures transfers, not models."""
+    linear = {pair.base_module: (schema.shape_of(pair.a_name)[1], schema.shape_of(pair.b_name)[0])
+              for pair in schema.pairs()}
+    return BaseLayout(name="synthetic", fingerprint=schema.base_fingerprint, linear=linear, other={})
 
 
 def _payload(schema: AdapterSchema, seed: int) -> bytes:
@@ -73,7 +81,7 @@ def _payload(schema: AdapterSchema, seed: int) -> bytes:
     return encode_tensors({t.name: torch.randn(t.shape, generator=generator) for t in schema.tensors})
 
 
-def _serve_both(data: Path, fingerprint: str, payload: bytes, versions: int, ready: multiprocessing.Queue,
+def _serve_both(data: Path, fingerprint: str, mib: int, payload: bytes, versions: int, ready: multiprocessing.Queue,
                 stop: multiprocessing.Event) -> None:
     """Child process: fill the vault's history, then serve the vault and the raw server until `stop` is set.
 
@@ -83,7 +91,7 @@ def _serve_both(data: Path, fingerprint: str, payload: bytes, versions: int, rea
     vault.create_tenant("bench")
     token = vault.issue_token(role="tenant", tenant="bench", label="bench").secret
     fill_seconds = _fill_versions(vault, tenant="bench", count=versions, fingerprint=fingerprint)
-    state = ServerState(vault=vault, base_name="tiny", base_fingerprint=fingerprint, max_chunk_bytes=MAX_CHUNK_BYTES)
+    state = ServerState(vault=vault, base=_synthetic_base(_schema(fingerprint, mib)), max_chunk_bytes=MAX_CHUNK_BYTES)
     server, port = create_server(ServerConfig(data_dir=data, port=0), state=state)
     server.start()
     raw_server, raw_port = _raw_server(payload)
@@ -254,15 +262,12 @@ def _durable_write_throughput(folder: Path, payload: bytes, repeats: int, direct
 
 def _fill_versions(vault: Vault, *, tenant: str, count: int, fingerprint: str) -> float:
     """Commit `count` versions of one small adapter through the vault API; returns seconds taken."""
-    small = AdapterSchema(rank=8, alpha=16.0, target_modules=("q_proj",),
-                          tensors=(TensorSpec("m.q_proj.lora_A.weight", (8, 16)),
-                                   TensorSpec("m.q_proj.lora_B.weight", (16, 8))),
-                          dtype="float32", base_fingerprint=fingerprint)
+    small = _schema(fingerprint, 2 * 8 * 16 * 4 / MIB)  # width 16
     vault.create_adapter(tenant=tenant, name="history", schema=small)
     start = time.perf_counter()
     for number in tqdm(range(count), desc="filling versions", unit="version"):
-        tensors = {"m.q_proj.lora_A.weight": torch.full((8, 16), float(number)),
-                   "m.q_proj.lora_B.weight": torch.zeros(16, 8)}
+        tensors = {"base_model.model.m.q_proj.lora_A.weight": torch.full((8, 16), float(number)),
+                   "base_model.model.m.q_proj.lora_B.weight": torch.zeros(16, 8)}
         data = encode_tensors(tensors)
         writer = vault.new_blob_writer(max_bytes=len(data))
         writer.write(data)
@@ -280,7 +285,7 @@ def run(config: VaultBenchConfig) -> dict:
         data = Path(scratch)
         ready, stop = context.Queue(), context.Event()
         child = context.Process(target=_serve_both,
-                                args=(data, fingerprint, payloads[0], config.versions, ready, stop))
+                                args=(data, fingerprint, config.adapter_mib, payloads[0], config.versions, ready, stop))
         child.start()
         try:
             port, raw_port, token, fill_seconds = ready.get(timeout=1800)

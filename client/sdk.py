@@ -201,31 +201,43 @@ class VaultClient:
         return self.upload_bytes(name, encode_tensors(tensors), parent_version=parent_version, tenant=tenant)
 
     def upload_bytes(
-        self, name: str, data: bytes, *, parent_version: int | None = None, tenant: str = ""
+        self, name: str, data: bytes, *, parent_version: int | None = None, schema: AdapterSchema | None = None,
+        tenant: str = "",
     ) -> VersionInfo:
-        """Stream safetensors bytes in chunks of at most 1 MiB, hashing as they go; the server checks both."""
+        """Stream safetensors bytes in chunks of at most 1 MiB, hashing as they go; the server checks both.
+
+        With `schema`, an adapter that does not exist yet is created with the version, in one step on the
+        server (parent_version 0), and an existing one must have that schema.
+        """
         if parent_version is None:
             parent_version = self.get_adapter(name, tenant=tenant).head_version
-        header = pb.UploadHeader(ref=_ref(tenant, name), parent_version=parent_version, total_size=len(data))
+        header = pb.UploadHeader(ref=_ref(tenant, name), parent_version=parent_version, total_size=len(data),
+                                 schema=schema_to_pb(schema) if schema is not None else None)
         return VersionInfo.from_pb(self._call(self._streams.upload, _upload_stream(header, data)))
 
     def upload(self, name: str, source: PeftModel | Path | str, *, tenant: str = "") -> VersionInfo:
         """Upload a PeftModel's active LoRA adapter or a PEFT folder, creating the adapter on first upload.
 
-        Raises FailedPreconditionError when the adapter was trained on another base model than the server's.
+        A PeftModel is bound to the fingerprint of the base weights under it; a folder to the one its
+        loravault.json names, and a bare PEFT folder to the server's base, which the server's check of every
+        tensor against its base model then decides. Raises FailedPreconditionError when the adapter does not
+        fit the server's base, InvalidArgumentError naming a LoraConfig field the vault cannot keep.
         """
-        from loravault.core.peft_format import adapter_from_peft_model, read_peft_folder  # NOTE: see _peft_format
+        from loravault.core.peft_format import (  # NOTE: see _peft_format
+            adapter_from_peft_model,
+            peft_base_fingerprint,
+            read_peft_folder,
+        )
 
-        fingerprint = self.whoami().base_fingerprint
         if not isinstance(source, (str, Path)):
-            schema, tensors = adapter_from_peft_model(source, base_fingerprint=fingerprint)
+            schema, tensors = adapter_from_peft_model(source, base_fingerprint=peft_base_fingerprint(source))
         else:
-            schema, tensors = read_peft_folder(Path(source), base_fingerprint=fingerprint)
+            schema, tensors = read_peft_folder(Path(source), base_fingerprint=self.whoami().base_fingerprint)
         try:
             head = self.get_adapter(name, tenant=tenant).head_version
         except NotFoundError:
-            head = self.create_adapter(name, schema, tenant=tenant).head_version
-        return self.upload_tensors(name, tensors, parent_version=head, tenant=tenant)
+            head = 0
+        return self.upload_bytes(name, encode_tensors(tensors), parent_version=head, schema=schema, tenant=tenant)
 
     def download_tensors(
         self, name: str, *, version: int = 0, tenant: str = ""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -95,7 +96,7 @@ def exact_effective_average(schema: AdapterSchema, updates: Sequence[ClientUpdat
             a, b = _pair_tensors(update, pair)
             term = weight * (b @ a)  # (d_out, r) @ (r, d_in) -> (d_out, d_in)
             total = term if total is None else total + term
-        out[pair.module] = schema.scaling * total
+        out[pair.module] = schema.scaling_of(pair) * total
     return out
 
 
@@ -128,10 +129,10 @@ def _stack(
     schema: AdapterSchema, updates: Sequence[ClientUpdate], weights: list[float]
 ) -> tuple[dict[str, torch.Tensor], float]:
     """Stack, then re-compress each module to rank r; returns the tensors and the truncation error."""
-    r, s = schema.rank, schema.scaling
     out: dict[str, torch.Tensor] = {}
-    discarded = 0.0
+    discarded = 0.0  # squared Frobenius norm of what truncation drops, in effective weights
     for pair in schema.pairs():
+        r = schema.rank_of(pair)
         pairs = [_pair_tensors(u, pair) for u in updates]
         b_stack = torch.cat([w * b for w, (_, b) in zip(weights, pairs, strict=True)], dim=1)  # (d_out, K r)
         a_stack = torch.cat([a for a, _ in pairs], dim=0)  # (K r, d_in)
@@ -140,14 +141,14 @@ def _stack(
         q_a, r_a = torch.linalg.qr(a_stack.T)  # (d_in, m'), (m', K r)
         u, sigma, vh = torch.linalg.svd(r_b @ r_a.T)  # core (m, m')
         keep = min(r, sigma.numel())
-        discarded += float(sigma[keep:].pow(2).sum())
+        discarded += schema.scaling_of(pair) ** 2 * float(sigma[keep:].pow(2).sum())
         root = sigma[:keep].sqrt()
         b_new = torch.zeros(b_stack.shape[0], r, dtype=torch.float64)
         a_new = torch.zeros(r, a_stack.shape[1], dtype=torch.float64)
         b_new[:, :keep] = (q_b @ u[:, :keep]) * root  # (d_out, r)
         a_new[:keep] = root[:, None] * (vh[:keep] @ q_a.T)  # (r, d_in)
         out[pair.a_name], out[pair.b_name] = a_new.to(torch.float32), b_new.to(torch.float32)
-    return out, s * math.sqrt(discarded)
+    return out, math.sqrt(discarded)
 
 
 def _check_updates(schema: AdapterSchema, updates: Sequence[ClientUpdate], method: str) -> None:
@@ -155,8 +156,7 @@ def _check_updates(schema: AdapterSchema, updates: Sequence[ClientUpdate], metho
         raise InvalidArgumentError(f"aggregation method {method!r} is not one of {', '.join(AGGREGATION_METHODS)}")
     if not updates:
         raise InvalidArgumentError("aggregation needs at least one client update")
-    f32 = AdapterSchema(rank=schema.rank, alpha=schema.alpha, target_modules=schema.target_modules,
-                        tensors=schema.tensors, dtype="float32", base_fingerprint=schema.base_fingerprint)
+    f32 = dataclasses.replace(schema, dtype="float32")
     for index, update in enumerate(updates):
         f32.check_tensors({k: v.to(torch.float32) for k, v in update.tensors.items()}, what=f"client update {index}")
 
@@ -182,7 +182,7 @@ def aggregate(
     error_sq = reference_sq = 0.0
     for pair in schema.pairs():
         a, b = tensors[pair.a_name].to(torch.float64), tensors[pair.b_name].to(torch.float64)
-        error_sq += float((schema.scaling * (b @ a) - exact[pair.module]).pow(2).sum())
+        error_sq += float((schema.scaling_of(pair) * (b @ a) - exact[pair.module]).pow(2).sum())
         reference_sq += float(exact[pair.module].pow(2).sum())
     error = math.sqrt(error_sq)
     report = AggregationReport(method=method, exact=method in EXACT_METHODS, clients=len(updates),

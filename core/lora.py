@@ -1,7 +1,8 @@
 """LoRA math on adapter tensors: effective weights, adding a delta, and distances in effective weights.
 
 Two adapters with different A and B can be the same function; comparisons therefore use the effective weight
-Delta W = (alpha / r) * B @ A of every module (Hu et al., arXiv:2106.09685, eq. 3), computed in float32.
+Delta W = scaling * B @ A of every module (Hu et al., arXiv:2106.09685, eq. 3; the scaling is peft's, per
+module: alpha / r, or alpha / sqrt(r) with rsLoRA), computed in float32.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def effective_weights(schema: AdapterSchema, tensors: Mapping[str, torch.Tensor]
     for pair in schema.pairs():
         a = tensors[pair.a_name].to(torch.float32)  # (r, d_in)
         b = tensors[pair.b_name].to(torch.float32)  # (d_out, r)
-        out[pair.module] = schema.scaling * (b @ a)  # (d_out, r) @ (r, d_in) -> (d_out, d_in)
+        out[pair.module] = schema.scaling_of(pair) * (b @ a)  # (d_out, r) @ (r, d_in) -> (d_out, d_in)
     return out
 
 

@@ -8,14 +8,21 @@ peft warn on every load).
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from peft.tuners.tuners_utils import _ExcludedModule, check_target_module_exists
+from peft.utils.other import get_pattern_key
 from transformers import PreTrainedModel
 
-from .adapter_schema import AdapterSchema
+from .adapter_schema import AdapterSchema, lora_pairs
 from .errors import DeserializationError, InvalidArgumentError, NotFoundError
+from .fingerprint import weights_fingerprint
+from .lora_config import check_lora_config, kept_metadata, metadata_fields
 from .tensors import decode_tensors, encode_tensors
 
 __all__ = [
@@ -23,9 +30,12 @@ __all__ = [
     "CONFIG_FILE",
     "WEIGHTS_FILE",
     "adapter_from_peft_model",
+    "exported_config",
     "lora_config_for",
+    "peft_base_fingerprint",
     "peft_model_with_adapter",
     "read_peft_folder",
+    "schema_from_config",
     "write_peft_folder",
 ]
 
@@ -34,17 +44,71 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 BINDING_FILE = "loravault.json"
 
 
-def lora_config_for(schema: AdapterSchema, *, base_name: str = "") -> LoraConfig:
-    """The peft LoraConfig that reproduces the schema (no dropout: serving and erasure run in eval mode)."""
-    return LoraConfig(
-        r=schema.rank,
-        lora_alpha=schema.alpha,
-        target_modules=list(schema.target_modules),
-        lora_dropout=0.0,
-        bias="none",
-        task_type="CAUSAL_LM",
-        base_model_name_or_path=base_name or None,
+def lora_config_for(schema: AdapterSchema) -> LoraConfig:
+    """The peft LoraConfig that computes the schema's function, for serving and erasure (no dropout: both
+    run in eval mode, and the eraser's gradients must not be random)."""
+    return LoraConfig(**_function_fields(schema), lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
+
+
+def exported_config(schema: AdapterSchema, *, base_name: str = "") -> dict[str, Any]:
+    """adapter_config.json for the schema: the function fields, and the kept fields exactly as they came in
+    (core/lora_config.py); an adapter that came in without them gets peft's defaults and `base_name`."""
+    kept = metadata_fields(schema.peft_metadata)
+    fields = {"task_type": "CAUSAL_LM", "base_model_name_or_path": base_name or None, "inference_mode": True}
+    fields.update({name: value for name, value in kept.items() if name != "runtime_config"})
+    config = LoraConfig(**fields, **_function_fields(schema)).to_dict()
+    config["target_modules"] = sorted(config["target_modules"])
+    return config
+
+
+def schema_from_config(
+    config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], *, base_fingerprint: str
+) -> AdapterSchema:
+    """The schema of `tensors` saved under a peft LoraConfig (as a dict), or InvalidArgumentError naming the
+    field or tensor that cannot round-trip.
+
+    Which modules the config adapts, and each one's rank and alpha, are resolved here with peft's own matching
+    (check_target_module_exists, get_pattern_key), so the schema lists names, never patterns.
+    """
+    check_lora_config(config)
+    lora = _lora_config(config)
+    rank_pattern, alpha_pattern, modules = {}, {}, []
+    for pair in lora_pairs(tensors):
+        key = pair.base_module
+        if not _targets(lora, key):
+            raise InvalidArgumentError(
+                f"adapter tensor {pair.a_name} is on {key}, which the config's target_modules, layers_to_transform "
+                "or exclude_modules leave out: peft would drop it on load")
+        modules.append(key)
+        rank = lora.rank_pattern.get(get_pattern_key(lora.rank_pattern.keys(), key), lora.r)
+        alpha = lora.alpha_pattern.get(get_pattern_key(lora.alpha_pattern.keys(), key), lora.lora_alpha)
+        found = tuple(tensors[pair.a_name].shape)[:1]
+        if found != (rank,):
+            raise InvalidArgumentError(f"adapter tensor {pair.a_name} has rank {found[0] if found else '?'}; the "
+                                       f"config's r and rank_pattern give {key} rank {rank}")
+        if rank != lora.r:
+            rank_pattern[key] = int(rank)
+        if alpha != lora.lora_alpha:
+            alpha_pattern[key] = float(alpha)
+    targets = lora.target_modules
+    if isinstance(targets, str) or lora.layers_to_transform is not None or lora.exclude_modules:
+        targets = modules  # resolved: the list of exactly the adapted modules means the same to peft
+    return AdapterSchema.from_tensors(
+        tensors, rank=int(lora.r), alpha=float(lora.lora_alpha), target_modules=tuple(sorted(set(targets))),
+        base_fingerprint=base_fingerprint, use_rslora=bool(lora.use_rslora), rank_pattern=rank_pattern,
+        alpha_pattern=alpha_pattern, peft_metadata=kept_metadata(config),
     )
+
+
+def peft_base_fingerprint(model: PeftModel) -> str:
+    """The fingerprint of the base weights under a PeftModel, as `load_base` computes it for the bare base
+    (float32, the base's own tensor names): what an upload of this model may claim to be bound to."""
+    state = {}
+    for name, tensor in model.get_base_model().state_dict().items():
+        if "lora_" in name:
+            continue
+        state[name.replace(".base_layer.", ".")] = tensor.to(torch.float32)
+    return weights_fingerprint(state)
 
 
 def adapter_from_peft_model(model: PeftModel, *, base_fingerprint: str) -> tuple[AdapterSchema, dict[str, torch.Tensor]]:
@@ -52,16 +116,8 @@ def adapter_from_peft_model(model: PeftModel, *, base_fingerprint: str) -> tuple
     config = model.peft_config[model.active_adapter]
     if not isinstance(config, LoraConfig):
         raise InvalidArgumentError(f"adapter {model.active_adapter!r} is {type(config).__name__}, not LoRA")
-    if config.bias != "none" or getattr(config, "modules_to_save", None):
-        raise InvalidArgumentError("only LoRA adapters with bias='none' and no modules_to_save are supported")
     tensors = {k: v.detach().to("cpu").clone() for k, v in get_peft_model_state_dict(model).items()}
-    targets = config.target_modules
-    target_modules = tuple(sorted(targets)) if not isinstance(targets, str) else (targets,)
-    schema = AdapterSchema.from_tensors(
-        tensors, rank=int(config.r), alpha=float(config.lora_alpha), target_modules=target_modules,
-        base_fingerprint=base_fingerprint,
-    )
-    return schema, tensors
+    return schema_from_config(config.to_dict(), tensors, base_fingerprint=base_fingerprint), tensors
 
 
 def peft_model_with_adapter(
@@ -80,10 +136,9 @@ def peft_model_with_adapter(
 def write_peft_folder(
     folder: Path, schema: AdapterSchema, tensors: dict[str, torch.Tensor], *, base_name: str = ""
 ) -> None:
-    """Write PEFT's two files; the base fingerprint is kept as an extra config key."""
+    """Write PEFT's two files, and the base fingerprint in loravault.json."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = lora_config_for(schema, base_name=base_name).to_dict()
-    config["target_modules"] = sorted(config["target_modules"])
+    config = exported_config(schema, base_name=base_name)
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
     (folder / BINDING_FILE).write_text(json.dumps({"base_fingerprint": schema.base_fingerprint}, indent=2))
     (folder / WEIGHTS_FILE).write_bytes(encode_tensors(tensors))
@@ -98,19 +153,16 @@ def read_peft_folder(folder: Path, *, base_fingerprint: str | None = None) -> tu
         config = json.loads(config_path.read_text())
     except ValueError as exc:
         raise DeserializationError(f"{config_path} is not valid JSON: {exc}") from exc
-    if config.get("peft_type") != "LORA":
-        raise InvalidArgumentError(f"{config_path}: peft_type is {config.get('peft_type')!r}, only LORA is supported")
+    if not isinstance(config, dict):
+        raise DeserializationError(f"{config_path} does not hold a JSON object")
     fingerprint = _bound_fingerprint(folder) or base_fingerprint
     if not fingerprint:
         raise InvalidArgumentError(f"{folder} names no base fingerprint; pass the base it was trained on")
     tensors = decode_tensors(weights_path.read_bytes())
-    targets = config.get("target_modules") or []
-    schema = AdapterSchema.from_tensors(
-        tensors, rank=int(config["r"]), alpha=float(config["lora_alpha"]),
-        target_modules=tuple(sorted([targets] if isinstance(targets, str) else targets)),
-        base_fingerprint=fingerprint,
-    )
-    return schema, tensors
+    try:
+        return schema_from_config(config, tensors, base_fingerprint=fingerprint), tensors
+    except InvalidArgumentError as error:
+        raise type(error)(f"{config_path}: {error}") from None
 
 
 def _bound_fingerprint(folder: Path) -> str | None:
@@ -121,3 +173,34 @@ def _bound_fingerprint(folder: Path) -> str | None:
         return str(json.loads(path.read_text())["base_fingerprint"])
     except (ValueError, KeyError, TypeError) as exc:
         raise DeserializationError(f"{path} does not hold a base_fingerprint: {exc}") from exc
+
+
+def _function_fields(schema: AdapterSchema) -> dict[str, Any]:
+    """The LoraConfig fields that decide the function; pattern keys are escaped module names, so peft's regex
+    match (get_pattern_key) finds exactly the module they were resolved for."""
+    return {
+        "r": schema.rank,
+        "lora_alpha": schema.alpha,
+        "target_modules": list(schema.target_modules),
+        "use_rslora": schema.use_rslora,
+        "rank_pattern": {re.escape(name): rank for name, rank in schema.rank_pattern},
+        "alpha_pattern": {re.escape(name): alpha for name, alpha in schema.alpha_pattern},
+    }
+
+
+def _lora_config(config: Mapping[str, Any]) -> LoraConfig:
+    """peft's own object for a checked config dict, so matching uses peft's rules; its own checks apply."""
+    fields = {name: value for name, value in config.items() if name not in ("peft_type", "runtime_config")}
+    try:
+        return LoraConfig(**fields)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"peft refuses this LoraConfig: {exc}") from exc
+
+
+def _targets(config: LoraConfig, key: str) -> bool:
+    """Whether peft adapts the module `key` under `config` ("all-linear" is expanded by peft against the
+    base, which the server checks: every linear module qualifies here)."""
+    if config.target_modules == "all-linear" or config.target_modules == {"all-linear"}:
+        return True
+    found = check_target_module_exists(config, key)
+    return bool(found) and not isinstance(found, _ExcludedModule)

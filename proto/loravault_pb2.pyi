@@ -15,20 +15,42 @@ class TensorSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class AdapterSchema(_message.Message):
-    __slots__ = ("rank", "alpha", "target_modules", "tensors", "dtype", "base_fingerprint")
+    __slots__ = ("rank", "alpha", "target_modules", "tensors", "dtype", "base_fingerprint", "use_rslora", "rank_pattern", "alpha_pattern", "peft_metadata")
+    class RankPatternEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class AlphaPatternEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     RANK_FIELD_NUMBER: _ClassVar[int]
     ALPHA_FIELD_NUMBER: _ClassVar[int]
     TARGET_MODULES_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     BASE_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    USE_RSLORA_FIELD_NUMBER: _ClassVar[int]
+    RANK_PATTERN_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_PATTERN_FIELD_NUMBER: _ClassVar[int]
+    PEFT_METADATA_FIELD_NUMBER: _ClassVar[int]
     rank: int
     alpha: float
     target_modules: _containers.RepeatedScalarFieldContainer[str]
     tensors: _containers.RepeatedCompositeFieldContainer[TensorSpec]
     dtype: str
     base_fingerprint: str
-    def __init__(self, rank: _Optional[int] = ..., alpha: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ..., tensors: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., dtype: _Optional[str] = ..., base_fingerprint: _Optional[str] = ...) -> None: ...
+    use_rslora: bool
+    rank_pattern: _containers.ScalarMap[str, int]
+    alpha_pattern: _containers.ScalarMap[str, float]
+    peft_metadata: str
+    def __init__(self, rank: _Optional[int] = ..., alpha: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ..., tensors: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., dtype: _Optional[str] = ..., base_fingerprint: _Optional[str] = ..., use_rslora: _Optional[bool] = ..., rank_pattern: _Optional[_Mapping[str, int]] = ..., alpha_pattern: _Optional[_Mapping[str, float]] = ..., peft_metadata: _Optional[str] = ...) -> None: ...
 
 class AdapterRef(_message.Message):
     __slots__ = ("tenant", "adapter")
@@ -339,14 +361,16 @@ class DeleteAdapterResponse(_message.Message):
     def __init__(self, purged_blobs: _Optional[int] = ...) -> None: ...
 
 class UploadHeader(_message.Message):
-    __slots__ = ("ref", "parent_version", "total_size")
+    __slots__ = ("ref", "parent_version", "total_size", "schema")
     REF_FIELD_NUMBER: _ClassVar[int]
     PARENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
     ref: AdapterRef
     parent_version: int
     total_size: int
-    def __init__(self, ref: _Optional[_Union[AdapterRef, _Mapping]] = ..., parent_version: _Optional[int] = ..., total_size: _Optional[int] = ...) -> None: ...
+    schema: AdapterSchema
+    def __init__(self, ref: _Optional[_Union[AdapterRef, _Mapping]] = ..., parent_version: _Optional[int] = ..., total_size: _Optional[int] = ..., schema: _Optional[_Union[AdapterSchema, _Mapping]] = ...) -> None: ...
 
 class UploadTrailer(_message.Message):
     __slots__ = ("sha256",)

@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from loravault.core.base_layout import BaseLayout
 from loravault.core.models import load_base
 from loravault.proto.keys import public_key_dict
 
@@ -58,7 +59,7 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
         inference = InferenceEngine(base, vault=vault, config=config.inference)
         events.subscribe(inference)
         inference.start()
-    state = ServerState(vault=vault, base_name=config.base, base_fingerprint=base.fingerprint,
+    state = ServerState(vault=vault, base=BaseLayout.of(base),
                         max_chunk_bytes=MAX_CHUNK_BYTES, max_adapter_bytes=config.max_adapter_bytes,
                         base_model=base, erasure=erasure, inference=inference, events=events)
     server, port = create_server(config, state=state)

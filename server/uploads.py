@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loravault.core.adapter_schema import AdapterSchema
-from loravault.core.errors import InvalidArgumentError, ResourceExhaustedError
+from loravault.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError
 from loravault.core.tensor_stream import StreamingTensorCheck
 
 from .vault import StagedBlob
@@ -34,6 +34,7 @@ class UploadHeader:
     adapter: str
     parent_version: int
     total_size: int
+    create: AdapterSchema | None = None  # a first upload's schema: the adapter is created with the version
 
 
 def receive_version(
@@ -50,9 +51,9 @@ def receive_version(
     `declared_digest` is asked once the chunks are exhausted: the client sends the digest after the bytes.
     """
     check_adapter_bytes(header.total_size, limit=max_adapter_bytes, what=f"upload to {header.tenant}/{header.adapter}")
-    record = vault.get_adapter(tenant=header.tenant, name=header.adapter)
-    check_header(header, record.schema)
-    contents = StreamingTensorCheck(record.schema, what=f"upload to {header.tenant}/{header.adapter}")
+    schema = upload_schema(vault, header)
+    check_header(header, schema)
+    contents = StreamingTensorCheck(schema, what=f"upload to {header.tenant}/{header.adapter}")
     with vault.new_blob_writer(max_bytes=header.total_size) as writer:
         stream_to_blob(writer, contents, chunks, max_chunk_bytes=max_chunk_bytes)
         staged = writer.finish()
@@ -63,8 +64,28 @@ def receive_version(
         vault.discard_blob(staged)
         raise
     return vault.commit_version(
-        tenant=header.tenant, adapter=header.adapter, parent_version=header.parent_version, blob=staged, kind="upload"
+        tenant=header.tenant, adapter=header.adapter, parent_version=header.parent_version, blob=staged, kind="upload",
+        create=header.create,
     )
+
+
+def upload_schema(vault: Any, header: UploadHeader) -> AdapterSchema:
+    """The schema the bytes must match: the adapter's, or for a first upload that creates it, the header's
+    (the vault re-checks both inside the commit's transaction)."""
+    try:
+        record = vault.get_adapter(tenant=header.tenant, name=header.adapter)
+    except NotFoundError:
+        if header.create is None:
+            raise
+        if header.parent_version != 0:
+            raise InvalidArgumentError(
+                f"an upload that creates {header.tenant}/{header.adapter} must build on version 0, "
+                f"not {header.parent_version}") from None
+        return header.create
+    if header.create is not None and record.schema != header.create:
+        raise FailedPreconditionError(
+            f"adapter {header.tenant}/{header.adapter} exists with another schema than this upload's")
+    return record.schema
 
 
 def check_adapter_bytes(size: int, *, limit: int, what: str) -> None:

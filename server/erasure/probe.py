@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.func import functional_call
 
-from loravault.core.adapter_schema import AdapterSchema
+from loravault.core.adapter_schema import PEFT_PREFIX, AdapterSchema
 from loravault.core.errors import FailedPreconditionError
 from loravault.core.lora import effective_weights
 from loravault.core.samples import Sample, render_batch
@@ -37,7 +37,6 @@ PROBE_SAMPLES = (
     Sample("probe-2", "What color is a clear sky at noon?", "A clear sky at noon is blue."),
     Sample("probe-3", "Name a liquid that is essential to life.", "Water is essential to life."),
 )
-_PEFT_PREFIX = "base_model.model."
 _CACHE_ENTRIES = 256
 
 
@@ -90,7 +89,7 @@ class ProbeRunner:
 
 
 def _weight_name(module: str) -> str:
-    return f"{module.removeprefix(_PEFT_PREFIX)}.weight"
+    return f"{module.removeprefix(PEFT_PREFIX)}.weight"
 
 
 def check_probe(

@@ -72,7 +72,6 @@ def build_slot(
     The tensors were checked against the schema at upload; here they are checked against the base model that
     serves them (layer index in range, projection shapes), since a schema only names tensor shapes.
     """
-    scaling = schema.scaling
     modules: dict[ModuleKey, LoraWeights] = {}
     for pair in schema.pairs():
         match = _MODULE.search(pair.module)
@@ -90,7 +89,8 @@ def build_slot(
         # scale in float32, then cast: the same order as computing scaling * (B @ A x) in float32
         modules[(layer, proj)] = LoraWeights(
             a=a.to(device=device, dtype=dtype).contiguous(),
-            b=(b.to(torch.float32) * scaling).to(device=device, dtype=dtype).contiguous(),
+            b=(b.to(torch.float32) * schema.scaling_of(pair)).to(device=device, dtype=dtype).contiguous(),
         )
     nbytes = sum(w.a.numel() * w.a.element_size() + w.b.numel() * w.b.element_size() for w in modules.values())
-    return AdapterSlot(blob_sha256=sha256, rank=schema.rank, modules=modules, nbytes=nbytes)
+    rank = max(weights.a.shape[0] for weights in modules.values())  # rank_pattern may give modules other ranks
+    return AdapterSlot(blob_sha256=sha256, rank=rank, modules=modules, nbytes=nbytes)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from loravault.core.adapter_schema import AdapterSchema
+from loravault.core.base_layout import check_fits
 from loravault.core.errors import InvalidArgumentError
 from loravault.proto import DOWNLOAD_CHUNKS
 from loravault.proto import loravault_pb2 as pb
@@ -27,11 +29,15 @@ class AdaptersService(pb_grpc.AdaptersServicer):
     @unary
     def CreateAdapter(self, request: pb.CreateAdapterRequest, context: PrincipalContext) -> pb.Adapter:
         tenant = tenant_scope(context.principal, request.ref.tenant)
-        schema = schema_from_pb(request.schema)
-        check_adapter_bytes(schema.max_blob_bytes(), limit=self._state.max_adapter_bytes,
-                            what=f"adapter {tenant}/{request.ref.adapter}")
-        schema.check_binding(self._state.base_fingerprint)
+        schema = self._new_schema(request.schema, what=f"adapter {tenant}/{request.ref.adapter}")
         return adapter_to_pb(self._state.vault.create_adapter(tenant=tenant, name=request.ref.adapter, schema=schema))
+
+    def _new_schema(self, message: pb.AdapterSchema, *, what: str) -> AdapterSchema:
+        """A schema an adapter is created with: within the server's size cap, and fitting the base it holds."""
+        schema = schema_from_pb(message)
+        check_adapter_bytes(schema.max_blob_bytes(), limit=self._state.max_adapter_bytes, what=what)
+        check_fits(schema, self._state.base)
+        return schema
 
     @unary
     def GetAdapter(self, request: pb.GetAdapterRequest, context: PrincipalContext) -> pb.Adapter:
@@ -65,8 +71,10 @@ class AdaptersService(pb_grpc.AdaptersServicer):
             raise InvalidArgumentError("upload stream must start with a header message")
         header = first.header
         tenant = tenant_scope(context.principal, header.ref.tenant)
+        create = self._new_schema(header.schema, what=f"adapter {tenant}/{header.ref.adapter}") \
+            if header.HasField("schema") else None
         upload = UploadHeader(tenant=tenant, adapter=header.ref.adapter, parent_version=header.parent_version,
-                              total_size=header.total_size)
+                              total_size=header.total_size, create=create)
         stream = _UploadStream(request_iterator)
         record = receive_version(self._state.vault, upload, stream.chunks(), declared_digest=lambda: stream.sha256,
                                  max_chunk_bytes=self._state.max_chunk_bytes,

@@ -26,7 +26,7 @@ _DEFAULT_LIMIT = 1000
 class FederationService(pb_grpc.FederationServicer):
     def __init__(self, state: ServerState) -> None:
         self._pipeline = None if state.erasure is None else RoundPipeline(
-            vault=state.vault, audit=state.erasure.audit, base_fingerprint=state.base_fingerprint)
+            vault=state.vault, audit=state.erasure.audit, base_fingerprint=state.base.fingerprint)
 
     @unary
     def CommitRound(self, request_iterator: Iterator[pb.RoundMessage], context: PrincipalContext) -> pb.RoundReceipt:

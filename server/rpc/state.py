@@ -8,6 +8,8 @@ from typing import Any
 
 from grpc_health.v1.health import HealthServicer
 
+from loravault.core.base_layout import BaseLayout
+
 from ..config import DEFAULT_MAX_ADAPTER_BYTES
 from ..events import PurgeEvents
 
@@ -19,8 +21,7 @@ class ServerState:
     """Built once in create_server; servicers read it and never replace it."""
 
     vault: Any  # loravault.server.vault.Vault
-    base_name: str
-    base_fingerprint: str
+    base: BaseLayout  # every adapter is checked against it (core/base_layout.py)
     max_chunk_bytes: int
     max_adapter_bytes: int = DEFAULT_MAX_ADAPTER_BYTES  # ServerConfig.max_adapter_bytes
     base_model: Any = None  # loravault.core.BaseModel the server loaded (None: no model compute, e.g. tests)

@@ -34,8 +34,8 @@ class TenantsService(pb_grpc.TenantsServicer):
         return pb.WhoAmIResponse(
             role=principal.role,
             tenant=principal.tenant or "",
-            base_name=self._state.base_name,
-            base_fingerprint=self._state.base_fingerprint,
+            base_name=self._state.base.name,
+            base_fingerprint=self._state.base.fingerprint,
             max_chunk_bytes=self._state.max_chunk_bytes,
         )
 

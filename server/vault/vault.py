@@ -416,8 +416,12 @@ class Vault:
         kind: str = "upload",
         manifest_hash: str | None = None,
         in_transaction: Callable[[Connection, VersionRecord], None] | None = None,
+        create: AdapterSchema | None = None,
     ) -> VersionRecord:
         """Add version parent_version+1 holding `blob` if parent_version is still the head.
+
+        With `create`, an adapter that does not exist yet is created with that schema in the same transaction
+        as its first version (a refused first upload leaves nothing behind); one that exists must have it.
 
         `kind` is upload or federation-round (erasures and rollbacks have their own methods). The staged blob
         is consumed whatever happens. `in_transaction(conn, new_version)` runs inside the same transaction
@@ -442,7 +446,7 @@ class Vault:
 
         return self._commit_staged(
             tenant=tenant, adapter=adapter, parent_version=parent_version, blob=blob, manifest_hash=manifest_hash,
-            body=body,
+            body=body, create=create,
         )
 
     def erasure_commit(
@@ -570,6 +574,7 @@ class Vault:
         blob: StagedBlob,
         manifest_hash: str | None,
         body: Callable[[Connection, dict[str, Any], str], _T],
+        create: AdapterSchema | None = None,
     ) -> _T:
         """Run a commit body in a write transaction, then release the staged blob (deleting it on failure).
 
@@ -582,7 +587,7 @@ class Vault:
             if manifest_hash is not None:
                 check_sha256(manifest_hash)
             with self._write() as conn:
-                row = self._adapter(conn, tenant=tenant, name=adapter)
+                row = self._adapter_or_create(conn, tenant=tenant, name=adapter, create=create)
                 label = label_of(tenant=tenant, adapter=adapter)
                 commits.check_bound(row, label=label, base_fingerprint=self._base_fingerprint)
                 result = body(conn, row, label)
@@ -616,6 +621,27 @@ class Vault:
         tenant_id = self._tenant_id(conn, tenant)
         db_locks.transaction_lock(conn, namespace="tenant-keys", name=tenant)
         return tenant_id
+
+    def _adapter_or_create(
+        self, conn: Connection, *, tenant: str, name: str, create: AdapterSchema | None
+    ) -> dict[str, Any]:
+        try:
+            row = self._adapter(conn, tenant=tenant, name=name)
+        except NotFoundError:
+            if create is None:
+                raise
+            create.check_binding(self._base_fingerprint)
+            try:
+                adapter_rows.insert_adapter(conn, tenant_id=self._tenant_id(conn, tenant), tenant=tenant, name=name,
+                                            schema=create)
+            except AlreadyExistsError as exc:  # another replica's first upload committed in between
+                raise AbortedError(f"another first upload of {label_of(tenant=tenant, adapter=name)} won; "
+                                   "retry on its head") from exc
+            return adapter_rows.find_adapter(conn, tenant=tenant, name=name)
+        if create is not None and adapter_rows.stored_schema(row["schema_json"]) != create:
+            raise FailedPreconditionError(
+                f"adapter {label_of(tenant=tenant, adapter=name)} exists with another schema than this upload's")
+        return row
 
     def _tenant_id(self, conn: Connection, tenant: str) -> int:
         return tenant_rows.get_tenant_id(conn, check_name(tenant, what="tenant"))

@@ -40,14 +40,14 @@ def dense_reference(s: AdapterSchema, updates: list[ClientUpdate]) -> dict[str, 
     total = sum(u.num_samples for u in updates)
     out = {}
     for module in ("m.q_proj", "m.v_proj"):
-        out[module] = sum(u.num_samples / total * s.scaling
+        out[module] = sum(u.num_samples / total * (s.alpha / s.rank)
                           * (u.tensors[f"{module}.lora_B.weight"].double() @ u.tensors[f"{module}.lora_A.weight"].double())
                           for u in updates)
     return out
 
 
 def effective(s: AdapterSchema, tensors: dict[str, torch.Tensor], module: str) -> torch.Tensor:
-    return s.scaling * (tensors[f"{module}.lora_B.weight"].double() @ tensors[f"{module}.lora_A.weight"].double())
+    return (s.alpha / s.rank) * (tensors[f"{module}.lora_B.weight"].double() @ tensors[f"{module}.lora_A.weight"].double())
 
 
 def test_ffa_aggregate_equals_weighted_average_of_effective_weights():
@@ -102,7 +102,7 @@ def test_fedavg_reports_its_error_against_the_exact_average():
     for module, want in dense_reference(s, updates).items():
         a = sum(w * u.tensors[f"{module}.lora_A.weight"].double() for w, u in zip(weights, updates))
         b = sum(w * u.tensors[f"{module}.lora_B.weight"].double() for w, u in zip(weights, updates))
-        error_sq += float((s.scaling * (b @ a) - want).pow(2).sum())
+        error_sq += float(((s.alpha / s.rank) * (b @ a) - want).pow(2).sum())
     assert report.effective_weight_error == pytest.approx(math.sqrt(error_sq), rel=1e-5)
     assert not report.exact and report.relative_error > 0.01  # random clients: far from exact
 

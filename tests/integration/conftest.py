@@ -11,6 +11,7 @@ import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
+from loravault.core.base_layout import BaseLayout
 from loravault.client import VaultClient
 from loravault.core import AdapterSchema, BaseModel, TensorSpec, load_base
 from loravault.server import ServerConfig, ServerState, create_server
@@ -51,7 +52,7 @@ def server(tmp_path: Path, tiny: BaseModel, database_url: str | None) -> Iterato
     config = ServerConfig(data_dir=data, port=0, database_url=database_url)
     vault = Vault.open(data, base_fingerprint=tiny.fingerprint, database_url=database_url)
     token = vault.ensure_admin_token(config.admin_token_path)
-    state = ServerState(vault=vault, base_name="tiny", base_fingerprint=tiny.fingerprint,
+    state = ServerState(vault=vault, base=BaseLayout.of(tiny),
                         max_chunk_bytes=MAX_CHUNK_BYTES)
     grpc_server, port = create_server(config, state=state)
     grpc_server.start()
@@ -71,12 +72,21 @@ def peft_tiny(seed: int = 0) -> PeftModel:
     return get_peft_model(base, config).eval()
 
 
-def big_schema(fingerprint: str, *, width: int = 65536) -> AdapterSchema:
-    """A synthetic schema of 2 x 8 x width float32 values (4 MiB at the default width): several chunks."""
-    return AdapterSchema(rank=8, alpha=16.0, target_modules=("q_proj",),
-                         tensors=(TensorSpec("m.q_proj.lora_A.weight", (8, width)),
-                                  TensorSpec("m.q_proj.lora_B.weight", (width, 8))),
-                         dtype="float32", base_fingerprint=fingerprint)
+def big_schema(fingerprint: str, *, rank: int = 512) -> AdapterSchema:
+    """A LoRA on all seven linear layers of tiny: 2,176 x rank float32 values (4.5 MiB at the default rank,
+    several chunks); it fits the base, so the server accepts it."""
+    dims = {"self_attn.q_proj": (64, 64), "self_attn.k_proj": (64, 64), "self_attn.v_proj": (64, 64),
+            "self_attn.o_proj": (64, 64), "mlp.gate_proj": (64, 128), "mlp.up_proj": (64, 128),
+            "mlp.down_proj": (128, 64)}
+    tensors = []
+    for layer in range(2):
+        for module, (d_in, d_out) in dims.items():
+            prefix = f"base_model.model.model.layers.{layer}.{module}"
+            tensors += [TensorSpec(f"{prefix}.lora_A.weight", (rank, d_in)),
+                        TensorSpec(f"{prefix}.lora_B.weight", (d_out, rank))]
+    return AdapterSchema(rank=rank, alpha=2.0 * rank, target_modules=tuple(sorted(m.split(".")[1] for m in dims)),
+                         tensors=tuple(sorted(tensors, key=lambda t: t.name)), dtype="float32",
+                         base_fingerprint=fingerprint)
 
 
 def big_tensors(schema: AdapterSchema, seed: int = 0) -> dict[str, torch.Tensor]:

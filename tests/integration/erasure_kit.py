@@ -28,6 +28,7 @@ import pytest
 import torch
 from securesystemslib.signer import CryptoSigner
 
+from loravault.core.base_layout import BaseLayout
 from loravault.client import VaultClient
 from loravault.core import AdapterSchema, BaseModel, canonical_float32, encode_tensors
 from loravault.core.peft_format import adapter_from_peft_model
@@ -163,7 +164,7 @@ def start_erasure_server(data: Path, tiny: BaseModel, *, erasure: ErasureConfig 
     vault = Vault.open(data, base_fingerprint=tiny.fingerprint, database_url=database_url)
     token = vault.ensure_admin_token(config.admin_token_path) or (data / "admin.token").read_text().strip()
     pipeline = build_erasure_pipeline(config, vault=vault, base=tiny)
-    state = ServerState(vault=vault, base_name="tiny", base_fingerprint=tiny.fingerprint,
+    state = ServerState(vault=vault, base=BaseLayout.of(tiny),
                         max_chunk_bytes=MAX_CHUNK_BYTES, base_model=tiny, erasure=pipeline)
     grpc_server, port = create_server(config, state=state)
     grpc_server.start()

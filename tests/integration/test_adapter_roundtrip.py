@@ -72,7 +72,7 @@ def test_stale_parent_is_aborted(server):
 
 
 def test_concurrent_uploads_on_one_parent_have_exactly_one_winner(server):
-    schema = big_schema(server.fingerprint, width=4096)
+    schema = big_schema(server.fingerprint, rank=32)
     payloads = [encode_tensors(big_tensors(schema, seed=i)) for i in range(6)]
     outcomes: list[object] = []
     with server.tenant("acme") as acme:

@@ -22,7 +22,7 @@ def _stub_and_metadata(server, tenant):
 
 def test_plain_stub_downloads_what_the_sdk_uploaded(server):
     client = server.tenant("acme")
-    schema = big_schema(server.fingerprint, width=1 << 16)  # 4 MiB: four full chunks and a short one
+    schema = big_schema(server.fingerprint)  # 4.5 MiB: four full chunks and a short one
     data = encode_tensors(big_tensors(schema))
     client.create_adapter("big", schema)
     version = client.upload_bytes("big", data)
@@ -38,7 +38,7 @@ def test_plain_stub_downloads_what_the_sdk_uploaded(server):
 
 def test_sdk_downloads_what_a_plain_stub_uploaded(server):
     client = server.tenant("acme")
-    schema = big_schema(server.fingerprint, width=1 << 16)
+    schema = big_schema(server.fingerprint)
     tensors = big_tensors(schema, seed=3)
     data = encode_tensors(tensors)
     client.create_adapter("big", schema)

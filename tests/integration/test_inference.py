@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from loravault.core.base_layout import BaseLayout
 from loravault.core import BaseModel, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from loravault.core.errors import AbortedError, LoravaultError, ResourceExhaustedError
 from loravault.server import ServerConfig, ServerState, create_server
@@ -39,7 +40,7 @@ def inference_server(tmp_path: Path, tiny: BaseModel) -> Iterator[RunningServer]
         max_new_tokens=16000, default_new_tokens=8))  # a long generation outlasts an erasure, even on a loaded machine
     events.subscribe(engine)
     engine.start()
-    state = ServerState(vault=vault, base_name="tiny", base_fingerprint=tiny.fingerprint,
+    state = ServerState(vault=vault, base=BaseLayout.of(tiny),
                         max_chunk_bytes=MAX_CHUNK_BYTES, base_model=tiny, inference=engine, events=events,
                         erasure=build_erasure_pipeline(config, vault=vault, base=tiny, events=events))
     grpc_server, port = create_server(config, state=state)

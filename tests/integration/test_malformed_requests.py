@@ -55,7 +55,7 @@ def _assert_unchanged(server, client):
 )
 def test_bad_adapter_names_are_invalid_argument(server, acme, name):
     client, _, _ = acme
-    schema = big_schema(server.fingerprint, width=64)
+    schema = big_schema(server.fingerprint, rank=1)
     from loravault.core import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError):
@@ -65,7 +65,7 @@ def test_bad_adapter_names_are_invalid_argument(server, acme, name):
 
 def test_oversized_declared_size_is_refused_before_any_chunk(server, acme):
     client, stub, metadata = acme
-    schema = big_schema(server.fingerprint, width=4096)
+    schema = big_schema(server.fingerprint, rank=32)
     client.create_adapter("big", schema)
     sent = []
 
@@ -92,7 +92,7 @@ def test_stream_longer_than_declared_is_cut_off(server, acme):
 
 
 def _valid_bytes(server):
-    schema = big_schema(server.fingerprint, width=32768)  # 2 MiB: more than one chunk
+    schema = big_schema(server.fingerprint, rank=256)  # 2.2 MiB: more than one chunk
     return schema, encode_tensors(big_tensors(schema))
 
 
@@ -142,7 +142,7 @@ def test_tensors_off_schema_are_refused(server, acme, wrong):
     import torch
 
     client, _, _ = acme
-    schema = big_schema(server.fingerprint, width=256)
+    schema = big_schema(server.fingerprint, rank=2)
     tensors = big_tensors(schema)
     name = schema.tensors[0].name
     if wrong == "shape":
@@ -204,7 +204,7 @@ def test_schema_declaring_more_than_the_server_limit_is_refused_at_create(server
 def test_upload_header_over_the_server_limit_is_refused_before_any_byte(server, acme):
     """An adapter created under a larger limit cannot stream past the one this server runs with now."""
     client, stub, metadata = acme
-    client.create_adapter("big", big_schema(server.fingerprint))  # 4 MiB: under the schema's own bound
+    client.create_adapter("big", big_schema(server.fingerprint))  # 4.5 MiB: under the schema's own bound
     object.__setattr__(server.state, "max_adapter_bytes", MIB)  # the operator lowered the limit
     error = _upload(stub, metadata, [_header(4 * MIB + 200)])
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "server's limit" in error.details()

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from loravault.core.base_layout import BaseLayout
 from loravault.client import VaultClient
 from loravault.core import UnauthenticatedError, UnavailableError
 from loravault.server import ServerConfig, ServerState, create_server
@@ -63,7 +64,7 @@ def mtls_server(tmp_path: Path, pki, tiny):
     admin_token = vault.ensure_admin_token(config.admin_token_path)
     vault.create_tenant("acme")
     token = vault.issue_token(role="tenant", tenant="acme").secret
-    state = ServerState(vault=vault, base_name="tiny", base_fingerprint=tiny.fingerprint,
+    state = ServerState(vault=vault, base=BaseLayout.of(tiny),
                         max_chunk_bytes=MAX_CHUNK_BYTES)
     server, port = create_server(config, state=state)
     server.start()

@@ -23,6 +23,7 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 
+from loravault.core.base_layout import BaseLayout
 from loravault.proto import loravault_pb2 as pb
 from loravault.server.rpc.app import SERVICE_NAMES
 
@@ -99,7 +100,7 @@ def erasure_server(tmp_path, tiny) -> Iterator[RunningServer]:
         max_prompt_tokens=64))
     events.subscribe(engine)
     engine.start()
-    state = ServerState(vault=vault, base_name="tiny", base_fingerprint=tiny.fingerprint,
+    state = ServerState(vault=vault, base=BaseLayout.of(tiny),
                         max_chunk_bytes=MAX_CHUNK_BYTES, base_model=tiny, inference=engine, events=events,
                         erasure=build_erasure_pipeline(config, vault=vault, base=tiny, events=events))
     grpc_server, port = create_server(config, state=state)
@@ -177,6 +178,9 @@ def _hostile_requests(descriptor, *, depth: int = 0) -> Iterator[tuple[str, Mess
     """(label, request) for every scalar field, at every nesting level, set to each hostile value, the rest
     naming acme's resources."""
     for field in descriptor.fields:
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            yield from _hostile_map_entries(descriptor, field)
+            continue
         if field.message_type is not None:
             if depth < 2:
                 for label, inner in _hostile_requests(field.message_type, depth=depth + 1):
@@ -192,6 +196,18 @@ def _hostile_requests(descriptor, *, depth: int = 0) -> Iterator[tuple[str, Mess
             else:
                 setattr(message, field.name, value)
             yield f"{field.name}={str(value)[:12]!r}", message
+
+
+def _hostile_map_entries(descriptor, field) -> Iterator[tuple[str, Message]]:
+    """A map field gets one entry with a hostile key (and a plain value), then one with a hostile value."""
+    key, value = (field.message_type.fields_by_name[name] for name in ("key", "value"))
+    plain = {FieldDescriptor.TYPE_STRING: "model.layers.0.self_attn.q_proj"}.get(value.type, 1)
+    entries = [(k, plain) for k in HOSTILE[key.type]] + [("model.layers.0.self_attn.q_proj", v)
+                                                          for v in HOSTILE[value.type]]
+    for k, v in entries:
+        message = _naming_acme(descriptor)
+        getattr(message, field.name)[k] = v
+        yield f"{field.name}[{str(k)[:12]!r}]={str(v)[:12]!r}", message
 
 
 def _wire(message: Message) -> bytes:
