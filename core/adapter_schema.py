@@ -17,6 +17,7 @@ from functools import cached_property
 
 import torch
 
+from loravault.proto.digests import is_sha256_hex
 from loravault.proto.untrusted_json import parse_json
 
 from .errors import DeserializationError, FailedPreconditionError, InvalidArgumentError
@@ -30,7 +31,6 @@ _PER_TENSOR_HEADER = 512
 MAX_TENSORS = 4096
 _MAX_NAME_CHARS = 512
 _MAX_SCHEMA_JSON = MAX_TENSORS * (_MAX_NAME_CHARS + 128) + 64 * 1024  # every tensor's entry, plus the rest
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _LORA_NAME = re.compile(r"^(?P<module>.+)\.lora_(?P<which>[AB])\.weight$")
 
 
@@ -85,7 +85,7 @@ class AdapterSchema:
             raise InvalidArgumentError("adapter schema names no target modules")
         if self.dtype not in DTYPES:
             raise InvalidArgumentError(f"adapter dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
-        if not _HEX64.match(self.base_fingerprint):
+        if not is_sha256_hex(self.base_fingerprint):
             raise InvalidArgumentError("base fingerprint must be 64 lowercase hex digits (a SHA-256)")
         self._check_tensor_specs()
 

@@ -15,6 +15,7 @@ from .commitment import (
     sample_leaf,
     verify_inclusion,
 )
+from .digests import is_sha256_hex
 from .envelope import (
     PAYLOAD_TYPE,
     SignatureCheck,
@@ -69,7 +70,7 @@ __all__ = [
     "SignatureCheck", "SignatureError", "SignedManifest", "Statement", "Subject", "TimeWindowError", "UPLOAD_CHUNKS",
     "ValidityWindow",
     "check_inclusion", "check_receipt", "check_signatures", "check_time_window", "code_for", "commit",
-    "error_class_for", "generate_private_key_pem", "inclusion_proof", "key_id", "load_private_key", "new_request_id",
+    "error_class_for", "generate_private_key_pem", "inclusion_proof", "is_sha256_hex", "key_id", "load_private_key", "new_request_id",
     "new_salt", "parse_envelope", "public_key_dict", "public_key_from_dict", "sample_leaf", "save_private_key",
     "sign_key_rotation", "sign_manifest", "sign_receipt", "sign_statement", "signer_from_pem", "verify_envelope",
     "verify_inclusion", "verify_manifest", "verify_receipt", "verify_signatures", "verify_signed_manifest",

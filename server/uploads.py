@@ -10,7 +10,6 @@ leaves no version and no blob behind.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +17,11 @@ from typing import Any
 from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import InvalidArgumentError, ResourceExhaustedError
 from loravault.core.tensor_stream import StreamingTensorCheck
+from loravault.proto.digests import is_sha256_hex
 
 from .vault import StagedBlob
 
 __all__ = ["UploadHeader", "check_adapter_bytes", "receive_version"]
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ def check_blob(header: UploadHeader, staged: StagedBlob, declared: str | None) -
         )
     if declared is None:
         raise InvalidArgumentError("upload stream ended without its trailer (truncated upload)")
-    if not _HEX64.match(declared):
+    if not is_sha256_hex(declared):
         raise InvalidArgumentError("upload trailer sha256 must be 64 lowercase hex digits")
     if staged.sha256 != declared:
         raise InvalidArgumentError(f"upload digest is {staged.sha256[:12]}…, the trailer declared {declared[:12]}…")

@@ -7,18 +7,17 @@ declared size and the chunk limit while it reads, hashing as it goes, and refuse
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable
 
 from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import InvalidArgumentError, ResourceExhaustedError
+from loravault.proto.digests import is_sha256_hex
 
 from .config import ErasureLimits
 from .submission import ErasureHeader
 
 __all__ = ["check_limits", "receive_delta"]
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def check_limits(header: ErasureHeader, *, schema: AdapterSchema, limits: ErasureLimits) -> None:
@@ -37,7 +36,7 @@ def check_limits(header: ErasureHeader, *, schema: AdapterSchema, limits: Erasur
         raise ResourceExhaustedError(
             f"{label}: delta_size {header.delta_size} bytes exceeds {bound}, the most the adapter's schema "
             "(or the server) allows")
-    if not _HEX64.fullmatch(header.delta_sha256):
+    if not is_sha256_hex(header.delta_sha256):
         raise InvalidArgumentError(f"{label}: delta_sha256 must be 64 lowercase hex digits")
 
 
