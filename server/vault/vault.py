@@ -39,6 +39,7 @@ from loravault.core import (
     UnavailableError,
 )
 from loravault.proto.digests import is_sha256_hex
+from loravault.proto.names import check_name
 
 from . import adapters as adapter_rows
 from . import commits
@@ -54,7 +55,6 @@ from .datadir_lock import DataDirLock
 from .database import open_engine, read_transaction, upgrade, write_transaction
 from .durable import write_file_durably
 from .fsck import run_fsck
-from .names import check_name
 from .records import (
     AdapterRecord,
     DeleteResult,
