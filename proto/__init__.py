@@ -4,7 +4,7 @@ erasure manifest and receipt, and the forget commitment. Works on bytes only: pr
 The stubs are the submodules `loravault_pb2` and `loravault_pb2_grpc` (regenerate with `make proto`).
 """
 
-from .chunks import DOWNLOAD_CHUNKS, ERASURE_CHUNKS, UPLOAD_CHUNKS, ChunkFraming
+from .chunks import DOWNLOAD_CHUNKS, ERASURE_CHUNKS, MAX_CHUNK_BYTES, UPLOAD_CHUNKS, ChunkFraming
 from .commitment import (
     Commitment,
     InclusionProof,
@@ -66,7 +66,7 @@ from .status import STATUS_BY_ERROR, code_for, error_class_for
 __all__ = [
     "ChunkFraming", "Commitment", "CommitmentError", "DOWNLOAD_CHUNKS", "ERASURE_CHUNKS", "ERASURE_PREDICATE_TYPE",
     "EnvelopeError", "ErasureManifest", "ErasureMethod",
-    "ForgetSet", "InclusionProof", "KEY_ROTATION_PREDICATE_TYPE", "MAX_NAME_LENGTH", "KeyRotation", "MalformedEnvelopeError",
+    "ForgetSet", "InclusionProof", "KEY_ROTATION_PREDICATE_TYPE", "MAX_CHUNK_BYTES", "MAX_NAME_LENGTH", "KeyRotation", "MalformedEnvelopeError",
     "MalformedKeyError", "ManifestError", "PAYLOAD_TYPE", "RECEIPT_PREDICATE_TYPE", "Receipt", "STATUS_BY_ERROR",
     "SignatureCheck", "SignatureError", "SignedManifest", "Statement", "Subject", "TimeWindowError", "UPLOAD_CHUNKS",
     "ValidityWindow",
