@@ -44,7 +44,7 @@ _SOURCES = {
     "effective_distance": "lora",
     "effective_weights": "lora",
     "encode_tensors": "tensors",
-    "frobenius_norm": "lora",
+    "frobenius_norm": "norms",
     "load_base": "models",
     "lora_config_for": "peft_format",
     "peft_model_with_adapter": "peft_format",

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from loravault.core.errors import AlreadyExistsError, InvalidArgumentError, ResourceExhaustedError
+from loravault.core.norms import finite_frobenius_norm
 from loravault.core.tensors import decode_tensors
 from loravault.proto.federation import RoundManifest, SignedRound, verify_round_manifest
 
@@ -39,7 +40,6 @@ from ..erasure.binding import check_binding
 from ..erasure.config import ErasureChecks, ErasureLimits
 from ..erasure.locks import AdapterLocks
 from ..erasure.signatures import check_window
-from ..erasure.tensors import finite_frobenius_norm
 
 __all__ = ["RoundHeader", "RoundPipeline", "RoundResult", "RoundProvenance"]
 
