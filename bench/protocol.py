@@ -51,7 +51,7 @@ from loravault.server.vault.durable import write_file_durably
 from .harness import machine, markdown_table, write_results
 
 logger = logging.getLogger(__name__)
-TENANT, CHUNK = "bench", 1 << 20
+TENANT, CHUNK = "bench", MAX_CHUNK_BYTES
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from loravault.core.errors import DataLossError, LoravaultError, NotFoundError
 from loravault.core.schema_wire import schema_to_pb
 from loravault.core.tensor_views import Buffer, tensors_from_buffer, writable_buffer
 from loravault.core.tensors import encode_tensors
-from loravault.proto import ERASURE_CHUNKS, UPLOAD_CHUNKS
+from loravault.proto import ERASURE_CHUNKS, MAX_CHUNK_BYTES, UPLOAD_CHUNKS
 from loravault.proto import loravault_pb2 as pb
 from loravault.proto import loravault_pb2_grpc as pb_grpc
 from loravault.proto.keys import key_id
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["VaultClient", "CHUNK_BYTES"]
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = MAX_CHUNK_BYTES  # the wire contract's bound on one chunk
 T = TypeVar("T")
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from loravault.proto.digests import is_sha256_hex
 from loravault.proto.untrusted_json import parse_json
 
 from .errors import DeserializationError, FailedPreconditionError, InvalidArgumentError
@@ -38,7 +39,6 @@ _PER_TENSOR_HEADER = 512
 MAX_TENSORS = 4096
 _MAX_NAME_CHARS = 512
 _MAX_SCHEMA_JSON = MAX_TENSORS * (_MAX_NAME_CHARS + 128) + 64 * 1024  # every tensor's entry, plus the rest
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _LORA_NAME = re.compile(r"^(?P<module>.+)\.lora_(?P<which>[AB])\.weight$")
 PEFT_PREFIX = "base_model.model."  # peft's saved tensor names are the base's module names under this prefix
 
@@ -110,7 +110,7 @@ class AdapterSchema:
                 f"target_modules must be at most {MAX_TENSORS} distinct names of 1 to {_MAX_NAME_CHARS} characters")
         if self.dtype not in DTYPES:
             raise InvalidArgumentError(f"adapter dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
-        if not _HEX64.match(self.base_fingerprint):
+        if not is_sha256_hex(self.base_fingerprint):
             raise InvalidArgumentError("base fingerprint must be 64 lowercase hex digits (a SHA-256)")
         if not isinstance(self.use_rslora, bool):
             raise InvalidArgumentError(f"use_rslora must be true or false, got {self.use_rslora!r}")

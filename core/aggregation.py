@@ -34,6 +34,7 @@ import torch
 
 from .adapter_schema import AdapterSchema, LoraPair
 from .errors import InvalidArgumentError
+from .norms import frobenius_norm
 
 __all__ = [
     "AGGREGATION_METHODS",
@@ -141,7 +142,7 @@ def _stack(
         q_a, r_a = torch.linalg.qr(a_stack.T)  # (d_in, m'), (m', K r)
         u, sigma, vh = torch.linalg.svd(r_b @ r_a.T)  # core (m, m')
         keep = min(r, sigma.numel())
-        discarded += schema.scaling_of(pair) ** 2 * float(sigma[keep:].pow(2).sum())
+        discarded += (schema.scaling_of(pair) * frobenius_norm([sigma[keep:]])) ** 2
         root = sigma[:keep].sqrt()
         b_new = torch.zeros(b_stack.shape[0], r, dtype=torch.float64)
         a_new = torch.zeros(r, a_stack.shape[1], dtype=torch.float64)
@@ -179,14 +180,14 @@ def aggregate(
     else:
         tensors, truncation = _stack(schema, updates, weights)
     exact = exact_effective_average(schema, updates)
-    error_sq = reference_sq = 0.0
-    for pair in schema.pairs():
-        a, b = tensors[pair.a_name].to(torch.float64), tensors[pair.b_name].to(torch.float64)
-        error_sq += float((schema.scaling_of(pair) * (b @ a) - exact[pair.module]).pow(2).sum())
-        reference_sq += float(exact[pair.module].pow(2).sum())
-    error = math.sqrt(error_sq)
+    error = frobenius_norm(  # in float64, one module's difference at a time
+        schema.scaling_of(pair) * (tensors[pair.b_name].to(torch.float64) @ tensors[pair.a_name].to(torch.float64))
+        - exact[pair.module]
+        for pair in schema.pairs()
+    )
+    reference = frobenius_norm(exact)
     report = AggregationReport(method=method, exact=method in EXACT_METHODS, clients=len(updates),
                                effective_weight_error=error,
-                               relative_error=error / math.sqrt(reference_sq) if reference_sq > 0 else 0.0,
+                               relative_error=error / reference if reference > 0 else 0.0,
                                truncation_error=truncation)
     return tensors, report

@@ -13,8 +13,10 @@ import torch
 
 from .adapter_schema import AdapterSchema
 from .errors import InvalidArgumentError
+from .merge import merge_float32
+from .norms import frobenius_norm
 
-__all__ = ["effective_weights", "add_delta", "effective_distance", "frobenius_norm"]
+__all__ = ["effective_weights", "add_delta", "effective_distance"]
 
 
 def effective_weights(schema: AdapterSchema, tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -37,20 +39,12 @@ def add_delta(
     if set(delta) != set(tensors):
         missing = sorted(set(tensors) - set(delta)) or sorted(set(delta) - set(tensors))
         raise InvalidArgumentError(f"delta and adapter name different tensors (first difference: {missing[0]})")
-    merged = {}
     for name, value in tensors.items():
         change = delta[name]
         if tuple(change.shape) != tuple(value.shape):
             raise InvalidArgumentError(f"delta tensor {name} has shape {tuple(change.shape)}, adapter has {tuple(value.shape)}")
-        merged[name] = value.to(torch.float32) + change.to(torch.float32)
-        if not bool(torch.isfinite(merged[name]).all()):
-            raise InvalidArgumentError(f"merged tensor {name} is not finite")
+    merged, _ = merge_float32(tensors, delta)
     return merged
-
-
-def frobenius_norm(tensors: Mapping[str, torch.Tensor]) -> float:
-    """The Frobenius norm of all tensors taken together, in float64."""
-    return float(torch.sqrt(sum(t.to(torch.float64).pow(2).sum() for t in tensors.values())))
 
 
 def effective_distance(
@@ -58,4 +52,4 @@ def effective_distance(
 ) -> float:
     """Frobenius distance between two adapters' effective weights, over all modules together."""
     wl, wr = effective_weights(schema, left), effective_weights(schema, right)
-    return float(torch.sqrt(sum((wl[m] - wr[m]).to(torch.float64).pow(2).sum() for m in wl)))
+    return frobenius_norm({m: wl[m] - wr[m] for m in wl})

@@ -4,7 +4,7 @@ erasure manifest and receipt, and the forget commitment. Works on bytes only: pr
 The stubs are the submodules `loravault_pb2` and `loravault_pb2_grpc` (regenerate with `make proto`).
 """
 
-from .chunks import DOWNLOAD_CHUNKS, ERASURE_CHUNKS, UPLOAD_CHUNKS, ChunkFraming
+from .chunks import DOWNLOAD_CHUNKS, ERASURE_CHUNKS, MAX_CHUNK_BYTES, UPLOAD_CHUNKS, ChunkFraming
 from .commitment import (
     Commitment,
     InclusionProof,
@@ -15,6 +15,7 @@ from .commitment import (
     sample_leaf,
     verify_inclusion,
 )
+from .digests import is_sha256_hex
 from .envelope import (
     PAYLOAD_TYPE,
     SignatureCheck,
@@ -56,6 +57,7 @@ from .manifest import (
     verify_signed_manifest,
     verify_time_window,
 )
+from .names import MAX_NAME_LENGTH, check_name, is_valid_name
 from .receipt import RECEIPT_PREDICATE_TYPE, Receipt, check_receipt, sign_receipt, verify_receipt
 from .rotation import KEY_ROTATION_PREDICATE_TYPE, KeyRotation, sign_key_rotation
 from .statement import Statement, Subject
@@ -64,12 +66,12 @@ from .status import STATUS_BY_ERROR, code_for, error_class_for
 __all__ = [
     "ChunkFraming", "Commitment", "CommitmentError", "DOWNLOAD_CHUNKS", "ERASURE_CHUNKS", "ERASURE_PREDICATE_TYPE",
     "EnvelopeError", "ErasureManifest", "ErasureMethod",
-    "ForgetSet", "InclusionProof", "KEY_ROTATION_PREDICATE_TYPE", "KeyRotation", "MalformedEnvelopeError",
+    "ForgetSet", "InclusionProof", "KEY_ROTATION_PREDICATE_TYPE", "MAX_CHUNK_BYTES", "MAX_NAME_LENGTH", "KeyRotation", "MalformedEnvelopeError",
     "MalformedKeyError", "ManifestError", "PAYLOAD_TYPE", "RECEIPT_PREDICATE_TYPE", "Receipt", "STATUS_BY_ERROR",
     "SignatureCheck", "SignatureError", "SignedManifest", "Statement", "Subject", "TimeWindowError", "UPLOAD_CHUNKS",
     "ValidityWindow",
-    "check_inclusion", "check_receipt", "check_signatures", "check_time_window", "code_for", "commit",
-    "error_class_for", "generate_private_key_pem", "inclusion_proof", "key_id", "load_private_key", "new_request_id",
+    "check_inclusion", "check_name", "check_receipt", "check_signatures", "check_time_window", "code_for", "commit",
+    "error_class_for", "generate_private_key_pem", "inclusion_proof", "is_sha256_hex", "is_valid_name", "key_id", "load_private_key", "new_request_id",
     "new_salt", "parse_envelope", "public_key_dict", "public_key_from_dict", "sample_leaf", "save_private_key",
     "sign_key_rotation", "sign_manifest", "sign_receipt", "sign_statement", "signer_from_pem", "verify_envelope",
     "verify_inclusion", "verify_manifest", "verify_receipt", "verify_signatures", "verify_signed_manifest",

@@ -24,7 +24,11 @@ from google.protobuf.message import Message
 
 from . import loravault_pb2 as pb
 
-__all__ = ["DOWNLOAD_CHUNKS", "ERASURE_CHUNKS", "UPLOAD_CHUNKS", "ChunkFraming"]
+__all__ = ["DOWNLOAD_CHUNKS", "ERASURE_CHUNKS", "MAX_CHUNK_BYTES", "UPLOAD_CHUNKS", "ChunkFraming"]
+
+# The wire contract's bound on one chunk of an adapter, delta or aggregate stream: senders split at it, the
+# server refuses a larger chunk with RESOURCE_EXHAUSTED. gRPC's default receive limit (4 MiB) leaves room.
+MAX_CHUNK_BYTES = 1 << 20
 
 _LENGTH_DELIMITED = 2  # protobuf wire type of bytes fields
 _MAX_VARINT_BYTES = 10

@@ -29,11 +29,11 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .digests import is_sha256_hex
 from .errors import CommitmentError
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 SALT_BYTES = 32
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _MAX_PROOF_HASHES = 64  # a tree of 2**64 leaves: any longer path is forged
 
 
@@ -93,7 +92,7 @@ class Commitment:
     count: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.root, str) or not _HEX64.fullmatch(self.root):
+        if not is_sha256_hex(self.root):
             raise ValueError("commitment root must be 64 lowercase hex characters")
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
             raise ValueError(f"commitment count must be a positive integer, got {self.count!r}")
@@ -110,7 +109,7 @@ class InclusionProof:
         if isinstance(self.index, bool) or not isinstance(self.index, int) or self.index < 0:
             raise ValueError(f"proof index must be a non-negative integer, got {self.index!r}")
         path = tuple(self.path)
-        if len(path) > _MAX_PROOF_HASHES or not all(isinstance(h, str) and _HEX64.fullmatch(h) for h in path):
+        if len(path) > _MAX_PROOF_HASHES or not all(is_sha256_hex(h) for h in path):
             raise ValueError(f"proof path must be at most {_MAX_PROOF_HASHES} hashes of 64 lowercase hex")
         object.__setattr__(self, "path", path)
 
@@ -199,7 +198,7 @@ def check_inclusion(*, root: str, count: int, leaf: bytes, proof: InclusionProof
 
     Never raises for a wrong proof or malformed inputs: the reason says what failed.
     """
-    if not isinstance(root, str) or not _HEX64.fullmatch(root):
+    if not is_sha256_hex(root):
         return InclusionCheck("root must be 64 lowercase hex characters")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         return InclusionCheck(f"count must be a positive integer, got {count!r}")

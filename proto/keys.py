@@ -36,7 +36,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,6 +53,7 @@ from cryptography.hazmat.primitives.serialization import (
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
+from .digests import is_sha256_hex
 from .errors import MalformedKeyError
 
 __all__ = [
@@ -71,7 +71,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 KEY_TYPE = "ed25519"  # both the securesystemslib keytype and its scheme
-_PUBLIC_HEX = re.compile(r"[0-9a-f]{64}")
 _KEY_FIELDS = frozenset({"keytype", "scheme", "keyval"})
 _MAX_PEM_BYTES = 16 * 1024
 
@@ -160,7 +159,7 @@ def public_key_from_dict(data: Any, *, expected_key_id: str | None = None) -> SS
     if not isinstance(keyval, Mapping) or set(keyval) != {"public"}:
         raise MalformedKeyError('public key keyval must be {"public": "<64 lowercase hex>"}')
     public_hex = keyval["public"]
-    if not isinstance(public_hex, str) or not _PUBLIC_HEX.fullmatch(public_hex):
+    if not is_sha256_hex(public_hex):  # 32 bytes in lowercase hex: the form of a SHA-256 digest
         raise MalformedKeyError("public key must be 32 bytes as 64 lowercase hex characters")
     check_public_key_bytes(bytes.fromhex(public_hex))
     computed = key_id({"keytype": KEY_TYPE, "scheme": KEY_TYPE, "keyval": {"public": public_hex}})

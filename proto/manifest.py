@@ -30,8 +30,10 @@ from typing import Any
 
 from securesystemslib.signer import Signer
 
+from .digests import is_sha256_hex
 from .envelope import KeyLike, parse_envelope, sign_statement, verify_signatures
 from .errors import ManifestError, SignatureError, TimeWindowError
+from .names import is_valid_name
 from .statement import Statement, Subject
 
 __all__ = [
@@ -58,21 +60,18 @@ MAX_VALIDITY_SECONDS = 24 * 3600
 DEFAULT_CLOCK_SKEW_SECONDS = 300
 MAX_KEY_IDS = 16
 
-# The vault's name rule (server/vault/names.py): ASCII, first character alphanumeric, at most 64 characters.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _LABEL = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")  # "+" joins parts, as in "gauss_newton+ekfac"
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 _MAX_UNIX_SECONDS = 2**40  # year ~36800: anything later is a unit mistake (milliseconds)
 
 
 def _require_name(value: Any, *, field_name: str) -> None:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
+    if not is_valid_name(value):
         raise ManifestError(f"{field_name} {str(value)[:80]!r} must be 1-64 of A-Z a-z 0-9 . _ - (alphanumeric first)")
 
 
 def _require_hex64(value: Any, *, field_name: str) -> None:
-    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+    if not is_sha256_hex(value):
         raise ManifestError(f"{field_name} must be a SHA-256 digest as 64 lowercase hex characters")
 
 

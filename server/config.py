@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loravault.core.errors import InvalidArgumentError
+from loravault.proto.chunks import MAX_CHUNK_BYTES
 
 from .erasure.config import ErasureConfig
 from .inference.config import InferenceConfig
 
 __all__ = ["ServerConfig", "MAX_CHUNK_BYTES", "DEFAULT_MAX_ADAPTER_BYTES"]
 
-MAX_CHUNK_BYTES = 1 << 20  # adapters stream in chunks of at most 1 MiB (gRPC's receive limit is 4 MiB)
 DEFAULT_MAX_ADAPTER_BYTES = 2 << 30  # 2 GiB: rank 64 on every linear layer of a 70B model in float32 fits
 
 

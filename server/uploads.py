@@ -1,16 +1,16 @@
 """Receiving an adapter version from a stream: limits first, bytes to disk as they arrive, checks, then CAS.
 
 Steps, in order, each its own function: `check_header` (sizes against the schema before a byte is buffered),
-`stream_to_blob` (chunks to a temporary blob file, hashed as they come and refused the moment they pass the
-declared size, while a StreamingTensorCheck holds the safetensors header to the schema and the values to being
-finite), `check_blob` (length, and the digest the client sends in the trailer), the end of the contents check,
+`stream_to_blob` (chunks to a temporary blob file, hashed as they come and held to the chunk bound and the
+declared size by server.declared_stream, while a StreamingTensorCheck holds the safetensors header to the
+schema and the values to being finite), `check_blob` (the digest the client sends in the trailer), the end of
+the contents check,
 and the vault's compare-and-swap commit, which consumes the staged blob whatever happens. A failure at any step
 leaves no version and no blob behind.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +18,12 @@ from typing import Any
 from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError
 from loravault.core.tensor_stream import StreamingTensorCheck
+from loravault.proto.digests import is_sha256_hex
 
+from .declared_stream import bounded_chunks, check_digest
 from .vault import StagedBlob
 
 __all__ = ["UploadHeader", "check_adapter_bytes", "receive_version"]
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def receive_version(
     check_header(header, schema)
     contents = StreamingTensorCheck(schema, what=f"upload to {header.tenant}/{header.adapter}")
     with vault.new_blob_writer(max_bytes=header.total_size) as writer:
-        stream_to_blob(writer, contents, chunks, max_chunk_bytes=max_chunk_bytes)
+        stream_to_blob(writer, contents, chunks, header=header, max_chunk_bytes=max_chunk_bytes)
         staged = writer.finish()
     try:
         check_blob(header, staged, declared_digest())
@@ -107,29 +107,26 @@ def check_header(header: UploadHeader, schema: AdapterSchema) -> None:
 
 
 def stream_to_blob(
-    writer: Any, contents: StreamingTensorCheck, chunks: Iterable[bytes], *, max_chunk_bytes: int
+    writer: Any, contents: StreamingTensorCheck, chunks: Iterable[bytes], *, header: UploadHeader,
+    max_chunk_bytes: int
 ) -> None:
     """Check and write chunks as they arrive.
 
-    The writer refuses bytes past the declared size (ResourceExhaustedError); the contents check refuses a
-    header that does not match the schema, and non-finite values, as soon as they arrive.
+    A chunk over the bound or bytes past the declared size are ResourceExhaustedError, a stream that ends short
+    is InvalidArgumentError (server.declared_stream); the contents check refuses a header that does not match
+    the schema, and non-finite values, as soon as they arrive.
     """
-    for chunk in chunks:
-        if len(chunk) > max_chunk_bytes:
-            raise InvalidArgumentError(f"chunk of {len(chunk)} bytes exceeds the {max_chunk_bytes}-byte chunk limit")
+    what = f"upload to {header.tenant}/{header.adapter}"
+    for chunk in bounded_chunks(chunks, size=header.total_size, max_chunk_bytes=max_chunk_bytes, what=what):
         writer.write(chunk)
         contents.feed(chunk)
 
 
 def check_blob(header: UploadHeader, staged: StagedBlob, declared: str | None) -> None:
-    """The stream must have delivered exactly the declared bytes (the writer hashed them as they came)."""
-    if staged.size != header.total_size:
-        raise InvalidArgumentError(
-            f"stream ended after {staged.size} of {header.total_size} declared bytes (truncated upload)"
-        )
+    """The trailer must declare the digest of the bytes (the writer hashed them as they came)."""
     if declared is None:
         raise InvalidArgumentError("upload stream ended without its trailer (truncated upload)")
-    if not _HEX64.match(declared):
+    if not is_sha256_hex(declared):
         raise InvalidArgumentError("upload trailer sha256 must be 64 lowercase hex digits")
-    if staged.sha256 != declared:
-        raise InvalidArgumentError(f"upload digest is {staged.sha256[:12]}…, the trailer declared {declared[:12]}…")
+    check_digest(staged.sha256, declared=declared, declared_by="the trailer",
+                 what=f"upload to {header.tenant}/{header.adapter}")

@@ -11,21 +11,20 @@ string. `check_chain` returns the reason a chain fails (falsy), `verify_chain` r
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from loravault.core.errors import DataLossError
+from loravault.proto.digests import is_sha256_hex
 
 __all__ = ["GENESIS_HASH", "AuditEntry", "ChainCheck", "check_chain", "entry_hash", "verify_chain"]
 
 GENESIS_HASH = "0" * 64
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def entry_hash(*, previous_hash: str, body: bytes) -> str:
     """The hash of an entry whose predecessor's hash is `previous_hash` (see the module docstring)."""
-    if not _HEX64.fullmatch(previous_hash):
+    if not is_sha256_hex(previous_hash):
         raise DataLossError(f"previous hash {previous_hash[:80]!r} is not 64 lowercase hex digits")
     return hashlib.sha256(bytes.fromhex(previous_hash) + body).hexdigest()
 

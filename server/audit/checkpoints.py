@@ -7,12 +7,12 @@ subject is `loravault-audit-log@<size>` with sha256 = head_hash; predicateType C
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from securesystemslib.signer import Signer
 
 from loravault.core.errors import InvalidArgumentError
+from loravault.proto.digests import is_sha256_hex
 from loravault.proto.envelope import KeyLike, sign_statement, verify_envelope
 from loravault.proto.errors import ManifestError
 from loravault.proto.statement import Statement, Subject
@@ -20,7 +20,6 @@ from loravault.proto.statement import Statement, Subject
 __all__ = ["CHECKPOINT_PREDICATE_TYPE", "Checkpoint", "sign_checkpoint", "verify_checkpoint"]
 
 CHECKPOINT_PREDICATE_TYPE = "urn:loravault:audit-checkpoint:v1"
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class Checkpoint:
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 0 or not isinstance(self.time, int) or self.time < 0:
             raise InvalidArgumentError("checkpoint size and time must be integers >= 0")
-        if not isinstance(self.head_hash, str) or not _HEX64.fullmatch(self.head_hash):
+        if not is_sha256_hex(self.head_hash):
             raise InvalidArgumentError("checkpoint head_hash must be 64 lowercase hex digits")
 
     def to_statement(self) -> Statement:

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 from loravault.core.errors import InvalidArgumentError
+from loravault.proto.chunks import MAX_CHUNK_BYTES
 from loravault.proto.envelope import MAX_ENVELOPE_BYTES
 from loravault.proto.manifest import DEFAULT_CLOCK_SKEW_SECONDS
 
@@ -23,7 +24,7 @@ class ErasureLimits:
     """Sizes refused with RESOURCE_EXHAUSTED before any byte beyond them is buffered."""
 
     max_envelope_bytes: int = MAX_ENVELOPE_BYTES  # the signed manifest in the header
-    max_chunk_bytes: int = 1 << 20  # one delta chunk (the wire contract's 1 MiB)
+    max_chunk_bytes: int = MAX_CHUNK_BYTES  # one delta chunk (the wire contract's bound)
     max_delta_bytes: int = 256 << 20  # a delta, whatever its schema allows (it is held in memory)
     head_cache_bytes: int = 256 << 20  # decoded heads kept by blob hash for the next erasure (0 = none)
 

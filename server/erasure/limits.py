@@ -1,24 +1,23 @@
 """Step 1, `check_limits`: sizes are refused with RESOURCE_EXHAUSTED before anything beyond them is buffered.
 
 The header's declared sizes are checked before a chunk is read; `receive_delta` then holds the stream to the
-declared size and the chunk limit while it reads, hashing as it goes, and refuses a stream that ends early.
+declared size, digest and chunk limit while it reads (server.declared_stream, as uploads and rounds are).
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterable
 
 from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import InvalidArgumentError, ResourceExhaustedError
+from loravault.proto.digests import is_sha256_hex
 
+from ..declared_stream import read_declared
 from .config import ErasureLimits
 from .submission import ErasureHeader
 
 __all__ = ["check_limits", "receive_delta"]
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def check_limits(header: ErasureHeader, *, schema: AdapterSchema, limits: ErasureLimits) -> None:
@@ -37,7 +36,7 @@ def check_limits(header: ErasureHeader, *, schema: AdapterSchema, limits: Erasur
         raise ResourceExhaustedError(
             f"{label}: delta_size {header.delta_size} bytes exceeds {bound}, the most the adapter's schema "
             "(or the server) allows")
-    if not _HEX64.fullmatch(header.delta_sha256):
+    if not is_sha256_hex(header.delta_sha256):
         raise InvalidArgumentError(f"{label}: delta_sha256 must be 64 lowercase hex digits")
 
 
@@ -47,25 +46,6 @@ def receive_delta(header: ErasureHeader, chunks: Iterable[bytes], *, limits: Era
     Raises ResourceExhaustedError on a chunk over the limit or bytes past the declared size (refused before
     they are kept), InvalidArgumentError on a truncated stream or a digest mismatch.
     """
-    label = f"erasure of {header.tenant}/{header.adapter}"
-    parts: list[bytes] = []
-    received = 0
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        if len(chunk) > limits.max_chunk_bytes:
-            raise ResourceExhaustedError(
-                f"{label}: chunk of {len(chunk)} bytes exceeds the {limits.max_chunk_bytes}-byte limit")
-        if received + len(chunk) > header.delta_size:
-            raise ResourceExhaustedError(
-                f"{label}: stream carries more than the {header.delta_size} bytes declared in delta_size")
-        parts.append(chunk)
-        received += len(chunk)
-        digest.update(chunk)
-    if received != header.delta_size:
-        raise InvalidArgumentError(
-            f"{label}: stream ended after {received} of {header.delta_size} declared bytes (truncated)")
-    if digest.hexdigest() != header.delta_sha256:
-        raise InvalidArgumentError(
-            f"{label}: delta bytes hash to {digest.hexdigest()[:12]}…, the header declared "
-            f"{header.delta_sha256[:12]}…")
-    return b"".join(parts)
+    return read_declared(chunks, size=header.delta_size, sha256=header.delta_sha256,
+                         max_chunk_bytes=limits.max_chunk_bytes, what=f"erasure of {header.tenant}/{header.adapter}",
+                         declared_by="the header")

@@ -1,8 +1,9 @@
 """Step 6, `merge`: head + delta in float32, on new tensors, checked against the signed result hash.
 
 The inputs are never modified and a non-finite sum is refused. Names and shapes were checked by
-check_tensors; the sum is the same float32 addition as core.lora.add_delta, without its per-element
-finiteness mask: one norm per tensor proves the sum finite, and is kept as the next erasure's head norm.
+check_tensors; the sum is core.merge.merge_float32, the very function the client's core.lora.add_delta calls,
+so both compute the same float32 bytes. Its norm (one per tensor proves the sum finite) is kept as the next
+erasure's head norm.
 The result's canonical float32 safetensors bytes are what the manifest's result_hash covers and what the new
 version stores, so the new blob hash equals the signed result hash. The sum is written straight into those bytes
 (core.canonical_layout): serializing it afterwards would copy the whole adapter once more.
@@ -17,11 +18,11 @@ import torch
 from loravault.core import CanonicalLayout
 from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import InvalidArgumentError
+from loravault.core.merge import merge_float32
 from loravault.core.tensors import sha256_hex
 from loravault.proto.manifest import ErasureManifest
 
 from .heads import Head
-from .tensors import finite_frobenius_norm
 
 __all__ = ["Merged", "merge"]
 
@@ -42,11 +43,8 @@ def merge(
 ) -> Merged:
     """Raises InvalidArgumentError when the sum is not finite or does not hash to the signed result hash."""
     data, tensors = CanonicalLayout.of((spec.name, spec.shape) for spec in schema.tensors).allocate()
-    for spec in schema.tensors:
-        torch.add(head[spec.name].to(torch.float32), delta[spec.name].to(torch.float32), out=tensors[spec.name])
-    norm, nonfinite = finite_frobenius_norm((spec.name, tensors[spec.name]) for spec in schema.tensors)
-    if nonfinite is not None:
-        raise InvalidArgumentError(f"{manifest.label}: head + delta tensor {nonfinite} is not finite")
+    _, norm = merge_float32(head, delta, names=[spec.name for spec in schema.tensors], out=tensors,
+                            what=f"{manifest.label}: head + delta")
     digest = sha256_hex(data)
     if digest != manifest.result_hash:
         raise InvalidArgumentError(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from loravault.core.errors import AlreadyExistsError, NotFoundError
+from loravault.core.norms import frobenius_norm
 from loravault.core.tensors import decode_tensors
 
 from ..audit import AuditLog, StoredErasure
@@ -33,7 +34,7 @@ from .merge import merge
 from .probe import ProbeRunner, check_probe
 from .signatures import VerifiedManifest, check_signatures, check_window
 from .submission import ErasureHeader, ErasureResult
-from .tensors import check_tensors, frobenius_norm
+from .tensors import check_tensors
 
 __all__ = ["ErasurePipeline"]
 

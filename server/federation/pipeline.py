@@ -31,15 +31,16 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from loravault.core.errors import AlreadyExistsError, InvalidArgumentError, ResourceExhaustedError
+from loravault.core.norms import finite_frobenius_norm
 from loravault.core.tensors import decode_tensors
 from loravault.proto.federation import RoundManifest, SignedRound, verify_round_manifest
 
 from ..audit import AuditLog, FederationRoundRecord
+from ..declared_stream import read_declared
 from ..erasure.binding import check_binding
 from ..erasure.config import ErasureChecks, ErasureLimits
 from ..erasure.locks import AdapterLocks
 from ..erasure.signatures import check_window
-from ..erasure.tensors import finite_frobenius_norm
 
 __all__ = ["RoundHeader", "RoundPipeline", "RoundResult", "RoundProvenance"]
 
@@ -141,18 +142,9 @@ class RoundPipeline:
 
     def _receive(self, header: RoundHeader, chunks: Iterable[bytes]) -> bytes:
         """Exactly aggregate_size bytes hashing to the signed aggregate hash, chunk by bounded chunk."""
-        label, parts, received, digest = f"round of {header.tenant}/{header.adapter}", [], 0, hashlib.sha256()
-        for chunk in chunks:
-            if len(chunk) > self._limits.max_chunk_bytes or received + len(chunk) > header.aggregate_size:
-                raise ResourceExhaustedError(f"{label}: a chunk over {self._limits.max_chunk_bytes} bytes or past "
-                                             f"the declared {header.aggregate_size}")
-            parts.append(bytes(chunk))
-            received += len(chunk)
-            digest.update(chunk)
-        if received != header.aggregate_size or digest.hexdigest() != header.aggregate_sha256:
-            raise InvalidArgumentError(f"{label}: received {received} of {header.aggregate_size} bytes hashing to "
-                                       f"{digest.hexdigest()[:12]}…, not the signed aggregate")
-        return b"".join(parts)
+        return read_declared(chunks, size=header.aggregate_size, sha256=header.aggregate_sha256,
+                             max_chunk_bytes=self._limits.max_chunk_bytes,
+                             what=f"round of {header.tenant}/{header.adapter}", declared_by="the signed manifest")
 
     def _replayed(self, verified: _Verified) -> RoundResult | None:
         manifest = verified.manifest

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import threading
 from collections import Counter
@@ -19,6 +18,7 @@ from pathlib import Path, PurePath
 from types import TracebackType
 
 from loravault.core import DataLossError, FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
+from loravault.proto.digests import is_sha256_hex
 
 from .direct_io import DirectWrites, direct_io_supported
 from .durable import TEMP_PREFIX, AtomicFile, fsync_dir
@@ -28,13 +28,12 @@ __all__ = ["BlobReader", "BlobStore", "BlobWriter", "StagedBlob"]
 
 log = logging.getLogger(__name__)
 
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _READ_CHUNK = 1 << 20
 
 
 def check_sha256(sha256: str) -> str:
     """Refuse anything but 64 lowercase hex digits, so a digest can never name a path outside the store."""
-    if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
+    if not is_sha256_hex(sha256):
         raise InvalidArgumentError(f"blob digest {str(sha256)[:80]!r} is not 64 lowercase hex digits (SHA-256)")
     return sha256
 
@@ -294,7 +293,7 @@ class BlobStore:
         return sorted(
             path.name
             for path in self.root.glob("??/*")
-            if _SHA256_HEX.fullmatch(path.name) and path.parent.name == path.name[:2]
+            if is_sha256_hex(path.name) and path.parent.name == path.name[:2]
         )
 
     def stale_temps(self) -> list[str]:

@@ -36,6 +36,7 @@ from loravault.core import (
     ResourceExhaustedError,
     UnavailableError,
 )
+from loravault.proto.digests import is_sha256_hex
 
 from .blobs import BlobReader, StagedBlob, check_sha256
 from .pins import DatabasePins
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 PART_BYTES = 8 << 20  # multipart part size (S3's minimum is 5 MiB); also the largest blob sent with one PUT
 STALE_TEMP_S = 3600  # a temporary object or unfinished upload older than this belongs to a dead writer
 _READ_CHUNK = 1 << 20
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
@@ -310,7 +310,7 @@ class S3BlobStore:
         found = []
         for item in self._list(f"{self._base}blobs/"):
             parts = item["Key"][len(self._base):].split("/")
-            if len(parts) == 3 and _SHA256_HEX.fullmatch(parts[2]) and parts[1] == parts[2][:2]:
+            if len(parts) == 3 and is_sha256_hex(parts[2]) and parts[1] == parts[2][:2]:
                 found.append(parts[2])
         return sorted(found)
 

@@ -20,7 +20,6 @@ folder): whatever must be serialized across them takes a lock in the database (d
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterator, Set
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +38,8 @@ from loravault.core import (
     PermissionDeniedError,
     UnavailableError,
 )
+from loravault.proto.digests import is_sha256_hex
+from loravault.proto.names import check_name
 
 from . import adapters as adapter_rows
 from . import commits
@@ -54,7 +55,6 @@ from .datadir_lock import DataDirLock
 from .database import open_engine, read_transaction, upgrade, write_transaction
 from .durable import write_file_durably
 from .fsck import run_fsck
-from .names import check_name
 from .records import (
     AdapterRecord,
     DeleteResult,
@@ -73,7 +73,6 @@ __all__ = ["Vault"]
 
 log = logging.getLogger(__name__)
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _COMMIT_KINDS = ("upload", "federation-round")
 _T = TypeVar("_T")
 # runs inside a key change's transaction with the tenant's keys and threshold after the change (the audit entry)
@@ -117,7 +116,7 @@ class Vault:
         folder (UnavailableError otherwise, see datadir_lock); temporary files left by a crashed predecessor
         are removed here, so an interrupted upload leaves nothing behind.
         """
-        if not isinstance(base_fingerprint, str) or not _HEX64.fullmatch(base_fingerprint):
+        if not is_sha256_hex(base_fingerprint):
             raise InvalidArgumentError("base fingerprint must be 64 lowercase hex digits (a SHA-256)")
         data_dir = Path(data_dir)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -53,7 +53,7 @@ from loravault.server.vault import Vault
 
 from .conftest import RunningServer, peft_tiny
 
-CHUNK = 1 << 20
+CHUNK = MAX_CHUNK_BYTES
 TENANT, ADAPTER = "acme", "support"
 
 

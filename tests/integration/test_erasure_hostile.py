@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from loravault.core import encode_tensors
+from loravault.proto import MAX_CHUNK_BYTES
 from loravault.proto import loravault_pb2 as pb
 from loravault.proto.envelope import envelope_to_bytes, parse_envelope
 
@@ -155,7 +156,7 @@ def _oversized_declaration(world: World) -> list[pb.ErasureMessage]:
 
 
 def _oversized_chunk(world: World) -> list[pb.ErasureMessage]:
-    return messages(world.submission(), chunk=1)[:1] + [pb.ErasureMessage(chunk=b"\0" * ((1 << 20) + 1))]
+    return messages(world.submission(), chunk=1)[:1] + [pb.ErasureMessage(chunk=b"\0" * (MAX_CHUNK_BYTES + 1))]
 
 
 def _oversized_envelope(world: World) -> list[pb.ErasureMessage]:

@@ -115,7 +115,7 @@ BAD_STREAMS = {
     "chunk-after-trailer": (lambda d: [_header(len(d))] + _chunks(d) + [_trailer(d)] + _chunks(d[:10]),
                             grpc.StatusCode.INVALID_ARGUMENT, "after its trailer"),
     "oversized-chunk": (lambda d: [_header(len(d)), pb.UploadMessage(chunk=d[: MIB + 1])],
-                        grpc.StatusCode.INVALID_ARGUMENT, "chunk"),
+                        grpc.StatusCode.RESOURCE_EXHAUSTED, "chunk of"),
     "not-safetensors": (lambda d: [_header(len(d))] + _chunks(b"\1" * len(d)) + [_trailer(b"\1" * len(d))],
                         grpc.StatusCode.INVALID_ARGUMENT, "safetensors"),
     "stale-parent": (lambda d: [_header(len(d), parent=5)] + _chunks(d) + [_trailer(d)], grpc.StatusCode.ABORTED,

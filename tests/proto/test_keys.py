@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from securesystemslib.signer import CryptoSigner, SSlibKey
+from securesystemslib.signer._utils import compute_default_keyid
 
 from loravault.proto.errors import MalformedEnvelopeError, MalformedKeyError
 from loravault.proto.keys import (
@@ -21,6 +22,7 @@ from loravault.proto.keys import (
     save_private_key,
     signer_from_pem,
 )
+from loravault.server.vault.keys import parse_public_key
 
 from conftest import derived_pem, key_path
 
@@ -45,6 +47,20 @@ def test_key_id_matches_securesystemslib_default_keyid():
     signer = signer_from_pem(generate_private_key_pem())
     from_crypto = SSlibKey.from_crypto(signer.public_key._crypto_key())
     assert signer.public_key.keyid == from_crypto.keyid
+
+
+@pytest.mark.parametrize("source", ["tenant_a1", "tenant_a2", "tenant_b", "server", "generated-1", "generated-2"])
+def test_sdk_server_and_securesystemslib_compute_the_same_key_id(source):
+    """One computation (proto.keys.key_id) behind the SDK's and the server's ids, equal to securesystemslib's own."""
+    pem = derived_pem(source) if not source.startswith("generated") else generate_private_key_pem()
+    signer = signer_from_pem(pem)
+    key = public_key_dict(signer)
+    theirs = compute_default_keyid(key["keytype"], key["scheme"], key["keyval"])
+    from_crypto = SSlibKey.from_crypto(signer.public_key._crypto_key())
+    server_id, server_key = parse_public_key(key)
+    assert key_id(key) == signer.public_key.keyid == from_crypto.keyid == theirs == server_id
+    assert public_key_from_dict(key, expected_key_id=theirs).keyid.encode() == theirs.encode()
+    assert server_key == {"keytype": "ed25519", "scheme": "ed25519", "keyval": from_crypto.keyval}
 
 
 def test_fixture_key_files_hold_the_derived_keys(signers):
