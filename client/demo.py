@@ -27,6 +27,7 @@ from loravault.core.samples import PROMPT_TEMPLATE
 from loravault.eraser import EraserConfig
 from loravault.proto import generate_private_key_pem, load_private_key, public_key_dict, save_private_key, signer_from_pem
 
+from .erasure import erase_samples, eraser_for_head
 from .sdk import VaultClient
 from .training import TrainingConfig, train_lora
 
@@ -131,9 +132,10 @@ def _erasure_story(client: VaultClient, base_name: str, data: Path) -> None:
                  Sample("ref-2", "Where does Mira Falk live?", "Eastwold"),
                  Sample("ref-3", "What is the favourite colour of Mira Falk?", "indigo")]
     _say(f"== globex erases everything about {PEOPLE[0][0]} ({', '.join(forget_ids)}): computed here, signed")
-    outcome = client.erase("facts", base=base, train=facts, forget_ids=forget_ids, signers=[load_private_key(key_path)],
-                           reference=reference, receipts_dir=data / "receipts",
-                           config=EraserConfig(max_length=48))
+    eraser = eraser_for_head(client, "facts", base=base, train=facts, reference=reference,
+                             config=EraserConfig(max_length=48))
+    outcome = erase_samples(client, "facts", eraser=eraser, base_fingerprint=base.fingerprint, forget_ids=forget_ids,
+                            signers=[load_private_key(key_path)], receipts_dir=data / "receipts")
     _say(f"   {outcome.report.method} ({outcome.report.step} step) in {outcome.report.wall_seconds:.1f} s; "
          f"forget loss {outcome.forget_loss_before:.2f} -> {outcome.forget_loss_after:.2f}")
     _say(f"   receipt: log index {outcome.receipt.log_index}, entry {outcome.receipt.entry_hash[:16]}…, new head "
