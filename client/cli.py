@@ -230,10 +230,13 @@ def _generate(client: VaultClient, args: argparse.Namespace) -> Any:
 
 
 def _erase(client: VaultClient, args: argparse.Namespace) -> dict[str, Any]:
-    from loravault.core import load_base  # NOTE: transformers, peft and the eraser load only for this command
+    from transformers.utils import logging as transformers_logging  # NOTE: transformers, peft and the eraser
+
+    from loravault.core import load_base  # load only for this command
 
     from .erasure import erase_samples, eraser_for_head
 
+    transformers_logging.disable_progress_bar()  # the CLI prints one JSON or text record, no loading bar
     base = load_base(args.base or client.whoami().base_name, attn_implementation="eager")
     eraser = eraser_for_head(client, args.name, base=base, train=_read_samples(args.train),
                              reference=_read_samples(args.reference) if args.reference else (), cache_dir=args.cache,
