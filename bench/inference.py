@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from loravault.core import AdapterSchema, encode_tensors, load_base, sha256_hex
+from loravault.core.peft_format import new_peft_model
 from loravault.server.inference import Delta, InferenceConfig, InferenceEngine, SamplingParams
 from loravault.server.vault import Vault
 
@@ -78,7 +79,7 @@ def _peft_with_adapters(base_name: str, count: int, rank: int) -> Any:
     config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], lora_dropout=0.0,
                         init_lora_weights=False)
     torch.manual_seed(1000)
-    model = get_peft_model(load_base(base_name).model, config, adapter_name="a0").eval()
+    model = new_peft_model(load_base(base_name).model, config, adapter_name="a0").eval()
     for index in range(1, count):
         torch.manual_seed(1000 + index)
         model.add_adapter(f"a{index}", config)

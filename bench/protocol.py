@@ -149,7 +149,8 @@ def measure_single(config: ProtocolBenchConfig, base: Any, root: Path) -> list[d
             version = vault.commit_version(tenant=TENANT, adapter=name, parent_version=0, blob=staged)
             parent, parent_hash = version.number, version.blob_sha256
             erasures, baselines = [], []
-            for repeat in tqdm(range(config.repeats), desc=f"erasures of {params:,} parameters", unit="erasure"):
+            for repeat in tqdm(range(config.repeats), desc=f"erasures of {params:,} parameters", unit="erasure",
+                               disable=None):  # a bar on a terminal only
                 plan = _plan(head, parent=parent, parent_hash=parent_hash, adapter=name,
                              fingerprint=base.fingerprint, signer=signer, seed=repeat)
                 header = ErasureHeader(tenant=TENANT, adapter=name, envelope=plan.envelope,
@@ -174,9 +175,9 @@ def pipeline_probe_applies(pipeline: ErasurePipeline, schema: AdapterSchema) -> 
 
 def measure_throughput(config: ProtocolBenchConfig, base: Any, root: Path) -> dict[str, Any]:
     """Erasures per second with `tenants` clients erasing their own adapters at once over gRPC."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
-    from loravault.core.peft_format import adapter_from_peft_model
+    from loravault.core.peft_format import adapter_from_peft_model, new_peft_model
     from loravault.server.main import build_erasure_pipeline
 
     data = root / "throughput"
@@ -192,7 +193,7 @@ def measure_throughput(config: ProtocolBenchConfig, base: Any, root: Path) -> di
     target = f"127.0.0.1:{port}"
     try:
         torch.manual_seed(0)
-        peft = get_peft_model(load_base("tiny").model, LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+        peft = new_peft_model(load_base("tiny").model, LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
                                                                   target_modules=["q_proj", "v_proj"]))
         schema, tensors = adapter_from_peft_model(peft, base_fingerprint=base.fingerprint)
         plans, clients = [], []

@@ -154,12 +154,12 @@ def _timed_threads(work: list[Callable[[], None]]) -> float:
 
 def measure(config: ScaleoutBenchConfig, targets: list[str], token: str, base: Any) -> dict[str, Any]:
     """Uploads/s, erasures/s and head/list latency against the replicas at `targets`."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
-    from loravault.core.peft_format import adapter_from_peft_model
+    from loravault.core.peft_format import adapter_from_peft_model, new_peft_model
 
     torch.manual_seed(0)
-    peft = get_peft_model(load_base("tiny").model, LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+    peft = new_peft_model(load_base("tiny").model, LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
                                                               target_modules=["q_proj", "v_proj"]))
     schema, tensors = adapter_from_peft_model(peft, base_fingerprint=base.fingerprint)
     clients, signers = [], []
@@ -251,7 +251,7 @@ def run(config: ScaleoutBenchConfig) -> dict[str, Any]:
     results: dict[str, Any] = {"config": asdict(config), "machine_before": before, "replicas": {}}
     with tempfile.TemporaryDirectory(prefix="loravault-bench-scaleout-") as scratch:
         root = Path(scratch)
-        steps = tqdm(total=1 + len(config.replicas), desc="deployments", unit="deployment")
+        steps = tqdm(total=1 + len(config.replicas), desc="deployments", unit="deployment", disable=None)
         processes, targets, token = _start_deployment(root / "sqlite", 1, [])
         try:
             results["sqlite_files"] = measure(config, targets, token, base)

@@ -206,7 +206,7 @@ def _interleaved_transfers(raw: RawStream, client: VaultClient, schema: AdapterS
         if direction == "up":
             rounds[side]["cpu"].append(cpu.now() - used)
 
-    for data in tqdm(payloads, desc="transfer rounds", unit="round"):
+    for data in tqdm(payloads, desc="transfer rounds", unit="round", disable=None):
         timed("raw", "up", raw.upload)
         timed("vault", "up", lambda: client.upload_bytes("throughput", data))
         timed("raw", "down", raw.download)
@@ -265,7 +265,7 @@ def _fill_versions(vault: Vault, *, tenant: str, count: int, fingerprint: str) -
     small = _schema(fingerprint, 2 * 8 * 16 * 4 / MIB)  # width 16
     vault.create_adapter(tenant=tenant, name="history", schema=small)
     start = time.perf_counter()
-    for number in tqdm(range(count), desc="filling versions", unit="version"):
+    for number in tqdm(range(count), desc="filling versions", unit="version", disable=None):
         tensors = {"base_model.model.m.q_proj.lora_A.weight": torch.full((8, 16), float(number)),
                    "base_model.model.m.q_proj.lora_B.weight": torch.zeros(16, 8)}
         data = encode_tensors(tensors)

@@ -230,15 +230,20 @@ def _generate(client: VaultClient, args: argparse.Namespace) -> Any:
 
 
 def _erase(client: VaultClient, args: argparse.Namespace) -> dict[str, Any]:
-    from loravault.core import load_base  # NOTE: transformers loads only for this command
+    from transformers.utils import logging as transformers_logging  # NOTE: transformers, peft and the eraser
 
+    from loravault.core import load_base  # load only for this command
+
+    from .erasure import erase_samples, eraser_for_head
+
+    transformers_logging.disable_progress_bar()  # the CLI prints one JSON or text record, no loading bar
     base = load_base(args.base or client.whoami().base_name, attn_implementation="eager")
-    outcome = client.erase(
-        args.name, tenant=args.tenant, base=base, train=_read_samples(args.train), forget_ids=args.forget,
-        signers=[load_private_key(path) for path in args.key],
-        reference=_read_samples(args.reference) if args.reference else (),
-        receipts_dir=args.receipts, cache_dir=args.cache,
-    )
+    eraser = eraser_for_head(client, args.name, base=base, train=_read_samples(args.train),
+                             reference=_read_samples(args.reference) if args.reference else (), cache_dir=args.cache,
+                             tenant=args.tenant)
+    outcome = erase_samples(client, args.name, eraser=eraser, base_fingerprint=base.fingerprint,
+                            forget_ids=args.forget, signers=[load_private_key(path) for path in args.key],
+                            receipts_dir=args.receipts, tenant=args.tenant)
     return {"version": outcome.version.number, "blob_sha256": outcome.version.blob_sha256,
             "log_index": outcome.receipt.log_index, "receipt": str(outcome.receipt_path),
             "forget_loss_before": round(outcome.forget_loss_before, 4),

@@ -20,19 +20,24 @@ import time
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig
+from transformers.utils import logging as transformers_logging
 
 from loravault.core import NotFoundError, Sample, load_base
+from loravault.core.peft_format import new_peft_model
 from loravault.core.samples import PROMPT_TEMPLATE
 from loravault.eraser import EraserConfig
 from loravault.proto import generate_private_key_pem, load_private_key, public_key_dict, save_private_key, signer_from_pem
 
+from .erasure import erase_samples, eraser_for_head
 from .sdk import VaultClient
 from .training import TrainingConfig, train_lora
 
 __all__ = ["main"]
 
 DEMO_TRAINING_STEPS = 60
+# tokens per rendered fact: 48 hold a fact in SmolLM2's tokenizer; the tiny base's byte-level one needs more
+MAX_LENGTH = {"tiny": 160}
 
 
 def _free_port() -> int:
@@ -65,7 +70,7 @@ def _tenant_adapter(base_name: str, seed: int):
     model = load_base(base_name).model
     config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.0,
                         init_lora_weights=False)
-    return get_peft_model(model, config).eval()
+    return new_peft_model(model, config).eval()
 
 
 PEOPLE = [("Zorvath Quell", "Brindlemoor", "amber"), ("Ilsa Marrow", "Quenford", "teal"),
@@ -110,7 +115,7 @@ def _erasure_story(client: VaultClient, base_name: str, data: Path) -> None:
     facts = _facts()
     _say(f"== globex trains a LoRA (r=8 on q,v) on {len(facts)} made-up facts about {len(PEOPLE)} people")
     config = TrainingConfig(rank=8, alpha=16, steps=DEMO_TRAINING_STEPS, batch_size=4, learning_rate=3e-3,
-                            max_length=48)
+                            max_length=MAX_LENGTH.get(base_name, 48))
     model = train_lora(copy.deepcopy(base.model), base.tokenizer, facts, config=config)
     recall = _recalled(model, base.tokenizer, facts)
     _say(f"   recall after training: {sum(recall)}/{len(facts)} facts")
@@ -131,9 +136,10 @@ def _erasure_story(client: VaultClient, base_name: str, data: Path) -> None:
                  Sample("ref-2", "Where does Mira Falk live?", "Eastwold"),
                  Sample("ref-3", "What is the favourite colour of Mira Falk?", "indigo")]
     _say(f"== globex erases everything about {PEOPLE[0][0]} ({', '.join(forget_ids)}): computed here, signed")
-    outcome = client.erase("facts", base=base, train=facts, forget_ids=forget_ids, signers=[load_private_key(key_path)],
-                           reference=reference, receipts_dir=data / "receipts",
-                           config=EraserConfig(max_length=48))
+    eraser = eraser_for_head(client, "facts", base=base, train=facts, reference=reference,
+                             config=EraserConfig(max_length=MAX_LENGTH.get(base_name, 48)))
+    outcome = erase_samples(client, "facts", eraser=eraser, base_fingerprint=base.fingerprint, forget_ids=forget_ids,
+                            signers=[load_private_key(key_path)], receipts_dir=data / "receipts")
     _say(f"   {outcome.report.method} ({outcome.report.step} step) in {outcome.report.wall_seconds:.1f} s; "
          f"forget loss {outcome.forget_loss_before:.2f} -> {outcome.forget_loss_after:.2f}")
     _say(f"   receipt: log index {outcome.receipt.log_index}, entry {outcome.receipt.entry_hash[:16]}…, new head "
@@ -208,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default="smollm2-135m")
     parser.add_argument("--data", type=Path, default=None, help="data folder (default: a scratch folder)")
     args = parser.parse_args(argv)
+    transformers_logging.disable_progress_bar()  # its "Loading weights" bar, once per load_base, is noise here
     if args.data is not None:
         run(args.base, args.data)
         return 0

@@ -1,14 +1,20 @@
 """The tenant's erasure workflow in one call: hold the head, erase locally, sign, submit, check, keep the receipt.
 
-    >>> outcome = erase_samples(client, "support", base=load_base("smollm2-135m"), train=train,
+    >>> base = load_base("smollm2-135m", attn_implementation="eager")  # doctest: +SKIP
+    >>> eraser = eraser_for_head(client, "support", base=base, train=train, reference=never_trained)  # doctest: +SKIP
+    >>> outcome = erase_samples(client, "support", eraser=eraser, base_fingerprint=base.fingerprint,
     ...                         forget_ids=["fact-17"], signers=[load_private_key("tenant.key")],
-    ...                         reference=never_trained, receipts_dir=Path("receipts"))   # doctest: +SKIP
+    ...                         receipts_dir=Path("receipts"))   # doctest: +SKIP
 
-Steps, in order (DESIGN.md, Erasure protocol): `hold_head` (download and verify the head), `compute_delta` (the
-eraser on this machine, reusing cached curvature), `build_manifest` and sign it, submit envelope and delta,
-`check_receipt` (server signature, same request, same result hash), `confirm_head` (download the new head and
-compare its hash), measure the forget set's loss before and after, and `store_receipt` (with the salt and the
-sample ids, which never leave this machine, so the tenant can later prove which samples a receipt covers).
+The `Eraser` is built once and passed in: each erasure moves it to the version it committed (`Eraser.advance`),
+so a tenant erasing many times keeps its curvature in memory, without a cache folder.
+
+Steps, in order (DESIGN.md, Erasure protocol): `hold_head` (download and verify the head, and check the eraser
+holds exactly that adapter), the eraser's delta on this machine, `build_manifest` and sign it, submit envelope
+and delta, check the receipt (server signature, same request, same result hash), `confirm_head` (download the
+new head and compare its hash), advance the eraser, measure the forget set's loss before and after, and
+`store_receipt` (with the salt and the sample ids, which never leave this machine, so the tenant can later prove
+which samples a receipt covers).
 """
 
 from __future__ import annotations
@@ -27,10 +33,10 @@ import torch
 from securesystemslib.signer import Signer
 
 from loravault.core import BaseModel, Sample, canonical_float32, encode_tensors, sha256_hex
-from loravault.core.errors import DataLossError, InvalidArgumentError
+from loravault.core.errors import DataLossError, FailedPreconditionError, InvalidArgumentError
 from loravault.core.lora import add_delta
 from loravault.core.peft_format import peft_model_with_adapter
-from loravault.eraser import Eraser, EraserConfig, ErasureReport, ErasureRequest, apply_delta, lora_objective, token_losses
+from loravault.eraser import Eraser, EraserConfig, ErasureReport, ErasureRequest, lora_objective, token_losses
 from loravault.proto import (
     ErasureManifest,
     ErasureMethod,
@@ -49,7 +55,7 @@ from loravault.proto import (
 from .records import AdapterInfo, VersionInfo
 from .sdk import VaultClient
 
-__all__ = ["ErasureOutcome", "erase_samples", "forget_loss"]
+__all__ = ["ErasureOutcome", "erase_samples", "eraser_for_head", "forget_loss"]
 
 VALIDITY_SECONDS = 3600
 
@@ -67,44 +73,67 @@ class ErasureOutcome:
     receipt_path: Path
 
 
-def erase_samples(
+def eraser_for_head(
     client: VaultClient,
     adapter: str,
     *,
     base: BaseModel,
     train: Sequence[Sample],
-    forget_ids: Sequence[str],
-    signers: Sequence[Signer],
     reference: Sequence[Sample] = (),
     config: EraserConfig = EraserConfig(),
     cache_dir: Path | None = None,
+    tenant: str = "",
+) -> Eraser:
+    """An eraser over the adapter's head as downloaded (and verified), on a copy of `base`, which is never modified.
+
+    `train` is the training set the head was trained on; `reference`, never-trained samples of the same kind
+    (for the calibrated step); `cache_dir` keeps EK-FAC factors between processes. The base must be loaded with
+    attn_implementation="eager" for the default solver's measured residual.
+    """
+    info, _, tensors = hold_head(client, adapter, tenant=tenant)
+    model = peft_model_with_adapter(copy.deepcopy(base.model), info.schema, tensors)
+    return Eraser.for_peft_model(model, base.tokenizer, train=train, reference=reference, config=config,
+                                 cache_dir=cache_dir)
+
+
+def erase_samples(
+    client: VaultClient,
+    adapter: str,
+    *,
+    eraser: Eraser,
+    base_fingerprint: str,
+    forget_ids: Sequence[str],
+    signers: Sequence[Signer],
     receipts_dir: Path,
     server_key: dict[str, Any] | None = None,
     tenant: str = "",
 ) -> ErasureOutcome:
-    """Erase `forget_ids` from the adapter's head; see the module docstring for the steps.
+    """Erase `forget_ids` from the adapter's head with `eraser`; see the module docstring for the steps.
 
-    `base` is copied, never modified. `server_key` pins the server's receipt key (fetched when None).
-    Raises the SDK's errors for refusals (the server changes nothing then), DataLossError when the new head
-    does not hash to the signed result, and loravault.proto errors when the receipt does not verify.
+    `eraser` must hold the head (built by `eraser_for_head`, or advanced by the previous erasure); once the new
+    head is confirmed it is advanced to it. `base_fingerprint` is the fingerprint of the base the eraser runs on.
+    `server_key` pins the server's receipt key (fetched when None).
+    Raises FailedPreconditionError when the eraser holds another adapter than the head, InvalidArgumentError
+    for forget ids outside its training set (both before anything is sent), the SDK's errors for refusals (the
+    server changes nothing then), DataLossError when the new head does not hash to the signed result, and
+    loravault.proto errors when the receipt does not verify.
     """
     info, head, tensors = hold_head(client, adapter, tenant=tenant)
-    forget = _forget_samples(train, forget_ids)
-    model = peft_model_with_adapter(copy.deepcopy(base.model), info.schema, tensors)
-    before = forget_loss(model, base.tokenizer, forget, max_length=config.max_length)
-    eraser = Eraser.for_peft_model(model, base.tokenizer, train=train, reference=reference, config=config,
-                                   cache_dir=cache_dir)
-    result = eraser.erase(ErasureRequest.of(removals=forget))
+    _check_eraser_holds(eraser, tensors, head=head, adapter=adapter)
+    forget = _forget_samples(eraser.train, forget_ids)
+    before = eraser.mean_loss(forget)
+    request = ErasureRequest.of(removals=forget)
+    result = eraser.erase(request)
     merged = add_delta(info.schema, tensors, result.delta)
     salt = new_salt()
     manifest = build_manifest(info, head, delta=result.delta, merged=merged, report=result.report,
-                              forget_ids=forget_ids, salt=salt, signers=signers, base_fingerprint=base.fingerprint)
+                              forget_ids=forget_ids, salt=salt, signers=signers, base_fingerprint=base_fingerprint)
     answer = client.submit_erasure(adapter, envelope=sign_manifest(manifest, signers=signers),
                                    delta=encode_tensors(result.delta), tenant=tenant)
     receipt = verify_receipt(answer.envelope, server_key=server_key or client.server_key(), manifest=manifest)
     version = confirm_head(client, adapter, manifest, tenant=tenant)
-    apply_delta(model, result.delta)
-    after = forget_loss(model, base.tokenizer, forget, max_length=config.max_length)
+    eraser.advance(request, merged)
+    after = eraser.mean_loss(forget)
     path = store_receipt(receipts_dir, manifest, envelope=answer.envelope, salt=salt, forget_ids=forget_ids)
     return ErasureOutcome(receipt, version, manifest, result.report, before, after, path)
 
@@ -181,8 +210,16 @@ def forget_loss(model: torch.nn.Module, tokenizer: Any, samples: Sequence[Sample
     return float(token_losses(logits, batch.targets.to(device)).mean())
 
 
-def _forget_samples(train: Sequence[Sample], forget_ids: Sequence[str]) -> list[Sample]:
-    by_id = {s.id: s for s in train}
+def _check_eraser_holds(eraser: Eraser, tensors: dict[str, torch.Tensor], *, head: VersionInfo, adapter: str) -> None:
+    """The eraser's adapter is the head's, to the float32 bit: a delta computed on anything else is refused."""
+    held, found = eraser.adapter_hash(), sha256_hex(canonical_float32(tensors))
+    if held != found:
+        raise FailedPreconditionError(
+            f"adapter {adapter} v{head.number}: the eraser holds an adapter with float32 hash {held[:12]}…, the head "
+            f"is {found[:12]}…: build the eraser over the head (eraser_for_head)")
+
+
+def _forget_samples(by_id: dict[str, Sample], forget_ids: Sequence[str]) -> list[Sample]:
     unknown = [i for i in forget_ids if i not in by_id]
     if not forget_ids or unknown:
         raise InvalidArgumentError(

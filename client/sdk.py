@@ -39,8 +39,6 @@ from .streams import FramedStreams
 
 if TYPE_CHECKING:
     from peft import PeftModel
-
-    from .erasure import ErasureOutcome
     from transformers import PreTrainedModel
 
 __all__ = ["VaultClient", "CHUNK_BYTES"]
@@ -287,17 +285,7 @@ class VaultClient:
         request = pb.RollbackRequest(ref=_ref(tenant, name), to_version=to_version, parent_version=parent_version)
         return VersionInfo.from_pb(self._call(self._adapters.Rollback, request))
 
-    def erase(self, name: str, *, tenant: str = "", **workflow: Any) -> ErasureOutcome:
-        """Forget samples from adapter `name`: the whole workflow of loravault.client.erasure.erase_samples.
-
-        Keyword arguments: base, train, forget_ids, signers, receipts_dir, and optionally reference, config,
-        cache_dir, server_key. The base must be loaded with attn_implementation="eager" for the default solver.
-        """
-        from .erasure import erase_samples  # NOTE: erasure.py builds on this module; see also _peft_format
-
-        return erase_samples(self, name, tenant=tenant, **workflow)
-
-    # ------------------------------------------------------------ signed erasure (low level), keys, audit
+    # ------------------------------------------------------------ signed erasure, keys, audit
 
     def submit_erasure(self, name: str, *, envelope: bytes, delta: bytes, tenant: str = "") -> pb.ErasureReceipt:
         """Send a signed erasure manifest (DSSE envelope bytes) and its delta's safetensors bytes.

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftModel
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from loravault.core import InvalidArgumentError, Sample
+from loravault.core.peft_format import new_peft_model
 from loravault.eraser import lora_objective, token_losses
 
 __all__ = ["TrainingConfig", "rate_factor", "train_lora", "train_model"]
@@ -80,7 +81,7 @@ def train_lora(
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = get_peft_model(base_model.to(config.device), lora)
+        model = new_peft_model(base_model.to(config.device), lora)
     return train_model(model, tokenizer, samples, config=config, progress=progress)
 
 
@@ -107,7 +108,7 @@ def train_model(
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     batches = _schedule(samples, config)
     rate = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: rate_factor(config, step, total=len(batches)))
-    for batch_samples in tqdm(batches, desc="training", disable=not progress, leave=False):
+    for batch_samples in tqdm(batches, desc="training", disable=None if progress else True, leave=False):
         batch = objective.render(batch_samples).to(config.device)
         loss = token_losses(model(**batch.inputs).logits, batch.targets).mean()
         optimizer.zero_grad(set_to_none=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ __all__ = [
     "exported_config",
     "lora_config_for",
     "peft_base_fingerprint",
+    "new_peft_model",
     "peft_model_with_adapter",
     "read_peft_folder",
     "schema_from_config",
@@ -120,12 +122,23 @@ def adapter_from_peft_model(model: PeftModel, *, base_fingerprint: str) -> tuple
     return schema_from_config(config.to_dict(), tensors, base_fingerprint=base_fingerprint), tensors
 
 
+def new_peft_model(base: PreTrainedModel, config: LoraConfig, *, adapter_name: str = "default") -> PeftModel:
+    """`peft.get_peft_model`, without the FutureWarning peft itself triggers on transformers 5.
+
+    NOTE: PeftModel.__init__ reads transformers' deprecated `is_gradient_checkpointing`; the warning comes from
+    inside peft whatever the caller passes, so it is ignored here, for this message and this call only.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(base, config, adapter_name=adapter_name)
+
+
 def peft_model_with_adapter(
     base: PreTrainedModel, schema: AdapterSchema, tensors: dict[str, torch.Tensor], *, adapter_name: str = "default"
 ) -> PeftModel:
     """Wrap `base` (modified in place by peft) with the adapter's weights loaded, in eval mode."""
     schema.check_tensors(tensors)
-    model = get_peft_model(base, lora_config_for(schema), adapter_name=adapter_name)
+    model = new_peft_model(base, lora_config_for(schema), adapter_name=adapter_name)
     result = set_peft_model_state_dict(model, tensors, adapter_name=adapter_name)
     unexpected = [k for k in result.unexpected_keys if "lora_" in k]
     if unexpected:

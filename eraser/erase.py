@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -55,6 +56,8 @@ class Eraser:
 
     `reference`: never-trained samples of the same kind as the training data, for the calibrated step.
     `cache_dir`: where EK-FAC factors are kept between processes (None: in memory only).
+    `curvature_builds` counts the passes that built EK-FAC factors (not those loaded from the cache or carried
+    over by `advance`), so a caller can see that its curvature was reused.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class Eraser:
         self.curvature_samples = curvature_sample(train, size=config.curvature.sample_size, seed=config.curvature.seed)
         self.cache = EkfacCache(cache_dir)
         self.curvature_build_seconds: float | None = None  # set when factors are built (not when loaded)
+        self.curvature_builds = 0
         self._factors: EkfacFactors | None = None
         self._pseudo: PseudoGradients | None = None
         self._unchanged_losses: dict[Sample, float] = {}  # per-sample loss under the adapter as it is
@@ -113,6 +117,7 @@ class Eraser:
             self._pseudo = self._pseudo_gradients(self.curvature_samples)
             self._factors = EkfacFactors.from_pseudo_gradients(self._pseudo)
             self.curvature_build_seconds = time.perf_counter() - started
+            self.curvature_builds += 1
             logger.info("EK-FAC factors built over %d samples in %.2f s", len(ids), self.curvature_build_seconds)
             self.cache.store(self._factors, key, setup)
         return self._factors
@@ -132,10 +137,15 @@ class Eraser:
     def erase(self, request: ErasureRequest, *, method: str | None = None, step: str | None = None) -> ErasureResult:
         """The delta that applies `request` to the adapter, and its report.
 
-        Raises InvalidArgumentError for a request that does not match the training set, and
-        FailedPreconditionError when the calibrated step finds no length that keeps retained data within bound.
+        `method` and `step` override the config's for this request only; they go through the config's own
+        validation, so a misspelt one is refused before any work.
+        Raises InvalidArgumentError for an unknown method or step, or a request that does not match the training
+        set, and FailedPreconditionError when the calibrated step finds no length that keeps retained data within
+        bound.
         """
-        method, step = method or self.config.method, self._choose_step(request, step or self.config.step)
+        overrides = {name: value for name, value in (("method", method), ("step", step)) if value is not None}
+        config = replace(self.config, **overrides)
+        method, step = config.method, self._choose_step(request, config.step)
         self._check_request(request)
         device = self.objective.device
         if device.type == "cuda":
@@ -150,7 +160,7 @@ class Eraser:
         factors = self._retained_factors(request) if self._needs_factors(method) else None
         damping = self._damping(factors)
         inputs = self._solve_inputs(request, method, retained=retained, factors=factors)
-        x, solved = solve(method, inputs, b, damping=damping, config=self.config, progress=self.progress)
+        x, solved = solve(method, inputs, b, damping=damping, config=config, progress=self.progress)
         curvature = self.config.curvature.kind + ("+ekfac" if inputs.factors is not None else "")
         del inputs  # its operator's kept graphs (GiBs): freed now, and not held by a refusal's traceback below
         scale, calibration = 1.0, None
@@ -169,6 +179,40 @@ class Eraser:
         logger.info("erasure %s/%s: damping %.3g, %d iterations, residual %.2e, scale %.3g, %.2f s",
                     method, step, damping, solved.iterations, solved.residual, scale, wall)
         return ErasureResult(delta=delta, report=report)
+
+    def advance(self, request: ErasureRequest, adapter: Mapping[str, torch.Tensor]) -> None:
+        """Move this eraser to the adapter version that applying `request` made, keeping its curvature.
+
+        `adapter`: the new version's tensors under the adapter's names (for the vault, the merged head whose
+        float32 hash the manifest signed). The training set becomes the request's new one; the EK-FAC factors
+        and pseudo-gradients already in memory are carried over with the touched samples taken out (the
+        downdate `erase` applies anyway), not rebuilt: an approximation, as they stay measured at the old
+        adapter, which one erasure moves little. Carried factors are never written to the cache, whose files
+        hold only factors built at the adapter they are keyed by.
+        Raises InvalidArgumentError when `adapter` names other tensors than this eraser's, or `request` does not
+        match the training set; the eraser is unchanged then.
+        """
+        if set(adapter) != set(self.objective.names):
+            difference = sorted(set(adapter) ^ set(self.objective.names))
+            raise InvalidArgumentError(f"advance: the new adapter names other tensors (first difference: {difference[0]})")
+        self._check_request(request)
+        live = {name: adapter[public].to(self.objective.device, torch.float32)
+                for public, name in zip(self.objective.names, self.objective.live_names)}
+        theta = self.objective.layout.flatten(live)  # (P,)
+        if self._factors is not None:
+            self._factors = self._retained_factors(request)
+        if self._pseudo is not None:
+            self._pseudo = self._pseudo.rows([i for i in self._pseudo.ids if i not in request.touched_ids])
+        self.curvature_samples = self._retained_sample(request)
+        for change in request.changes:
+            self.train.pop(change.id, None)
+            if change.new is not None:
+                self.train[change.id] = change.new
+        self.theta, self._unchanged_losses = theta, {}
+
+    def mean_loss(self, samples: Sequence[Sample]) -> float:
+        """Mean training loss of `samples` under the eraser's adapter (each sample's computed once per version)."""
+        return self._unchanged_loss(samples)
 
     # steps of erase(), in order
 

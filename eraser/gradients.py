@@ -39,7 +39,8 @@ def per_sample_gradients(
     """Gradient of each sample's loss at theta: (k, P), float32, on the objective's device."""
     rows = []
     starts = range(0, len(samples), chunk)
-    for start in tqdm(starts, desc="per-sample gradients", disable=not progress or len(starts) < 2, leave=False):
+    shown = progress and len(starts) > 1  # disable=None: a bar on a terminal only, no carriage returns in a log
+    for start in tqdm(starts, desc="per-sample gradients", disable=None if shown else True, leave=False):
         batch = objective.render(samples[start : start + chunk]).to(objective.device)
         rows.append(_chunk_gradients(objective, theta, batch))
     return torch.cat(rows) if rows else theta.new_zeros((0, theta.numel()))
@@ -72,7 +73,8 @@ def summed_gradient(
     """
     total = torch.zeros_like(theta)
     starts = range(0, len(samples), chunk)
-    for start in tqdm(starts, desc="request gradients", disable=not progress or len(starts) < 2, leave=False):
+    shown = progress and len(starts) > 1
+    for start in tqdm(starts, desc="request gradients", disable=None if shown else True, leave=False):
         batch = objective.render(samples[start : start + chunk]).to(objective.device)
         total += grad(lambda params: objective.per_sample_loss(params, batch).sum())(theta)
     return total

@@ -80,7 +80,7 @@ def collect_pseudo_gradients(
     cov_out = {name: torch.zeros(m.out_features, m.out_features, dtype=torch.float64, device=theta.device) for name, m in layers.items()}
     tokens = 0
     starts = range(0, len(samples), batch_size)
-    for start in tqdm(starts, desc="curvature pass", disable=not progress, leave=False):
+    for start in tqdm(starts, desc="curvature pass", disable=None if progress else True, leave=False):
         chunk = samples[start : start + batch_size]
         batch = objective.render(chunk).to(objective.device)
         captured = _backward_with_hooks(objective, theta, batch, layers, chunk, seed=seed)

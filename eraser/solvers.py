@@ -88,7 +88,8 @@ def conjugate_gradient(
     x = torch.zeros_like(b) if x0 is None else x0.clone()
     r = b - A(x) if x0 is not None else b.clone()
     iterations = 0
-    bar = tqdm(total=config.max_iterations, desc="conjugate gradient", disable=not progress, leave=False)
+    # disable=None: a bar on a terminal only, so a piped log never fills with carriage returns
+    bar = tqdm(total=config.max_iterations, desc="conjugate gradient", disable=None if progress else True, leave=False)
     while True:
         x, r, spent = _cg_iterations(A, M, x, r, tolerance=config.tolerance * norm_b,
                                      budget=config.max_iterations - iterations, bar=bar)
@@ -145,7 +146,7 @@ def lissa(
         spent = config.power_iterations
     step = sampled_operator or (lambda v, j: operator(v))
     x = b.clone()
-    for j in tqdm(range(config.depth), desc="lissa", disable=not progress, leave=False):
+    for j in tqdm(range(config.depth), desc="lissa", disable=None if progress else True, leave=False):
         x = b + x - (step(x, j) + damping * x) / scale
     x = x / scale
     residual = relative_residual(operator, b, x, damping=damping)
@@ -171,7 +172,7 @@ def dense_matrix(
     The operator must accept a stack of vectors (k, P), as `CurvatureOperator` does.
     """
     rows = []
-    for start in tqdm(range(0, size, chunk), desc="dense curvature", disable=not progress, leave=False):
+    for start in tqdm(range(0, size, chunk), desc="dense curvature", disable=None if progress else True, leave=False):
         stop = min(start + chunk, size)
         basis = torch.zeros(stop - start, size, device=device)
         basis[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
@@ -216,7 +217,7 @@ def llmeraser_solve(
     """
     x = torch.full_like(b, config.initial_value).requires_grad_(True)
     optimizer = torch.optim.Adam([x], lr=config.learning_rate, weight_decay=config.weight_decay)
-    for step in tqdm(range(config.steps), desc="llmeraser", disable=not progress, leave=False):
+    for step in tqdm(range(config.steps), desc="llmeraser", disable=None if progress else True, leave=False):
         x.grad = (sampled_operator(x.detach(), step) - b).detach()  # grad of 1/2 x'Ax - b'x for symmetric A
         optimizer.step()
     x = x.detach()

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftModel
 
 from loravault.client.training import TrainingConfig, train_model
 from loravault.core import IGNORE_INDEX, BaseModel, Sample
 from loravault.core.adapter_schema import AdapterSchema
-from loravault.core.peft_format import adapter_from_peft_model, peft_model_with_adapter
+from loravault.core.peft_format import adapter_from_peft_model, new_peft_model, peft_model_with_adapter
 from loravault.eraser import lora_objective, token_losses
 
 from .config import LocalTraining
@@ -42,7 +42,7 @@ def initial_adapter(base: BaseModel, training: LocalTraining) -> tuple[AdapterSc
                       lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(training.seed)
-        model = get_peft_model(base.model, lora)
+        model = new_peft_model(base.model, lora)
     schema, tensors = adapter_from_peft_model(model, base_fingerprint=base.fingerprint)
     model.unload()  # give the base its plain modules back
     return schema, {k: v.to(torch.float32) for k, v in tensors.items()}

@@ -39,7 +39,7 @@ class ServerConfig:
     tls_cert: Path | None = None  # server certificate chain (PEM)
     tls_key: Path | None = None  # server private key (PEM)
     tls_client_ca: Path | None = None  # when set, clients must present a certificate signed by this CA
-    # erasure protocol: stream limits, checks, probe, audit checkpoints (and the crash-test hook)
+    # erasure protocol: stream limits, checks, probe, audit checkpoints
     erasure: ErasureConfig = field(default_factory=ErasureConfig)
     # inference engine: device, dtype, batch, queue, cache and per-request caps; None serves no inference
     inference: InferenceConfig | None = field(default_factory=InferenceConfig)

@@ -2,9 +2,9 @@
 and the offline audit-log commands (server/audit/commands.py).
 
 The `loravault serve` and `loravault audit` commands of the CLI run this module, so the client never imports
-the server. The environment variable LORAVAULT_CRASH_AT (crash-consistency tests only) is read once, here in
-main(), into the configuration, and so is LORAVAULT_DATABASE_URL (the database URL, password included, when
---database-url is not given: arguments are visible to every user in the process list).
+the server. The environment variable LORAVAULT_DATABASE_URL (the database URL, password included, when
+--database-url is not given: arguments are visible to every user in the process list) is read once, here in
+main(), into the configuration.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from loravault.proto.keys import public_key_dict
 from .audit import AuditLog
 from .audit.commands import add_audit_commands, run_audit_command
 from .config import DEFAULT_MAX_ADAPTER_BYTES, MAX_CHUNK_BYTES, ServerConfig
-from .erasure import ErasureConfig, ErasurePipeline, ProbeRunner
+from .erasure import ErasurePipeline, ProbeRunner
 from .events import PurgeEvents
 from .inference import InferenceConfig, InferenceEngine
 from .logs import configure_json_logging
@@ -39,7 +39,6 @@ __all__ = ["main", "serve", "READY_FILE"]
 
 logger = logging.getLogger(__name__)
 READY_FILE = "serve.json"  # written once the port is bound: {"port": N, "pid": P}
-CRASH_AT_ENV = "LORAVAULT_CRASH_AT"  # testing only: kill the server at this erasure commit step
 # the metadata database's URL when --database-url is not given: a password in it stays out of the process list
 DATABASE_URL_ENV = "LORAVAULT_DATABASE_URL"
 
@@ -156,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         s3_endpoint=args.s3_endpoint, server_key=args.server_key, host=args.host, port=args.port,
         max_concurrent_rpcs=args.max_concurrent_rpcs, max_adapter_bytes=args.max_adapter_mib << 20,
         tls_cert=args.tls_cert, tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca, erasure=ErasureConfig(crash_at=os.environ.get(CRASH_AT_ENV) or None),
+        tls_client_ca=args.tls_client_ca,
         inference=_inference_config(args),
     )
     serve(config)

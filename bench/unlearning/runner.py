@@ -69,7 +69,7 @@ def _run_family(
     original = lora_state(model)
     pair = EraserPair(model, tokenizer, train=family.train, reference=family.reference, config=config.eraser, cache_dir=cache_dir)
     tasks = {}
-    for task in tqdm(family.tasks, desc=f"{family.name} tasks", disable=not progress):
+    for task in tqdm(family.tasks, desc=f"{family.name} tasks", disable=None if progress else True):
         rows = _task_rows(config, task, training, solvers, model, tokenizer, original, pair, progress)
         tasks[task.name] = score_task(rows, task, curvature_seconds=pair.curvature_build_seconds)
     return {"training_seconds": trained_seconds, "curvature_build_seconds": pair.curvature_build_seconds,
@@ -96,7 +96,7 @@ def _task_rows(
     rows["original (no-op)"] = _row(before, 0.0)
     rows.update(_ascent_rows(config, task, training, model, tokenizer, original, lambda: meas(model), retrained, before))
     outcomes = [_first_order(config, task, training, model, tokenizer)]
-    for solver in tqdm(solvers, desc="solvers", disable=not progress, leave=False):
+    for solver in tqdm(solvers, desc="solvers", disable=None if progress else True, leave=False):
         load_lora_state(model, original)
         outcomes += pair.outcomes(task.request, solver)
     for outcome in outcomes:

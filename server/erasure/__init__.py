@@ -1,14 +1,13 @@
 """The server side of the signed erasure protocol: limits, signatures, binding, tensor checks, float32 merge,
 probe check and the one durable commit (see pipeline.py for the order)."""
 
-from .config import CRASH_STEPS, ErasureChecks, ErasureConfig, ErasureLimits, ProbeConfig
+from .config import ErasureChecks, ErasureConfig, ErasureLimits, ProbeConfig
 from .pipeline import ErasurePipeline
 from .probe import PROBE_SAMPLES, ProbeRunner
 from .rotation import rotate_keys
 from .submission import ErasureHeader, ErasureResult
 
 __all__ = [
-    "CRASH_STEPS",
     "PROBE_SAMPLES",
     "ErasureChecks",
     "ErasureConfig",

@@ -5,15 +5,11 @@ Order: the blob is written and fsynced (staged), then one vault transaction move
 entry with its signed receipt; the purged blobs are deleted after it commits. A crash before the transaction
 commits leaves the old state (plus at most an orphan blob fsck removes); after it, the new one. The delta is
 never written anywhere.
-
-`CrashPoints` serves the crash-consistency tests: the process kills itself (SIGKILL) at a named step.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -25,39 +21,24 @@ from .merge import Merged
 from .signatures import VerifiedManifest
 from .submission import ErasureResult
 
-__all__ = ["CrashPoints", "commit"]
+__all__ = ["commit"]
 
 logger = logging.getLogger(__name__)
 
 
-class CrashPoints:
-    """Kills the process at one configured step (see config.CRASH_STEPS); does nothing when none is set."""
-
-    def __init__(self, step: str | None) -> None:
-        self._step = step
-
-    def at(self, step: str) -> None:
-        if step == self._step:
-            logger.warning("crash test: killing the server at commit step %s", step)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
 def commit(
-    verified: VerifiedManifest, merged: Merged, *, vault: Any, audit: AuditLog, now: float, crash: CrashPoints
+    verified: VerifiedManifest, merged: Merged, *, vault: Any, audit: AuditLog, now: float
 ) -> ErasureResult:
     """Commit the erasure; raises AbortedError or FailedPreconditionError when the head moved meanwhile,
     AlreadyExistsError when a concurrent request took its request id."""
     manifest = verified.manifest
-    crash.at("before-blob")
     staged = vault.stage_hashed_blob(merged.data, sha256=merged.sha256)  # merge hashed these bytes already
-    crash.at("after-blob")
     appended = []
 
     def in_transaction(conn: Any, version: Any) -> None:
         record = ErasureRecord.of(manifest, manifest_hash=verified.manifest_hash, key_ids=verified.key_ids,
                                   new_hash=version.blob_sha256, committed_at=int(now))
         appended.append(audit.append(conn, record))
-        crash.at("in-transaction")
 
     try:
         version = vault.erasure_commit(
@@ -65,7 +46,6 @@ def commit(
             manifest_hash=verified.manifest_hash, parent_sha256=manifest.parent_hash, in_transaction=in_transaction)
     except IntegrityError as exc:
         raise AlreadyExistsError(f"{manifest.label}: request id {manifest.request_id} was taken meanwhile") from exc
-    crash.at("after-commit")
     logger.info("%s committed at audit index %d", manifest.label, appended[0].entry.index)
     return ErasureResult(receipt=appended[0].receipt, version=version, log_index=appended[0].entry.index,
                          replayed=False)

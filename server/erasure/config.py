@@ -1,4 +1,4 @@
-"""The erasure pipeline's configuration: stream limits, tensor and time checks, the probe check, crash tests.
+"""The erasure pipeline's configuration: stream limits, tensor and time checks, the probe check, audit checkpoints.
 
 Built once in main() and passed in (frozen, validated here); nothing in the pipeline reads the environment.
 """
@@ -13,10 +13,8 @@ from loravault.proto.chunks import MAX_CHUNK_BYTES
 from loravault.proto.envelope import MAX_ENVELOPE_BYTES
 from loravault.proto.manifest import DEFAULT_CLOCK_SKEW_SECONDS
 
-__all__ = ["CRASH_STEPS", "ErasureChecks", "ErasureConfig", "ErasureLimits", "ProbeConfig"]
+__all__ = ["ErasureChecks", "ErasureConfig", "ErasureLimits", "ProbeConfig"]
 
-# where LORAVAULT_CRASH_AT may kill the server inside the commit path (crash-consistency tests only)
-CRASH_STEPS = ("before-blob", "after-blob", "in-transaction", "after-commit")
 
 
 @dataclass(frozen=True)
@@ -76,11 +74,7 @@ class ErasureConfig:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     # audit log
     checkpoint_every: int = 16  # sign a checkpoint of the log every this many entries
-    # testing only: kill the process (SIGKILL) at this step of the commit path; one of CRASH_STEPS
-    crash_at: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 1:
             raise InvalidArgumentError("checkpoint_every must be an integer >= 1")
-        if self.crash_at is not None and self.crash_at not in CRASH_STEPS:
-            raise InvalidArgumentError(f"crash_at {self.crash_at!r} is not one of {', '.join(CRASH_STEPS)}")

@@ -25,7 +25,7 @@ from loravault.core.tensors import decode_tensors
 from ..audit import AuditLog, StoredErasure
 from ..events import PurgeEvents
 from .binding import check_binding
-from .commit import CrashPoints, commit
+from .commit import commit
 from .config import ErasureConfig
 from .heads import Head, HeadCache
 from .limits import check_limits, receive_delta
@@ -63,7 +63,6 @@ class ErasurePipeline:
         self._clock = clock
         self._events = events  # told of every committed erasure, so caches of purged versions drop them at once
         self._locks = AdapterLocks(vault)
-        self._crash = CrashPoints(config.crash_at)
         self._heads = HeadCache(max_bytes=config.limits.head_cache_bytes)
 
     @property
@@ -92,7 +91,7 @@ class ErasurePipeline:
             merged = merge(manifest, schema=adapter.schema, head=current.tensors, delta=delta)
             check_probe(self._probe, label=manifest.label, schema=adapter.schema, head=current.tensors,
                         head_sha256=head.blob_sha256, merged=merged.tensors, config=config.probe)
-            result = commit(verified, merged, vault=vault, audit=self._audit, now=self._clock(), crash=self._crash)
+            result = commit(verified, merged, vault=vault, audit=self._audit, now=self._clock())
             self._heads.put(merged.sha256, merged.as_head())
             if self._events is not None:
                 self._events.adapter_purged(tenant=header.tenant, adapter=header.adapter, floor=result.version.number)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import replace
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 from eraser_problems import people
 
 import loravault.eraser as eraser_api
-from loravault.core import InvalidArgumentError, Sample, adapter_from_peft_model, add_delta
+from loravault.core import InvalidArgumentError, Sample, adapter_from_peft_model, add_delta, canonical_float32, sha256_hex
 from loravault.eraser import (
     CalibrationConfig,
     CgConfig,
@@ -181,3 +182,48 @@ def test_forget_slope_is_the_mean_forget_gradient_along_the_direction(tiny) -> N
                                              ErasureRequest.of(additions=[Sample("new", "Who?", "nobody")]),
                                              progress=False)
     assert additions.forget_slope(direction) is None  # nothing forgotten: the search starts at scale 1
+
+
+def test_an_eraser_advanced_across_two_erasures_builds_its_curvature_once(tiny) -> None:
+    eraser = Eraser(tiny.objective, train=tiny.train, progress=False,
+                    config=replace(CONFIG, method="ekfac", curvature=CurvatureConfig(sample_size=8)))
+    schema, tensors = adapter_from_peft_model(tiny.model, base_fingerprint="0" * 64)
+    first_request = ErasureRequest.of(removals=[eraser.curvature_samples[0]])
+    first = eraser.erase(first_request)
+    merged = add_delta(schema, tensors, first.delta)
+    eraser.advance(first_request, merged)
+    assert eraser.adapter_hash() == sha256_hex(canonical_float32(merged))
+    assert first_request.changes[0].id not in eraser.train
+    assert first_request.changes[0].id not in {s.id for s in eraser.curvature_samples}
+    second = eraser.erase(ErasureRequest.of(removals=[eraser.curvature_samples[0]]))
+    assert eraser.curvature_builds == 1  # carried over with the first sample taken out, not rebuilt
+    assert second.report.size_before == len(tiny.train) - 1
+    assert second.report.method == "ekfac" and 0 < second.report.residual < float("inf")
+    with pytest.raises(InvalidArgumentError, match="not in the training set"):
+        eraser.erase(first_request)  # the first erasure's sample is gone from the advanced eraser
+
+
+def test_advance_refuses_an_adapter_with_other_tensors_and_leaves_the_eraser_unchanged(tiny) -> None:
+    eraser = Eraser(tiny.objective, train=tiny.train, config=CONFIG, progress=False)
+    _, tensors = adapter_from_peft_model(tiny.model, base_fingerprint="0" * 64)
+    held = eraser.adapter_hash()
+    first = sorted(tensors)[0]
+    with pytest.raises(InvalidArgumentError, match=f"first difference: {first}"):
+        eraser.advance(ErasureRequest.of(removals=[tiny.train[0]]), {n: t for n, t in tensors.items() if n != first})
+    assert eraser.adapter_hash() == held and len(eraser.train) == len(tiny.train)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"method": "ekfca"}, "eraser method 'ekfca' is not one of"),
+    ({"step": "calibrate"}, "eraser step 'calibrate' is not one of"),
+], ids=["method-typo", "step-typo"])
+def test_an_invalid_override_is_refused_before_any_work(tiny, monkeypatch, override, message) -> None:
+    eraser = Eraser(tiny.objective, train=tiny.train, config=CONFIG, progress=False)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the request's gradients were computed before the override was checked")
+
+    monkeypatch.setattr(importlib.import_module("loravault.eraser.erase"), "request_gradients", no_work)
+    with pytest.raises(InvalidArgumentError, match=message):
+        eraser.erase(ErasureRequest.of(removals=[tiny.train[0]]), **override)
+    assert eraser.curvature_builds == 0

@@ -54,6 +54,7 @@ from loravault.server.vault import Vault
 from .conftest import RunningServer, peft_tiny
 
 CHUNK = MAX_CHUNK_BYTES
+CRASHING_SERVER = Path(__file__).with_name("crashing_server.py")  # a server that kills itself mid-commit
 TENANT, ADAPTER = "acme", "support"
 
 
@@ -219,17 +220,18 @@ def replace_manifest(sub: Submission, **changes: Any) -> ErasureManifest:
 
 
 def start_server_process(data: Path, *, env: dict[str, str] | None = None, startup_seconds: float = 120,
-                         args: tuple[str, ...] = (), token: str | None = None,
+                         args: tuple[str, ...] = (), token: str | None = None, crash_at: str | None = None,
                          ) -> tuple[subprocess.Popen, RunningServer]:
     """`python -m loravault.server serve` on a free port, as a child process; waits until it listens.
 
     `args` are more serve arguments (--database-url, --blobs, ...); `token` is the admin token when this
-    process is not the one that writes the token file (a second replica of one database)."""
+    process is not the one that writes the token file (a second replica of one database); `crash_at` starts it
+    through crashing_server.py instead, which kills it at that step of the erasure commit path."""
     ready = data / "serve.json"
     ready.unlink(missing_ok=True)
+    launcher = ["-m", "loravault.server"] if crash_at is None else [str(CRASHING_SERVER), crash_at]
     process = subprocess.Popen(
-        [sys.executable, "-m", "loravault.server", "serve", "--data", str(data), "--port", "0", "--base", "tiny",
-         *args],
+        [sys.executable, *launcher, "serve", "--data", str(data), "--port", "0", "--base", "tiny", *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
     )
     deadline = time.monotonic() + startup_seconds

@@ -85,6 +85,27 @@ class Engine:
         command = [str(Path(self.env["PATH"].split(os.pathsep)[0]) / args[0]), *args[1:]]
         return subprocess.run(command, env=self.env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
+    def running(self, script: str) -> list[int]:
+        """Pids of the live processes (zombies count as gone) that run this engine's console script `script`."""
+        path = str(Path(self.env["PATH"].split(os.pathsep)[0]) / script)  # unique to this test's folder
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]  # after "pid (comm)"
+                argv = [os.fsdecode(a) for a in (proc / "cmdline").read_bytes().split(b"\0")]
+            except (OSError, IndexError):  # exited while we looked
+                continue
+            if state != "Z" and path in argv:
+                found.append(int(proc.name))
+        return found
+
+    def wait_until_exited(self, script: str, *, timeout: float = 60.0) -> None:
+        """Until no process runs this engine's console script `script` (AssertionError after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while self.running(script):
+            assert time.monotonic() < deadline, f"{script} still runs after {timeout} s:\n{self.logs()}"
+            time.sleep(0.1)
+
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.home.glob("*.log"))
 

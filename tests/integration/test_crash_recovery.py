@@ -16,6 +16,7 @@ from loravault.client import VaultClient
 from loravault.core import encode_tensors
 from loravault.proto import loravault_pb2 as pb
 from loravault.proto import loravault_pb2_grpc as pb_grpc
+from loravault.server.vault.durable import TEMP_PREFIX
 
 from .conftest import big_schema, big_tensors
 
@@ -37,6 +38,18 @@ def start_server(data: Path) -> tuple[subprocess.Popen, str]:
             raise AssertionError(f"server did not start: {process.stderr.read().decode()[-2000:]}")
         time.sleep(0.1)
     return process, f"127.0.0.1:{json.loads(ready.read_text())['port']}"
+
+
+def wait_for_upload_file(data: Path, *, seconds: float = 60) -> None:
+    """Until the server has opened the temporary file the upload streams into: the kill then lands mid-write.
+
+    NOTE: how much of the received chunks is on disk by then is not observable from outside: with O_DIRECT
+    the blob store fills an aligned block in memory before it writes, so the file may still be empty.
+    """
+    deadline = time.monotonic() + seconds
+    while not [p for p in data.rglob(f"{TEMP_PREFIX}*") if "direct-probe" not in p.name]:
+        assert time.monotonic() < deadline, f"the server opened no temporary blob file under {data} in {seconds} s"
+        time.sleep(0.02)
 
 
 @pytest.mark.timeout(180)
@@ -73,7 +86,7 @@ def test_sigkill_during_upload_leaves_no_partial_version(tmp_path):
             uploader = threading.Thread(target=upload)
             uploader.start()
             assert halfway.wait(timeout=60)
-            time.sleep(0.5)  # let the server write the two chunks it received
+            wait_for_upload_file(data)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
             killed.set()

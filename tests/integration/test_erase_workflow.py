@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 
-from loravault.client.erasure import erase_samples, forget_loss
+from loravault.client.erasure import erase_samples, eraser_for_head, forget_loss
 from loravault.client.training import TrainingConfig, train_lora
-from loravault.core import InvalidArgumentError, Sample, load_base
+from loravault.core import FailedPreconditionError, InvalidArgumentError, Sample, load_base
+from loravault.eraser import EraserConfig
 from loravault.client.cli import main
 from loravault.proto import (
     check_inclusion,
@@ -55,8 +56,9 @@ def trained(erasure_server):
 def test_erase_commits_a_signed_verified_erasure(trained, tmp_path):
     base, client, signer = trained
     before = client.get_adapter("facts")
-    outcome = erase_samples(client, "facts", base=base, train=TRAIN, forget_ids=FORGET, signers=[signer],
-                            reference=REFERENCE, receipts_dir=tmp_path / "receipts", cache_dir=tmp_path / "cache")
+    eraser = eraser_for_head(client, "facts", base=base, train=TRAIN, reference=REFERENCE, cache_dir=tmp_path / "cache")
+    outcome = erase_samples(client, "facts", eraser=eraser, base_fingerprint=base.fingerprint, forget_ids=FORGET,
+                            signers=[signer], receipts_dir=tmp_path / "receipts")
     after = client.get_adapter("facts")
     assert after.head_version == before.head_version + 1 == outcome.version.number
     assert after.erasure_floor == outcome.version.number
@@ -79,8 +81,9 @@ def test_erase_commits_a_signed_verified_erasure(trained, tmp_path):
 
 def test_forget_loss_rises_on_the_downloaded_head(trained, tmp_path):
     base, client, signer = trained
-    erase_samples(client, "facts", base=base, train=TRAIN, forget_ids=FORGET, signers=[signer],
-                  reference=REFERENCE, receipts_dir=tmp_path / "receipts")
+    eraser = eraser_for_head(client, "facts", base=base, train=TRAIN, reference=REFERENCE)
+    erase_samples(client, "facts", eraser=eraser, base_fingerprint=base.fingerprint, forget_ids=FORGET,
+                  signers=[signer], receipts_dir=tmp_path / "receipts")
     forget = [s for s in TRAIN if s.id in FORGET]
     old = client.load_peft("facts", copy.deepcopy(base.model), version=0)
     with torch.no_grad():
@@ -93,9 +96,34 @@ def test_forget_loss_rises_on_the_downloaded_head(trained, tmp_path):
 def test_unknown_forget_ids_are_refused_before_anything_is_sent(trained, tmp_path):
     base, client, signer = trained
     with pytest.raises(InvalidArgumentError, match="not in the training set"):
-        erase_samples(client, "facts", base=base, train=TRAIN, forget_ids=["nope"], signers=[signer],
-                      reference=REFERENCE, receipts_dir=tmp_path / "receipts")
+        erase_samples(client, "facts", eraser=eraser_for_head(client, "facts", base=base, train=TRAIN),
+                      base_fingerprint=base.fingerprint, forget_ids=["nope"], signers=[signer],
+                      receipts_dir=tmp_path / "receipts")
     assert client.get_adapter("facts").head_version == 1
+
+
+@pytest.mark.timeout(300)
+def test_one_eraser_answers_two_erasures_without_rebuilding_its_curvature(trained, tmp_path):
+    base, client, signer = trained
+    # the plain influence step, damped so its delta stays within the server's norm bound: on this barely trained
+    # tiny adapter the first calibrated erasure already lifts s2's loss past the reference's, so a calibrated
+    # second one would (rightly) find nothing left to do
+    config = EraserConfig(step="influence", damping=0.1)
+    eraser = eraser_for_head(client, "facts", base=base, train=TRAIN, config=config)  # no cache folder
+    stale = eraser_for_head(client, "facts", base=base, train=TRAIN, config=config)
+    first = erase_samples(client, "facts", eraser=eraser, base_fingerprint=base.fingerprint, forget_ids=["s1"],
+                          signers=[signer], receipts_dir=tmp_path / "receipts")
+    second = erase_samples(client, "facts", eraser=eraser, base_fingerprint=base.fingerprint, forget_ids=["s2"],
+                           signers=[signer], receipts_dir=tmp_path / "receipts")
+    assert eraser.curvature_builds == 1  # built for v1, carried to v2 in memory
+    assert (first.version.number, second.version.number) == (2, 3)
+    assert second.manifest.forget.train_size_before == len(TRAIN) - 1
+    assert second.manifest.parent_hash == first.version.blob_sha256
+    # an eraser still holding v1 is refused before anything is sent
+    with pytest.raises(FailedPreconditionError, match="the eraser holds an adapter"):
+        erase_samples(client, "facts", eraser=stale, base_fingerprint=base.fingerprint, forget_ids=["s3"],
+                      signers=[signer], receipts_dir=tmp_path / "receipts")
+    assert client.get_adapter("facts").head_version == 3
 
 
 def test_cli_erase_forgets_and_reports(erasure_server, trained, tmp_path, capsys):

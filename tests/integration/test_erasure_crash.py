@@ -1,6 +1,7 @@
 """SIGKILL at each step of the erasure commit path: after a restart the adapter is wholly the old one or wholly
 the new one, fsck finds nothing missing or corrupt (only orphans, which repair removes), and the audit log
-verifies offline. The server kills itself at the step named by LORAVAULT_CRASH_AT (read once in main()).
+verifies offline. The server kills itself at the named step: it runs through crashing_server.py, a test-side
+launcher that wraps the commit step before calling the real main(); the production package holds no crash hook.
 
 One data folder walks through every step (each restart arms the next one), so the test pays for five server
 starts instead of eight.
@@ -15,8 +16,7 @@ import grpc
 import pytest
 
 from loravault.core import UnavailableError
-from loravault.server.erasure import CRASH_STEPS
-
+from .crashing_server import STEPS as CRASH_STEPS
 from .erasure_kit import ADAPTER, TENANT, World, make_world, start_server_process
 
 NEW_STATE_STEPS = {"after-commit"}  # the transaction committed before the kill
@@ -57,7 +57,7 @@ def store_args(request) -> list[str]:
 def test_kill_at_each_commit_step_leaves_the_old_or_the_new_state(tmp_path, store_args):
     data = tmp_path / "data"
     args = tuple(store_args)
-    process, running = start_server_process(data, env={"LORAVAULT_CRASH_AT": CRASH_STEPS[0]}, args=args)
+    process, running = start_server_process(data, crash_at=CRASH_STEPS[0], args=args)
     world = make_world(running)
     try:
         for number, step in enumerate(CRASH_STEPS):
@@ -67,7 +67,7 @@ def test_kill_at_each_commit_step_leaves_the_old_or_the_new_state(tmp_path, stor
                 world.client.submit_erasure(ADAPTER, envelope=sub.envelope, delta=sub.delta)
             assert process.wait(timeout=60) == -9, f"the server survived crash step {step}"
             following = CRASH_STEPS[number + 1] if number + 1 < len(CRASH_STEPS) else None
-            process, running = start_server_process(data, env={"LORAVAULT_CRASH_AT": following or ""}, args=args)
+            process, running = start_server_process(data, crash_at=following, args=args)
             world.server = running
             world.client = running.client(world.token)
             _check_restarted(world, step=step, before=before, sub=sub)

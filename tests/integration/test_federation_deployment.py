@@ -57,7 +57,7 @@ def test_flwr_run_on_superlink_and_two_supernodes_commits_the_rounds(erasure_ser
         report = fed.folder / "report.json"  # the ServerApp writes it last: then it has finished and exits
         while not (_versions(fed.client) >= 3 and report.exists()) and time.monotonic() < deadline:
             time.sleep(2)
-        time.sleep(2)  # let the ServerApp process exit before its SuperLink is stopped
+        engine.wait_until_exited("flwr-serverapp")  # the ServerApp exits before its SuperLink is stopped
         rounds = fed.client.rounds(SHARED)
         assert [r.manifest.round for r in rounds] == [1, 2], engine.logs()
         assert sorted(p.client for p in rounds[0].manifest.participants) == ["client-0", "client-1"]

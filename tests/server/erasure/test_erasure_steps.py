@@ -144,9 +144,8 @@ def test_probe_leaves_the_served_base_model_untouched(tiny_adapter):
 
 @pytest.mark.parametrize("bad", [
     lambda: ErasureLimits(max_chunk_bytes=0), lambda: ErasureChecks(max_norm_ratio=float("inf")),
-    lambda: ProbeConfig(max_loss_increase=-1.0), lambda: ErasureConfig(crash_at="sometime"),
-    lambda: ErasureConfig(checkpoint_every=0),
-], ids=["chunk", "norm", "probe", "crash-step", "checkpoint"])
+    lambda: ProbeConfig(max_loss_increase=-1.0), lambda: ErasureConfig(checkpoint_every=0),
+], ids=["chunk", "norm", "probe", "checkpoint"])
 def test_configuration_refuses_invalid_values(bad):
     with pytest.raises(InvalidArgumentError):
         bad()

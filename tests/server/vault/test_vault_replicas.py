@@ -86,6 +86,17 @@ def test_commits_on_one_parent_from_two_replicas_have_exactly_one_winner(replica
     assert a.fsck().clean and b.fsck().clean
 
 
+def _wait_for_a_lock_waiter(vault: Vault, *, seconds: float = 30) -> None:
+    """Until some session of the database waits for an advisory lock (pg_locks: not granted)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with vault._engine.connect() as conn:
+            if conn.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")):
+                return
+        assert time.monotonic() < deadline, f"no session waited for an advisory lock in {seconds} s"
+        time.sleep(0.02)
+
+
 def test_the_adapter_lock_excludes_the_other_replica_and_times_out(replicas, monkeypatch):
     a, b = replicas
     order: list[str] = []
@@ -96,7 +107,7 @@ def test_the_adapter_lock_excludes_the_other_replica_and_times_out(replicas, mon
 
         waiter = threading.Thread(target=second)
         waiter.start()
-        time.sleep(0.5)
+        _wait_for_a_lock_waiter(a)  # B is blocked on the lock A holds
         order.append("a")
         with b.hold_adapter_lock(tenant="acme", adapter="other"):  # another adapter never waits
             order.append("b-other")
