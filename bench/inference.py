@@ -147,15 +147,15 @@ def _batched(label: str, model: Any, tokenizer: Any, groups: list[tuple[list[int
 
 
 def _vault_with_adapters(vault: Vault, peft: Any, config: BenchConfig, fingerprint: str) -> None:
-    vault.create_tenant("bench")
+    vault.credentials.create_tenant("bench")
     for i in range(max(config.adapter_counts)):
         tensors = _adapter_tensors(peft, f"a{i}")
         schema = AdapterSchema.from_tensors(tensors, rank=config.rank, alpha=2.0 * config.rank,
                                             target_modules=("q_proj", "v_proj"), base_fingerprint=fingerprint)
-        vault.create_adapter(tenant="bench", name=f"a{i}", schema=schema)
+        vault.adapters.create_adapter(tenant="bench", name=f"a{i}", schema=schema)
         data = encode_tensors(tensors)
-        vault.commit_version(tenant="bench", adapter=f"a{i}", parent_version=0,
-                             blob=vault.stage_hashed_blob(data, sha256=sha256_hex(data)))
+        vault.adapters.commit_version(tenant="bench", adapter=f"a{i}", parent_version=0,
+                             blob=vault.adapters.stage_hashed_blob(data, sha256=sha256_hex(data)))
 
 
 def bench_base(base_name: str, config: BenchConfig, *, report: Any = None) -> dict[str, Any]:

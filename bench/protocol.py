@@ -129,8 +129,8 @@ def measure_single(config: ProtocolBenchConfig, base: Any, root: Path) -> list[d
     signer = signer_from_pem(generate_private_key_pem())
     rows = []
     with Vault.open(root / "single", base_fingerprint=base.fingerprint) as vault:
-        vault.create_tenant(TENANT)
-        vault.add_key(tenant=TENANT, public_key=public_key_dict(signer))
+        vault.credentials.create_tenant(TENANT)
+        vault.credentials.add_key(tenant=TENANT, public_key=public_key_dict(signer))
         pipeline = ErasurePipeline(
             vault=vault, audit=AuditLog(vault, signer=signer_from_pem(generate_private_key_pem())),
             base_fingerprint=base.fingerprint, probe=ProbeRunner(base, config=ErasureConfig().probe),
@@ -139,14 +139,14 @@ def measure_single(config: ProtocolBenchConfig, base: Any, root: Path) -> list[d
             schema = _big_schema(params, rank=config.rank, fingerprint=base.fingerprint)
             probed = pipeline_probe_applies(pipeline, schema)
             name = f"big-{params}"
-            vault.create_adapter(tenant=TENANT, name=name, schema=schema)
+            vault.adapters.create_adapter(tenant=TENANT, name=name, schema=schema)
             generator = torch.Generator().manual_seed(params)
             head = {s.name: torch.randn(s.shape, generator=generator) for s in schema.tensors}
             data = canonical_float32(head)
-            with vault.new_blob_writer(max_bytes=len(data)) as writer:
+            with vault.adapters.new_blob_writer(max_bytes=len(data)) as writer:
                 writer.write(data)
                 staged = writer.finish()
-            version = vault.commit_version(tenant=TENANT, adapter=name, parent_version=0, blob=staged)
+            version = vault.adapters.commit_version(tenant=TENANT, adapter=name, parent_version=0, blob=staged)
             parent, parent_hash = version.number, version.blob_sha256
             erasures, baselines = [], []
             for repeat in tqdm(range(config.repeats), desc=f"erasures of {params:,} parameters", unit="erasure",
@@ -184,7 +184,7 @@ def measure_throughput(config: ProtocolBenchConfig, base: Any, root: Path) -> di
     server_config = ServerConfig(data_dir=data, port=0)
     data.mkdir()
     vault = Vault.open(data, base_fingerprint=base.fingerprint)
-    token = vault.ensure_admin_token(server_config.admin_token_path)
+    token = vault.credentials.ensure_admin_token(server_config.admin_token_path)
     state = ServerState(vault=vault, base=BaseLayout.of(base),
                         max_chunk_bytes=MAX_CHUNK_BYTES, base_model=base,
                         erasure=build_erasure_pipeline(server_config, vault=vault, base=base))

@@ -88,8 +88,8 @@ def _serve_both(data: Path, fingerprint: str, mib: int, payload: bytes, versions
     The vault holds its data folder's lock, so the history is written here, through the vault API.
     """
     vault = Vault.open(data, base_fingerprint=fingerprint)
-    vault.create_tenant("bench")
-    token = vault.issue_token(role="tenant", tenant="bench", label="bench").secret
+    vault.credentials.create_tenant("bench")
+    token = vault.credentials.issue_token(role="tenant", tenant="bench", label="bench").secret
     fill_seconds = _fill_versions(vault, tenant="bench", count=versions, fingerprint=fingerprint)
     state = ServerState(vault=vault, base=_synthetic_base(_schema(fingerprint, mib)), max_chunk_bytes=MAX_CHUNK_BYTES)
     server, port = create_server(ServerConfig(data_dir=data, port=0), state=state)
@@ -263,15 +263,15 @@ def _durable_write_throughput(folder: Path, payload: bytes, repeats: int, direct
 def _fill_versions(vault: Vault, *, tenant: str, count: int, fingerprint: str) -> float:
     """Commit `count` versions of one small adapter through the vault API; returns seconds taken."""
     small = _schema(fingerprint, 2 * 8 * 16 * 4 / MIB)  # width 16
-    vault.create_adapter(tenant=tenant, name="history", schema=small)
+    vault.adapters.create_adapter(tenant=tenant, name="history", schema=small)
     start = time.perf_counter()
     for number in tqdm(range(count), desc="filling versions", unit="version", disable=None):
         tensors = {"base_model.model.m.q_proj.lora_A.weight": torch.full((8, 16), float(number)),
                    "base_model.model.m.q_proj.lora_B.weight": torch.zeros(16, 8)}
         data = encode_tensors(tensors)
-        writer = vault.new_blob_writer(max_bytes=len(data))
+        writer = vault.adapters.new_blob_writer(max_bytes=len(data))
         writer.write(data)
-        vault.commit_version(tenant=tenant, adapter="history", parent_version=number, blob=writer.finish(),
+        vault.adapters.commit_version(tenant=tenant, adapter="history", parent_version=number, blob=writer.finish(),
                              kind="upload")
     return time.perf_counter() - start
 

@@ -49,7 +49,7 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
     base = load_base(config.base)
     vault = Vault.open(config.data_dir, base_fingerprint=base.fingerprint, database_url=config.database_url,
                        blobs=config.blobs, s3_endpoint=config.s3_endpoint)
-    if vault.ensure_admin_token(config.admin_token_path):
+    if vault.credentials.ensure_admin_token(config.admin_token_path):
         logger.info("wrote the admin token to %s (readable by its owner only)", config.admin_token_path)
     events = PurgeEvents()
     erasure = build_erasure_pipeline(config, vault=vault, base=base, events=events)
@@ -84,7 +84,7 @@ def build_erasure_pipeline(config: ServerConfig, *, vault: Vault, base: Any,
     data folder's, created on first start), which the database must name (see Vault.claim_server_key); every
     committed erasure is announced on `events`."""
     signer = load_or_create_server_key(config.data_dir, key_file=config.server_key)
-    if vault.claim_server_key(keyid=signer.public_key.keyid, public_key=public_key_dict(signer)):
+    if vault.credentials.claim_server_key(keyid=signer.public_key.keyid, public_key=public_key_dict(signer)):
         logger.info("recorded server key %s as this deployment's receipt key", signer.public_key.keyid[:12])
     audit = AuditLog(vault, signer=signer, checkpoint_every=config.erasure.checkpoint_every)
     probe = ProbeRunner(base, config=config.erasure.probe) if config.erasure.probe.enabled else None

@@ -54,16 +54,16 @@ def receive_version(
     schema = upload_schema(vault, header)
     check_header(header, schema)
     contents = StreamingTensorCheck(schema, what=f"upload to {header.tenant}/{header.adapter}")
-    with vault.new_blob_writer(max_bytes=header.total_size) as writer:
+    with vault.adapters.new_blob_writer(max_bytes=header.total_size) as writer:
         stream_to_blob(writer, contents, chunks, header=header, max_chunk_bytes=max_chunk_bytes)
         staged = writer.finish()
     try:
         check_blob(header, staged, declared_digest())
         contents.finish()
     except BaseException:
-        vault.discard_blob(staged)
+        vault.adapters.discard_blob(staged)
         raise
-    return vault.commit_version(
+    return vault.adapters.commit_version(
         tenant=header.tenant, adapter=header.adapter, parent_version=header.parent_version, blob=staged, kind="upload",
         create=header.create,
     )
@@ -73,7 +73,7 @@ def upload_schema(vault: Any, header: UploadHeader) -> AdapterSchema:
     """The schema the bytes must match: the adapter's, or for a first upload that creates it, the header's
     (the vault re-checks both inside the commit's transaction)."""
     try:
-        record = vault.get_adapter(tenant=header.tenant, name=header.adapter)
+        record = vault.adapters.get_adapter(tenant=header.tenant, name=header.adapter)
     except NotFoundError:
         if header.create is None:
             raise

@@ -2,7 +2,7 @@
 the change, signs receipts and checkpoints; reads entries, receipts and checkpoints back.
 
     >>> log = AuditLog(vault, signer=server_signer, checkpoint_every=16)
-    >>> vault.erasure_commit(..., in_transaction=lambda conn, version: log.append(conn, record))
+    >>> vault.adapters.erasure_commit(..., in_transaction=lambda conn, version: log.append(conn, record))
 
 Guarantees: an entry and its erasure commit together or not at all (one transaction); entries are never
 updated or deleted; each receipt is signed over the entry's final index and hash. Appends are serialized by

@@ -1,9 +1,10 @@
 """Step 4, `check_binding` (under the adapter's lock): the manifest applies to this base and this head.
 
-Refusals: another base fingerprint or a non-float32 adapter (FailedPreconditionError), a parent below the
-erasure floor (FailedPreconditionError), a parent that is no longer the head (AbortedError: re-read and
-recompute), a parent hash other than the head's blob hash (FailedPreconditionError). The commit repeats the
-head and hash comparison inside its transaction, so a race after this check still cannot commit.
+Refusals: another base fingerprint or a non-float32 adapter (FailedPreconditionError), a parent that is no
+longer the head (AbortedError: re-read and recompute; this is also what the loser of two erasures on one head
+sees, whose parent the winner's floor has just purged), a parent hash other than the head's blob hash
+(FailedPreconditionError). The commit repeats the head and hash comparison inside its transaction, so a race
+after this check still cannot commit.
 """
 
 from __future__ import annotations
@@ -26,12 +27,10 @@ def check_binding(manifest: ErasureManifest, *, adapter: Any, head: Any, base_fi
     if adapter.schema.dtype != "float32":
         raise FailedPreconditionError(
             f"{label}: the adapter stores {adapter.schema.dtype}; erasures merge in float32 and need a float32 adapter")
-    if manifest.parent_version < adapter.floor:
-        raise FailedPreconditionError(
-            f"{label}: parent v{manifest.parent_version} is below the erasure floor v{adapter.floor} and was purged")
     if head is None or manifest.parent_version != head.number:
+        purged = f", and below the erasure floor v{adapter.floor}: purged" if manifest.parent_version < adapter.floor else ""
         raise AbortedError(
-            f"{label}: parent v{manifest.parent_version} is not the head (head is v{adapter.head_version}); "
+            f"{label}: parent v{manifest.parent_version} is not the head (head is v{adapter.head_version}{purged}); "
             "download the head and recompute the erasure")
     if manifest.parent_hash != head.blob_sha256:
         raise FailedPreconditionError(

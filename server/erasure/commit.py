@@ -32,7 +32,7 @@ def commit(
     """Commit the erasure; raises AbortedError or FailedPreconditionError when the head moved meanwhile,
     AlreadyExistsError when a concurrent request took its request id."""
     manifest = verified.manifest
-    staged = vault.stage_hashed_blob(merged.data, sha256=merged.sha256)  # merge hashed these bytes already
+    staged = vault.adapters.stage_hashed_blob(merged.data, sha256=merged.sha256)  # merge hashed these bytes already
     appended = []
 
     def in_transaction(conn: Any, version: Any) -> None:
@@ -41,7 +41,7 @@ def commit(
         appended.append(audit.append(conn, record))
 
     try:
-        version = vault.erasure_commit(
+        version = vault.adapters.erasure_commit(
             tenant=manifest.tenant, adapter=manifest.adapter, parent_version=manifest.parent_version, blob=staged,
             manifest_hash=verified.manifest_hash, parent_sha256=manifest.parent_hash, in_transaction=in_transaction)
     except IntegrityError as exc:

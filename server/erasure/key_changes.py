@@ -38,18 +38,18 @@ class KeyChanges:
     def add_key(self, *, tenant: str, public_key: dict[str, Any], by_admin: bool) -> str:
         """Register a key; PermissionDeniedError for a tenant token once the tenant has an active key."""
         hook = self._admin_hook(tenant=tenant, action="add-key", key_id=None) if by_admin else None
-        return str(self._vault.add_key(tenant=tenant, public_key=public_key, trust_on_first_use=not by_admin,
+        return str(self._vault.credentials.add_key(tenant=tenant, public_key=public_key, trust_on_first_use=not by_admin,
                                        in_transaction=hook))
 
     def revoke_key(self, *, tenant: str, keyid: str, by_admin: bool) -> None:
         """Revoke a key; a tenant holding keys revokes one by a signed rotation instead."""
         hook = self._admin_hook(tenant=tenant, action="revoke-key", key_id=keyid) if by_admin else None
-        self._vault.revoke_key(tenant=tenant, keyid=keyid, trust_on_first_use=not by_admin, in_transaction=hook)
+        self._vault.credentials.revoke_key(tenant=tenant, keyid=keyid, trust_on_first_use=not by_admin, in_transaction=hook)
 
     def set_threshold(self, *, tenant: str, threshold: int, by_admin: bool) -> None:
         """Set the threshold; a tenant holding keys changes it by a signed rotation instead."""
         hook = self._admin_hook(tenant=tenant, action="set-threshold", key_id="") if by_admin else None
-        self._vault.set_threshold(tenant=tenant, threshold=threshold, trust_on_first_use=not by_admin,
+        self._vault.credentials.set_threshold(tenant=tenant, threshold=threshold, trust_on_first_use=not by_admin,
                                   in_transaction=hook)
 
     def _admin_hook(self, *, tenant: str, action: str,

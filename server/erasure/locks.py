@@ -37,5 +37,5 @@ class AdapterLocks:
             if self._vault is None:
                 yield
                 return
-            with self._vault.hold_adapter_lock(tenant=tenant, adapter=adapter):
+            with self._vault.adapters.hold_adapter_lock(tenant=tenant, adapter=adapter):
                 yield

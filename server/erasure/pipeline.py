@@ -72,7 +72,7 @@ class ErasurePipeline:
     def submit(self, header: ErasureHeader, chunks: Iterable[bytes]) -> ErasureResult:
         """Run the whole protocol for one request; see the module docstring for the order of the steps."""
         config, vault = self._config, self._vault
-        adapter = vault.get_adapter(tenant=header.tenant, name=header.adapter)
+        adapter = vault.adapters.get_adapter(tenant=header.tenant, name=header.adapter)
         check_limits(header, schema=adapter.schema, limits=config.limits)
         verified = check_signatures(header, vault=vault)
         check_window(verified.manifest, now=self._clock(), checks=config.checks)
@@ -83,7 +83,7 @@ class ErasurePipeline:
             if (replayed := self._replayed(verified)) is not None:  # a twin committed while we read
                 return replayed
             manifest = verified.manifest
-            adapter, head = vault.get_adapter_and_head(tenant=header.tenant, name=header.adapter)
+            adapter, head = vault.adapters.get_adapter_and_head(tenant=header.tenant, name=header.adapter)
             check_binding(manifest, adapter=adapter, head=head, base_fingerprint=self._base_fingerprint)
             current = self._head(header, head)
             delta = check_tensors(delta_bytes, manifest=manifest, schema=adapter.schema, head_norm=current.norm,
@@ -102,7 +102,7 @@ class ErasurePipeline:
         found = self._heads.get(head.blob_sha256)
         if found is None:
             tensors = decode_tensors(
-                self._vault.read_version_blob(tenant=header.tenant, adapter=header.adapter, version=head.number))
+                self._vault.adapters.read_version_blob(tenant=header.tenant, adapter=header.adapter, version=head.number))
             found = Head(tensors, frobenius_norm(tensors))
             self._heads.put(head.blob_sha256, found)
         return found
@@ -128,5 +128,5 @@ class ErasurePipeline:
         return self._result(stored)
 
     def _result(self, stored: StoredErasure) -> ErasureResult:
-        version = self._vault.get_version(tenant=stored.tenant, adapter=stored.adapter, version=stored.new_version)
+        version = self._vault.adapters.get_version(tenant=stored.tenant, adapter=stored.adapter, version=stored.new_version)
         return ErasureResult(receipt=stored.receipt, version=version, log_index=stored.index, replayed=True)

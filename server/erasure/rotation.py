@@ -23,7 +23,7 @@ def rotate_keys(envelope: bytes, *, tenant: str, vault: Any, now: float, clock_s
     tenant, outside its window), AbortedError (the active key set is no longer the one it replaces),
     AlreadyExistsError (it lists a revoked key), FailedPreconditionError (threshold out of range).
     """
-    policy = vault.signing_policy(tenant=tenant)
+    policy = vault.credentials.signing_policy(tenant=tenant)
     active = {k.keyid: k.public_key for k in policy.keys if k.status == "active"}
     statement = verify_envelope(envelope, keys=list(active.values()), threshold=policy.threshold,
                                 label=f"key rotation of {tenant}")
@@ -35,6 +35,6 @@ def rotate_keys(envelope: bytes, *, tenant: str, vault: Any, now: float, clock_s
             f"key rotation of {tenant} is valid in [{rotation.issued_at}, {rotation.expires_at}), now is {int(now)}")
     if set(rotation.replaces) != set(active):
         raise AbortedError(f"key rotation of {tenant} replaces another key set than the active one; re-sign it")
-    vault.rotate_keys(tenant=tenant, public_keys=[dict(k) for k in rotation.keys], threshold=rotation.threshold,
+    vault.credentials.rotate_keys(tenant=tenant, public_keys=[dict(k) for k in rotation.keys], threshold=rotation.threshold,
                       expected_active=set(rotation.replaces))
     return rotation

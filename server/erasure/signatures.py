@@ -37,7 +37,7 @@ def check_signatures(header: ErasureHeader, *, vault: Any) -> VerifiedManifest:
     InvalidArgumentError (malformed envelope, invalid manifest, another tenant or adapter, or a header
     delta_sha256 other than the signed delta hash).
     """
-    policy = vault.signing_policy(tenant=header.tenant)
+    policy = vault.credentials.signing_policy(tenant=header.tenant)
     keys, threshold = policy.active_public_keys, policy.threshold
     signed = verify_signed_manifest(header.envelope, keys=keys, threshold=threshold, tenant=header.tenant,
                                     adapter=header.adapter)

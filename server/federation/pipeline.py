@@ -93,7 +93,7 @@ class RoundPipeline:
     def submit(self, header: RoundHeader, chunks: Iterable[bytes]) -> RoundResult:
         """Run every step for one round; see the module docstring for their order."""
         vault = self._vault
-        adapter = vault.get_adapter(tenant=header.tenant, name=header.adapter)
+        adapter = vault.adapters.get_adapter(tenant=header.tenant, name=header.adapter)
         self._check_limits(header, bound=adapter.schema.max_blob_bytes())
         verified = self._check_signatures(header)
         check_window(verified.manifest, now=self._clock(), checks=self._checks)
@@ -103,14 +103,14 @@ class RoundPipeline:
         with self._locks.hold(tenant=header.tenant, adapter=header.adapter):
             if (replayed := self._replayed(verified)) is not None:
                 return replayed
-            adapter, head = vault.get_adapter_and_head(tenant=header.tenant, name=header.adapter)
+            adapter, head = vault.adapters.get_adapter_and_head(tenant=header.tenant, name=header.adapter)
             check_binding(verified.manifest, adapter=adapter, head=head, base_fingerprint=self._base_fingerprint)
             _check_aggregate(data, manifest=verified.manifest, schema=adapter.schema)
             return self._commit(verified, header, data)
 
     def rounds(self, *, tenant: str, adapter: str, after: int = 0, limit: int | None = None) -> list[RoundProvenance]:
         """The signed manifests of the adapter's federation-round versions above `after`, oldest first."""
-        found = [v for v in self._vault.list_versions(tenant=tenant, adapter=adapter, after=after, limit=limit)
+        found = [v for v in self._vault.adapters.list_versions(tenant=tenant, adapter=adapter, after=after, limit=limit)
                  if v.kind == "federation-round" and v.manifest_hash]
         records = self._audit.federation_rounds(tenant=tenant, adapter=adapter,
                                                 manifest_hashes={v.manifest_hash for v in found})
@@ -130,7 +130,7 @@ class RoundPipeline:
 
     def _check_signatures(self, header: RoundHeader) -> _Verified:
         """The tenant's active keys at its threshold; the header's digest must be the signed aggregate hash."""
-        policy = self._vault.signing_policy(tenant=header.tenant)
+        policy = self._vault.credentials.signing_policy(tenant=header.tenant)
         signed: SignedRound = verify_round_manifest(
             header.envelope, keys=policy.active_public_keys, threshold=policy.threshold, tenant=header.tenant,
             adapter=header.adapter)
@@ -154,13 +154,13 @@ class RoundPipeline:
         if stored.manifest_hash != verified.manifest_hash:
             raise AlreadyExistsError(f"{manifest.label}: request id {manifest.request_id} was already used by "
                                      f"another manifest (audit index {stored.index}); sign a new request id")
-        version = self._vault.get_version(tenant=stored.tenant, adapter=stored.adapter, version=stored.new_version)
+        version = self._vault.adapters.get_version(tenant=stored.tenant, adapter=stored.adapter, version=stored.new_version)
         return RoundResult(receipt=stored.receipt, version=version, log_index=stored.index, replayed=True)
 
     def _commit(self, verified: _Verified, header: RoundHeader, data: bytes) -> RoundResult:
         """Blob, version and audit entry in one transaction; the head moves by compare-and-swap on the parent."""
         manifest = verified.manifest
-        staged = self._vault.stage_hashed_blob(memoryview(data), sha256=manifest.aggregate_hash)
+        staged = self._vault.adapters.stage_hashed_blob(memoryview(data), sha256=manifest.aggregate_hash)
         appended = []
 
         def in_transaction(conn: Any, version: Any) -> None:
@@ -169,7 +169,7 @@ class RoundPipeline:
             appended.append(self._audit.append(conn, record))
 
         try:
-            version = self._vault.commit_version(
+            version = self._vault.adapters.commit_version(
                 tenant=manifest.tenant, adapter=manifest.adapter, parent_version=manifest.parent_version,
                 blob=staged, kind="federation-round", manifest_hash=verified.manifest_hash,
                 in_transaction=in_transaction)

@@ -35,7 +35,7 @@ class Resolver:
         """
         if adapter is None:
             return Target(tenant=tenant, adapter=None, version=0, slot=None)
-        record = self._vault.get_version(tenant=tenant, adapter=adapter, version=version or None)
+        record = self._vault.adapters.get_version(tenant=tenant, adapter=adapter, version=version or None)
         if record.purged:
             raise FailedPreconditionError(
                 f"adapter {tenant}/{adapter} v{record.number} is below the erasure floor and was purged; ask for "
@@ -43,8 +43,8 @@ class Resolver:
         owner = (tenant, adapter, record.number)
         slot = self._cache.get(record.blob_sha256, owner=owner)
         if slot is None:
-            schema = self._vault.get_adapter(tenant=tenant, name=adapter).schema
-            data = self._vault.read_version_blob(tenant=tenant, adapter=adapter, version=record.number)  # verified
+            schema = self._vault.adapters.get_adapter(tenant=tenant, name=adapter).schema
+            data = self._vault.adapters.read_version_blob(tenant=tenant, adapter=adapter, version=record.number)  # verified
             slot = build_slot(schema, decode_tensors(data), sha256=record.blob_sha256, layout=self._layout,
                               device=self._device, dtype=self._dtype)
             slot = self._cache.put(slot, owner=owner)

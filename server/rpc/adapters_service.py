@@ -30,7 +30,7 @@ class AdaptersService(pb_grpc.AdaptersServicer):
     def CreateAdapter(self, request: pb.CreateAdapterRequest, context: PrincipalContext) -> pb.Adapter:
         tenant = tenant_scope(context.principal, request.ref.tenant)
         schema = self._new_schema(request.schema, what=f"adapter {tenant}/{request.ref.adapter}")
-        return adapter_to_pb(self._state.vault.create_adapter(tenant=tenant, name=request.ref.adapter, schema=schema))
+        return adapter_to_pb(self._state.vault.adapters.create_adapter(tenant=tenant, name=request.ref.adapter, schema=schema))
 
     def _new_schema(self, message: pb.AdapterSchema, *, what: str) -> AdapterSchema:
         """A schema an adapter is created with: within the server's size cap, and fitting the base it holds."""
@@ -42,24 +42,24 @@ class AdaptersService(pb_grpc.AdaptersServicer):
     @unary
     def GetAdapter(self, request: pb.GetAdapterRequest, context: PrincipalContext) -> pb.Adapter:
         tenant = tenant_scope(context.principal, request.ref.tenant)
-        return adapter_to_pb(self._state.vault.get_adapter(tenant=tenant, name=request.ref.adapter))
+        return adapter_to_pb(self._state.vault.adapters.get_adapter(tenant=tenant, name=request.ref.adapter))
 
     @unary
     def ListAdapters(self, request: pb.ListAdaptersRequest, context: PrincipalContext) -> pb.ListAdaptersResponse:
         tenant = tenant_scope(context.principal, request.tenant)
-        return pb.ListAdaptersResponse(adapters=[adapter_to_pb(a) for a in self._state.vault.list_adapters(tenant=tenant)])
+        return pb.ListAdaptersResponse(adapters=[adapter_to_pb(a) for a in self._state.vault.adapters.list_adapters(tenant=tenant)])
 
     @unary
     def ListVersions(self, request: pb.ListVersionsRequest, context: PrincipalContext) -> pb.ListVersionsResponse:
         tenant = tenant_scope(context.principal, request.ref.tenant)
-        page = self._state.vault.list_versions(tenant=tenant, adapter=request.ref.adapter, after=request.after,
+        page = self._state.vault.adapters.list_versions(tenant=tenant, adapter=request.ref.adapter, after=request.after,
                                                limit=min(request.limit or _DEFAULT_PAGE, _DEFAULT_PAGE))
         return pb.ListVersionsResponse(versions=[version_to_pb(v) for v in page])
 
     @unary
     def DeleteAdapter(self, request: pb.DeleteAdapterRequest, context: PrincipalContext) -> pb.DeleteAdapterResponse:
         tenant = tenant_scope(context.principal, request.ref.tenant)
-        purged = self._state.vault.delete_adapter(tenant=tenant, name=request.ref.adapter)
+        purged = self._state.vault.adapters.delete_adapter(tenant=tenant, name=request.ref.adapter)
         self._state.events.adapter_deleted(tenant=tenant, adapter=request.ref.adapter)
         return pb.DeleteAdapterResponse(purged_blobs=purged)
 
@@ -85,9 +85,9 @@ class AdaptersService(pb_grpc.AdaptersServicer):
     def Download(self, request: pb.DownloadRequest, context: PrincipalContext) -> Iterator[pb.DownloadMessage | bytes]:
         tenant = tenant_scope(context.principal, request.ref.tenant)
         vault = self._state.vault
-        adapter = vault.get_adapter(tenant=tenant, name=request.ref.adapter)
-        version = vault.get_version(tenant=tenant, adapter=request.ref.adapter, version=request.version or None)
-        with vault.open_version_blob(tenant=tenant, adapter=request.ref.adapter, version=version.number) as reader:
+        adapter = vault.adapters.get_adapter(tenant=tenant, name=request.ref.adapter)
+        version = vault.adapters.get_version(tenant=tenant, adapter=request.ref.adapter, version=request.version or None)
+        with vault.adapters.open_version_blob(tenant=tenant, adapter=request.ref.adapter, version=version.number) as reader:
             yield pb.DownloadMessage(
                 header=pb.DownloadHeader(adapter=adapter_to_pb(adapter), version=version_to_pb(version)))
             # NOTE: the reader checks the digest at the end; a mismatch aborts the stream with DATA_LOSS, and the
@@ -98,7 +98,7 @@ class AdaptersService(pb_grpc.AdaptersServicer):
     @unary
     def Rollback(self, request: pb.RollbackRequest, context: PrincipalContext) -> pb.Version:
         tenant = tenant_scope(context.principal, request.ref.tenant)
-        record = self._state.vault.rollback(
+        record = self._state.vault.adapters.rollback(
             tenant=tenant, adapter=request.ref.adapter, to_version=request.to_version,
             parent_version=request.parent_version,
         )

@@ -23,13 +23,13 @@ class AdminService(pb_grpc.AdminServicer):
     @unary
     def CreateTenant(self, request: pb.CreateTenantRequest, context: PrincipalContext) -> pb.Tenant:
         require_admin(context.principal)
-        record = self._state.vault.create_tenant(request.name)
+        record = self._state.vault.credentials.create_tenant(request.name)
         return pb.Tenant(name=record.name, created_unix_ms=unix_ms(record.created_at))
 
     @unary
     def ListTenants(self, request: pb.ListTenantsRequest, context: PrincipalContext) -> pb.ListTenantsResponse:
         require_admin(context.principal)
-        tenants = self._state.vault.list_tenants()
+        tenants = self._state.vault.credentials.list_tenants()
         return pb.ListTenantsResponse(
             tenants=[pb.Tenant(name=t.name, created_unix_ms=unix_ms(t.created_at)) for t in tenants]
         )
@@ -44,7 +44,7 @@ class AdminService(pb_grpc.AdminServicer):
     @unary
     def Fsck(self, request: pb.FsckRequest, context: PrincipalContext) -> pb.FsckResponse:
         require_admin(context.principal)
-        report = self._state.vault.fsck(repair=request.repair)
+        report = self._state.vault.adapters.fsck(repair=request.repair)
         return pb.FsckResponse(
             checked_versions=report.checked_versions,
             missing=list(report.missing),

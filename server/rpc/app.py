@@ -42,7 +42,7 @@ def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Ser
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
-        interceptors=[AuthInterceptor(state.vault.authenticate, require_client_cert=config.tls_client_ca is not None)],
+        interceptors=[AuthInterceptor(state.vault.credentials.authenticate, require_client_cert=config.tls_client_ca is not None)],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", _MESSAGE_LIMIT),

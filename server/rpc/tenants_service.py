@@ -42,13 +42,13 @@ class TenantsService(pb_grpc.TenantsServicer):
     @unary
     def IssueToken(self, request: pb.IssueTokenRequest, context: PrincipalContext) -> pb.IssueTokenResponse:
         tenant = tenant_scope(context.principal, request.tenant)
-        issued = self._state.vault.issue_token(role="tenant", tenant=tenant, label=request.label)
+        issued = self._state.vault.credentials.issue_token(role="tenant", tenant=tenant, label=request.label)
         return pb.IssueTokenResponse(token_id=issued.token_id, token=issued.secret)
 
     @unary
     def RevokeToken(self, request: pb.RevokeTokenRequest, context: PrincipalContext) -> pb.RevokeTokenResponse:
         tenant = tenant_scope(context.principal, request.tenant)
-        self._state.vault.revoke_token(request.token_id, tenant=tenant)
+        self._state.vault.credentials.revoke_token(request.token_id, tenant=tenant)
         return pb.RevokeTokenResponse()
 
     @unary
@@ -58,7 +58,7 @@ class TenantsService(pb_grpc.TenantsServicer):
             tokens=[
                 pb.TokenInfo(token_id=t.token_id, role=t.role, tenant=t.tenant or "", label=t.label,
                              created_unix_ms=unix_ms(t.created_at), revoked=t.revoked)
-                for t in self._state.vault.list_tokens(tenant=tenant)
+                for t in self._state.vault.credentials.list_tokens(tenant=tenant)
             ]
         )
 
@@ -94,11 +94,11 @@ class TenantsService(pb_grpc.TenantsServicer):
         return self._keys_message(tenant)
 
     def _keys_message(self, tenant: str) -> pb.ListKeysResponse:
-        policy = self._state.vault.signing_policy(tenant=tenant)
+        policy = self._state.vault.credentials.signing_policy(tenant=tenant)
         return pb.ListKeysResponse(keys=[_key_to_pb(k) for k in policy.keys], threshold=policy.threshold)
 
     def _key_message(self, tenant: str, keyid: str) -> pb.SigningKey:
-        for key in self._state.vault.list_keys(tenant=tenant):
+        for key in self._state.vault.credentials.list_keys(tenant=tenant):
             if key.keyid == keyid:
                 return _key_to_pb(key)
         raise InvalidArgumentError(f"key {keyid} was not stored for tenant {tenant}")

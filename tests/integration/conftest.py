@@ -51,7 +51,7 @@ def server(tmp_path: Path, tiny: BaseModel, database_url: str | None) -> Iterato
     data.mkdir()
     config = ServerConfig(data_dir=data, port=0, database_url=database_url)
     vault = Vault.open(data, base_fingerprint=tiny.fingerprint, database_url=database_url)
-    token = vault.ensure_admin_token(config.admin_token_path)
+    token = vault.credentials.ensure_admin_token(config.admin_token_path)
     state = ServerState(vault=vault, base=BaseLayout.of(tiny),
                         max_chunk_bytes=MAX_CHUNK_BYTES)
     grpc_server, port = create_server(config, state=state)

@@ -8,9 +8,9 @@ The production package holds no crash hook: this launcher wraps the commit step 
 after the named call returns, so the kill lands exactly where a power cut could:
 
 - before-blob: before the merged blob is written
-- after-blob: the blob staged and fsynced (`vault.stage_hashed_blob`), before the transaction
+- after-blob: the blob staged and fsynced (`vault.adapters.stage_hashed_blob`), before the transaction
 - in-transaction: the audit entry appended inside the vault transaction (`audit.append`), before it commits
-- after-commit: the transaction committed (`vault.erasure_commit`), before the receipt goes out
+- after-commit: the transaction committed (`vault.adapters.erasure_commit`), before the receipt goes out
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 
 STEPS = ("before-blob", "after-blob", "in-transaction", "after-commit")
 # step -> the collaborator of commit() and its method after whose return the process dies
-KILL_AFTER = {"after-blob": ("vault", "stage_hashed_blob"), "in-transaction": ("audit", "append"),
-              "after-commit": ("vault", "erasure_commit")}
+KILL_AFTER = {"after-blob": ("vault.adapters", "stage_hashed_blob"), "in-transaction": ("audit", "append"),
+              "after-commit": ("vault.adapters", "erasure_commit")}
 
 
 def _kill() -> None:
@@ -49,6 +49,16 @@ class _KillAfter:
         return then_kill
 
 
+class _WithAdapters:
+    """The vault, its adapter store wrapped."""
+
+    def __init__(self, vault: Any, adapters: Any) -> None:
+        self._vault, self.adapters = vault, adapters
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._vault, name)
+
+
 def arm(step: str) -> None:
     """Make the erasure pipeline's commit step kill the process at `step`."""
     from loravault.server.erasure import pipeline
@@ -59,7 +69,8 @@ def arm(step: str) -> None:
         if step == "before-blob":
             _kill()
         where, method = KILL_AFTER.get(step, ("", None))
-        return real_commit(verified, merged, vault=_KillAfter(vault, method if where == "vault" else None),
+        adapters = _KillAfter(vault.adapters, method if where == "vault.adapters" else None)
+        return real_commit(verified, merged, vault=_WithAdapters(vault, adapters),
                            audit=_KillAfter(audit, method if where == "audit" else None), **kwargs)
 
     pipeline.commit = crashing_commit

@@ -163,7 +163,7 @@ def start_erasure_server(data: Path, tiny: BaseModel, *, erasure: ErasureConfig 
     """An in-process server whose state carries the erasure pipeline; returns (server, grpc server)."""
     config = ServerConfig(data_dir=data, port=0, erasure=erasure or ErasureConfig(), database_url=database_url)
     vault = Vault.open(data, base_fingerprint=tiny.fingerprint, database_url=database_url)
-    token = vault.ensure_admin_token(config.admin_token_path) or (data / "admin.token").read_text().strip()
+    token = vault.credentials.ensure_admin_token(config.admin_token_path) or (data / "admin.token").read_text().strip()
     pipeline = build_erasure_pipeline(config, vault=vault, base=tiny)
     state = ServerState(vault=vault, base=BaseLayout.of(tiny),
                         max_chunk_bytes=MAX_CHUNK_BYTES, base_model=tiny, erasure=pipeline)
@@ -206,10 +206,10 @@ def vault_state(server: RunningServer) -> tuple:
     vault = server.vault
     def versions(a: Any) -> tuple:
         return tuple((v.number, v.blob_sha256, v.kind, v.purged)
-                     for v in vault.list_versions(tenant=a.tenant, adapter=a.name))
+                     for v in vault.adapters.list_versions(tenant=a.tenant, adapter=a.name))
 
     adapters = tuple((a.tenant, a.name, a.head_version, a.floor, versions(a))
-                     for t in vault.list_tenants() for a in vault.list_adapters(tenant=t.name))
+                     for t in vault.credentials.list_tenants() for a in vault.adapters.list_adapters(tenant=t.name))
     blobs = tuple(sorted(p.name for p in (server.data_dir / "blobs").rglob("*") if p.is_file()))
     log = tuple((e.index, e.entry_hash) for e in AuditLog(vault, signer=None).entries())
     return adapters, blobs, log

@@ -255,7 +255,7 @@ CASES = [
     Case("result-hash-mismatch", _result_mismatch, Code.INVALID_ARGUMENT, "signs result"),
     Case("malformed-envelope", _malformed_envelope, Code.INVALID_ARGUMENT, "envelope"),
     Case("not-safetensors", _not_safetensors, Code.INVALID_ARGUMENT, "safetensors"),
-    Case("erasure-below-the-floor", _below_floor, Code.FAILED_PRECONDITION, "below the erasure floor"),
+    Case("erasure-below-the-floor", _below_floor, Code.ABORTED, "below the erasure floor"),
     Case("other-tenants-adapter", _other_tenants_adapter, Code.NOT_FOUND, "not found"),
     Case("manifest-for-another-adapter", _manifest_for_another_adapter, Code.INVALID_ARGUMENT, "the manifest is for"),
     Case("chunk-before-header", _chunk_first, Code.INVALID_ARGUMENT, "must start with a header"),

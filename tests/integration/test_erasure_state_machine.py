@@ -126,7 +126,7 @@ class ErasureMachine(RuleBasedStateMachine):
         versions = self.world.client.versions(ADAPTER)
         assert adapter.head_version >= self.max_head and len(versions) == adapter.head_version
         self.max_head = adapter.head_version
-        report = self.running.vault.fsck()
+        report = self.running.vault.adapters.fsck()
         assert report.clean, report
 
     @invariant()

@@ -33,7 +33,7 @@ def inference_server(tmp_path: Path, tiny: BaseModel) -> Iterator[RunningServer]
     data.mkdir()
     config = ServerConfig(data_dir=data, port=0)
     vault = Vault.open(data, base_fingerprint=tiny.fingerprint)
-    token = vault.ensure_admin_token(config.admin_token_path)
+    token = vault.credentials.ensure_admin_token(config.admin_token_path)
     events = PurgeEvents()
     engine = InferenceEngine(tiny, vault=vault, config=InferenceConfig(
         max_batch=2, max_waiting=2, max_waiting_per_tenant=2, max_seq_len=16384, max_prompt_tokens=64,

@@ -44,7 +44,7 @@ def _trailer(data=None, sha=None):
 
 def _assert_unchanged(server, client):
     assert client.get_adapter("big").head_version == 0
-    report = server.vault.fsck()
+    report = server.vault.adapters.fsck()
     assert report.clean, report
 
 

@@ -61,9 +61,9 @@ def mtls_server(tmp_path: Path, pki, tiny):
     config = ServerConfig(data_dir=data, port=0, tls_cert=tmp_path / "server_cert", tls_key=tmp_path / "server_key",
                           tls_client_ca=tmp_path / "ca")
     vault = Vault.open(data, base_fingerprint=tiny.fingerprint)
-    admin_token = vault.ensure_admin_token(config.admin_token_path)
-    vault.create_tenant("acme")
-    token = vault.issue_token(role="tenant", tenant="acme").secret
+    admin_token = vault.credentials.ensure_admin_token(config.admin_token_path)
+    vault.credentials.create_tenant("acme")
+    token = vault.credentials.issue_token(role="tenant", tenant="acme").secret
     state = ServerState(vault=vault, base=BaseLayout.of(tiny),
                         max_chunk_bytes=MAX_CHUNK_BYTES)
     server, port = create_server(config, state=state)

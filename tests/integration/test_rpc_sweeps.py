@@ -93,7 +93,7 @@ def erasure_server(tmp_path, tiny) -> Iterator[RunningServer]:
     data.mkdir()
     config = ServerConfig(data_dir=data, port=0)
     vault = Vault.open(data, base_fingerprint=tiny.fingerprint)
-    token = vault.ensure_admin_token(config.admin_token_path)
+    token = vault.credentials.ensure_admin_token(config.admin_token_path)
     events = PurgeEvents()
     engine = InferenceEngine(tiny, vault=vault, config=InferenceConfig(
         max_batch=2, max_waiting=4, max_waiting_per_tenant=4, max_new_tokens=4, default_new_tokens=2,

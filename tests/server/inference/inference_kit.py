@@ -39,11 +39,11 @@ def tiny_adapter(seed: int, *, rank: int = 4, targets: list[str] | None = None, 
 def upload(vault: Vault, *, tenant: str, name: str, adapter: TinyAdapter, create: bool = True) -> int:
     """Commit the adapter's tensors as the next version; returns its number."""
     if create:
-        vault.create_adapter(tenant=tenant, name=name, schema=adapter.schema)
-    head = vault.get_adapter(tenant=tenant, name=name).head_version
+        vault.adapters.create_adapter(tenant=tenant, name=name, schema=adapter.schema)
+    head = vault.adapters.get_adapter(tenant=tenant, name=name).head_version
     data = encode_tensors(adapter.tensors)
-    staged = vault.stage_hashed_blob(data, sha256=sha256_hex(data))
-    return vault.commit_version(tenant=tenant, adapter=name, parent_version=head, blob=staged).number
+    staged = vault.adapters.stage_hashed_blob(data, sha256=sha256_hex(data))
+    return vault.adapters.commit_version(tenant=tenant, adapter=name, parent_version=head, blob=staged).number
 
 
 def peft_greedy(model: torch.nn.Module, tokenizer, prompt: str, n: int) -> list[int]:

@@ -110,7 +110,7 @@ def test_sampling_params_refuse_out_of_range_values(kwargs):
 
 
 def test_unknown_adapter_and_version_are_not_found(vault, make_engine):
-    vault.create_tenant("acme")
+    vault.credentials.create_tenant("acme")
     upload(vault, tenant="acme", name="a", adapter=tiny_adapter(1))
     engine = make_engine()
     with pytest.raises(NotFoundError):

@@ -17,15 +17,15 @@ LONG = SamplingParams(max_new_tokens=60)
 
 def _erase(vault, *, tenant: str, adapter: str, replacement: TinyAdapter) -> int:
     """Commit an erasure straight through the vault (the signed protocol is tested in integration)."""
-    head = vault.get_adapter(tenant=tenant, name=adapter).head_version
+    head = vault.adapters.get_adapter(tenant=tenant, name=adapter).head_version
     data = encode_tensors(replacement.tensors)
-    staged = vault.stage_hashed_blob(data, sha256=sha256_hex(data))
-    return vault.erasure_commit(tenant=tenant, adapter=adapter, parent_version=head, blob=staged,
+    staged = vault.adapters.stage_hashed_blob(data, sha256=sha256_hex(data))
+    return vault.adapters.erasure_commit(tenant=tenant, adapter=adapter, parent_version=head, blob=staged,
                                 manifest_hash="ab" * 32).number
 
 
 def test_erasure_cancels_generations_on_purged_versions_and_serves_the_new_head(tiny, vault, make_engine):
-    vault.create_tenant("acme")
+    vault.credentials.create_tenant("acme")
     old, new = tiny_adapter(1), tiny_adapter(2)
     upload(vault, tenant="acme", name="a", adapter=old)
     engine = make_engine()
@@ -50,7 +50,7 @@ def test_erasure_cancels_generations_on_purged_versions_and_serves_the_new_head(
 def test_identical_bytes_share_one_cache_entry_and_a_new_version_gets_its_own(vault, make_engine):
     shared = tiny_adapter(5)
     for tenant in ("t1", "t2"):
-        vault.create_tenant(tenant)
+        vault.credentials.create_tenant(tenant)
         upload(vault, tenant=tenant, name="a", adapter=shared)
     engine = make_engine()
     for tenant in ("t1", "t2"):
@@ -66,7 +66,7 @@ def test_identical_bytes_share_one_cache_entry_and_a_new_version_gets_its_own(va
 def test_deleting_a_tenant_drops_its_cache_entries_and_cancels_its_requests(vault, make_engine):
     shared, own = tiny_adapter(5), tiny_adapter(7)
     for tenant in ("t1", "t2"):
-        vault.create_tenant(tenant)
+        vault.credentials.create_tenant(tenant)
         upload(vault, tenant=tenant, name="shared", adapter=shared)
     upload(vault, tenant="t1", name="own", adapter=own)
     engine = make_engine()
@@ -86,7 +86,7 @@ def test_deleting_a_tenant_drops_its_cache_entries_and_cancels_its_requests(vaul
 
 
 def test_cache_evicts_least_recently_used_past_its_byte_budget(vault, make_engine):
-    vault.create_tenant("acme")
+    vault.credentials.create_tenant("acme")
     adapters = [tiny_adapter(30 + i) for i in range(3)]
     for i, adapter in enumerate(adapters):
         upload(vault, tenant="acme", name=f"a{i}", adapter=adapter)
@@ -100,7 +100,7 @@ def test_cache_evicts_least_recently_used_past_its_byte_budget(vault, make_engin
 
 
 def test_rollback_serves_the_rolled_back_bytes(tiny, vault, make_engine):
-    vault.create_tenant("acme")
+    vault.credentials.create_tenant("acme")
     first, second = tiny_adapter(40), tiny_adapter(41)
     upload(vault, tenant="acme", name="a", adapter=first)
     upload(vault, tenant="acme", name="a", adapter=second, create=False)
@@ -108,7 +108,7 @@ def test_rollback_serves_the_rolled_back_bytes(tiny, vault, make_engine):
     assert collect(engine.generate(tenant="acme", adapter="a", version=0, prompt="Hello world",
                                    params=SamplingParams(max_new_tokens=12)))[0] == peft_greedy(
         second.peft, tiny.tokenizer, "Hello world", 12)
-    vault.rollback(tenant="acme", adapter="a", to_version=1, parent_version=2)
+    vault.adapters.rollback(tenant="acme", adapter="a", to_version=1, parent_version=2)
     tokens, done = collect(engine.generate(tenant="acme", adapter="a", version=0, prompt="Hello world",
                                            params=SamplingParams(max_new_tokens=12)))
     assert done.version == 3
@@ -117,11 +117,11 @@ def test_rollback_serves_the_rolled_back_bytes(tiny, vault, make_engine):
 
 def test_adapter_weights_that_do_not_fit_the_base_are_refused(vault, make_engine):
     from loravault.core import AdapterSchema, TensorSpec
-    vault.create_tenant("acme")
+    vault.credentials.create_tenant("acme")
     schema = AdapterSchema(rank=2, alpha=4.0, target_modules=("q_proj",),
                            tensors=(TensorSpec("m.layers.0.self_attn.q_proj.lora_A.weight", (2, 32)),
                                     TensorSpec("m.layers.0.self_attn.q_proj.lora_B.weight", (64, 2))),
-                           dtype="float32", base_fingerprint=vault.base_fingerprint)
+                           dtype="float32", base_fingerprint=vault.adapters.base_fingerprint)
     tensors = {spec.name: torch.ones(spec.shape) for spec in schema.tensors}
     upload(vault, tenant="acme", name="wrong", adapter=TinyAdapter(schema, tensors, None))
     engine = make_engine()

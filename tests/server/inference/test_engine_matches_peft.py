@@ -13,7 +13,7 @@ PROMPTS = ["Hello world", "The vault keeps", "abc", "Erasure is a signed delta",
 
 
 def test_greedy_equals_peft_generate_token_for_token(tiny, vault, make_engine):
-    vault.create_tenant("acme")
+    vault.credentials.create_tenant("acme")
     adapters = {"qv": tiny_adapter(1), "all": tiny_adapter(2, rank=8, targets=ALL_PROJECTIONS)}
     for name, adapter in adapters.items():
         upload(vault, tenant="acme", name=name, adapter=adapter)
@@ -26,7 +26,7 @@ def test_greedy_equals_peft_generate_token_for_token(tiny, vault, make_engine):
 
 
 def test_score_logprobs_equal_peft_to_1e_5(tiny, vault, make_engine):
-    vault.create_tenant("acme")
+    vault.credentials.create_tenant("acme")
     adapter = tiny_adapter(3, targets=ALL_PROJECTIONS)
     upload(vault, tenant="acme", name="a", adapter=adapter)
     engine = make_engine()
@@ -48,7 +48,7 @@ def test_mixed_batch_of_8_tenants_gives_each_row_its_own_adapter(tiny, vault, ma
     adapters = [tiny_adapter(10 + i, rank=2 + i % 3 * 2, targets=ALL_PROJECTIONS if i % 2 else None)
                 for i in range(8)]
     for i, adapter in enumerate(adapters):
-        vault.create_tenant(f"t{i}")
+        vault.credentials.create_tenant(f"t{i}")
         upload(vault, tenant=f"t{i}", name="a", adapter=adapter)
     expected = [peft_greedy(a.peft, tiny.tokenizer, p, 16) for a, p in zip(adapters, PROMPTS)]
     assert len({tuple(e) for e in expected}) > 4  # the adapters really differ, so a mix-up would show
@@ -65,7 +65,7 @@ def test_mixed_batch_of_8_tenants_gives_each_row_its_own_adapter(tiny, vault, ma
 
 
 def test_base_only_rows_match_the_plain_base_model(tiny, vault, make_engine):
-    vault.create_tenant("acme")
+    vault.credentials.create_tenant("acme")
     upload(vault, tenant="acme", name="a", adapter=tiny_adapter(4))
     engine = make_engine()
     mixed = engine.generate(tenant="acme", adapter="a", version=0, prompt="abc", params=SamplingParams(max_new_tokens=12))
@@ -77,7 +77,7 @@ def test_base_only_rows_match_the_plain_base_model(tiny, vault, make_engine):
 
 def test_seeded_sampling_is_identical_alone_and_in_a_mixed_batch(vault, make_engine):
     for i in range(4):
-        vault.create_tenant(f"t{i}")
+        vault.credentials.create_tenant(f"t{i}")
         upload(vault, tenant=f"t{i}", name="a", adapter=tiny_adapter(20 + i))
     params = SamplingParams(temperature=1.0, top_p=0.9, top_k=50, seed=1234, max_new_tokens=20)
     engine = make_engine()

@@ -48,6 +48,6 @@ def sqlite_vault(tmp_path: Path) -> Iterator[Vault]:
 @pytest.fixture
 def acme(vault: Vault) -> Vault:
     """A vault with tenant acme and its empty adapter support."""
-    vault.create_tenant("acme")
-    vault.create_adapter(tenant="acme", name="support", schema=make_schema())
+    vault.credentials.create_tenant("acme")
+    vault.adapters.create_adapter(tenant="acme", name="support", schema=make_schema())
     return vault

@@ -31,8 +31,8 @@ def _database_bytes(vault) -> bytes:
 
 
 def test_database_holds_the_token_hash_never_the_secret(vault):
-    vault.create_tenant("acme")
-    issued = vault.issue_token(role="tenant", tenant="acme", label="ci")
+    vault.credentials.create_tenant("acme")
+    issued = vault.credentials.issue_token(role="tenant", tenant="acme", label="ci")
     stored = _database_bytes(vault)
     assert hashlib.sha256(issued.secret.encode()).hexdigest().encode() in stored  # the search can find things
     assert issued.secret.encode() not in stored
@@ -40,14 +40,14 @@ def test_database_holds_the_token_hash_never_the_secret(vault):
 
 
 def test_secret_authenticates_until_revoked(vault):
-    vault.create_tenant("acme")
-    issued = vault.issue_token(role="tenant", tenant="acme")
-    principal = vault.authenticate(issued.secret)
+    vault.credentials.create_tenant("acme")
+    issued = vault.credentials.issue_token(role="tenant", tenant="acme")
+    principal = vault.credentials.authenticate(issued.secret)
     assert (principal.role, principal.tenant, principal.token_id) == ("tenant", "acme", issued.token_id)
-    vault.revoke_token(issued.token_id, tenant="acme")
+    vault.credentials.revoke_token(issued.token_id, tenant="acme")
     with pytest.raises(UnauthenticatedError):
-        vault.authenticate(issued.secret)
-    assert [t.revoked for t in vault.list_tokens(tenant="acme")] == [True]
+        vault.credentials.authenticate(issued.secret)
+    assert [t.revoked for t in vault.credentials.list_tokens(tenant="acme")] == [True]
 
 
 @pytest.mark.parametrize(
@@ -57,19 +57,19 @@ def test_secret_authenticates_until_revoked(vault):
 )
 def test_unknown_secret_is_unauthenticated(vault, secret):
     with pytest.raises(UnauthenticatedError):
-        vault.authenticate(secret)
+        vault.credentials.authenticate(secret)
 
 
 def test_a_tenant_cannot_revoke_another_tenants_token(vault):
-    vault.create_tenant("acme")
-    vault.create_tenant("globex")
-    theirs = vault.issue_token(role="tenant", tenant="globex")
+    vault.credentials.create_tenant("acme")
+    vault.credentials.create_tenant("globex")
+    theirs = vault.credentials.issue_token(role="tenant", tenant="globex")
     with pytest.raises(NotFoundError) as other:
-        vault.revoke_token(theirs.token_id, tenant="acme")
+        vault.credentials.revoke_token(theirs.token_id, tenant="acme")
     with pytest.raises(NotFoundError) as missing:
-        vault.revoke_token("0" * 16, tenant="acme")
+        vault.credentials.revoke_token("0" * 16, tenant="acme")
     assert str(other.value) == str(missing.value).replace("0" * 16, theirs.token_id)
-    assert vault.authenticate(theirs.secret).tenant == "globex"
+    assert vault.credentials.authenticate(theirs.secret).tenant == "globex"
 
 
 @pytest.mark.parametrize(
@@ -78,22 +78,22 @@ def test_a_tenant_cannot_revoke_another_tenants_token(vault):
     ids=["admin-with-tenant", "tenant-without", "unknown-role"],
 )
 def test_inconsistent_role_is_refused(vault, role, tenant):
-    vault.create_tenant("acme")
+    vault.credentials.create_tenant("acme")
     with pytest.raises(InvalidArgumentError):
-        vault.issue_token(role=role, tenant=tenant)
+        vault.credentials.issue_token(role=role, tenant=tenant)
 
 
 def test_admin_token_file_is_written_once_with_mode_0600(vault, tmp_path):
     path = tmp_path / "admin.token"
     old_umask = os.umask(0)  # even a permissive umask must not widen the mode
     try:
-        secret = vault.ensure_admin_token(path)
+        secret = vault.credentials.ensure_admin_token(path)
     finally:
         os.umask(old_umask)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert path.read_text().strip() == secret
-    assert vault.authenticate(secret).role == "admin"
-    assert vault.ensure_admin_token(tmp_path / "again.token") is None
+    assert vault.credentials.authenticate(secret).role == "admin"
+    assert vault.credentials.ensure_admin_token(tmp_path / "again.token") is None
     assert not (tmp_path / "again.token").exists()
 
 
@@ -101,9 +101,9 @@ def test_admin_token_never_overwrites_an_existing_file(vault, tmp_path):
     path = tmp_path / "admin.token"
     path.write_text("someone else's file")
     with pytest.raises(AlreadyExistsError):
-        vault.ensure_admin_token(path)
+        vault.credentials.ensure_admin_token(path)
     assert path.read_text() == "someone else's file"
-    assert vault.list_tokens() == []  # the token row rolled back with the refusal
+    assert vault.credentials.list_tokens() == []  # the token row rolled back with the refusal
 
 
 def _public_key() -> dict:
@@ -111,14 +111,14 @@ def _public_key() -> dict:
 
 
 def test_key_id_matches_securesystemslib_and_keys_list(vault):
-    vault.create_tenant("acme")
+    vault.credentials.create_tenant("acme")
     signer = CryptoSigner.generate_ed25519()
-    keyid = vault.add_key(tenant="acme", public_key=signer.public_key.to_dict())
+    keyid = vault.credentials.add_key(tenant="acme", public_key=signer.public_key.to_dict())
     assert keyid == signer.public_key.keyid
-    [record] = vault.list_keys(tenant="acme")
+    [record] = vault.credentials.list_keys(tenant="acme")
     assert (record.keyid, record.status, record.public_key) == (keyid, "active", signer.public_key.to_dict())
     with pytest.raises(AlreadyExistsError):
-        vault.add_key(tenant="acme", public_key=signer.public_key.to_dict())
+        vault.credentials.add_key(tenant="acme", public_key=signer.public_key.to_dict())
 
 
 @pytest.mark.parametrize(
@@ -135,41 +135,41 @@ def test_key_id_matches_securesystemslib_and_keys_list(vault):
     ids=["rsa", "other-scheme", "uppercase-hex", "short", "private-part", "extra-field", "not-a-dict"],
 )
 def test_malformed_public_key_is_refused(vault, mutate):
-    vault.create_tenant("acme")
+    vault.credentials.create_tenant("acme")
     with pytest.raises(InvalidArgumentError):
-        vault.add_key(tenant="acme", public_key=mutate(_public_key()))
-    assert vault.list_keys(tenant="acme") == []
+        vault.credentials.add_key(tenant="acme", public_key=mutate(_public_key()))
+    assert vault.credentials.list_keys(tenant="acme") == []
 
 
 def test_threshold_is_bounded_by_active_keys_and_protects_revocation(vault):
-    vault.create_tenant("acme")
-    first = vault.add_key(tenant="acme", public_key=_public_key())
-    second = vault.add_key(tenant="acme", public_key=_public_key())
-    assert vault.get_threshold(tenant="acme") == 1
-    vault.set_threshold(tenant="acme", threshold=2)
-    assert vault.get_threshold(tenant="acme") == 2
+    vault.credentials.create_tenant("acme")
+    first = vault.credentials.add_key(tenant="acme", public_key=_public_key())
+    second = vault.credentials.add_key(tenant="acme", public_key=_public_key())
+    assert vault.credentials.get_threshold(tenant="acme") == 1
+    vault.credentials.set_threshold(tenant="acme", threshold=2)
+    assert vault.credentials.get_threshold(tenant="acme") == 2
     with pytest.raises(FailedPreconditionError, match="between 1 and its 2"):
-        vault.set_threshold(tenant="acme", threshold=3)
+        vault.credentials.set_threshold(tenant="acme", threshold=3)
     with pytest.raises(FailedPreconditionError, match="threshold"):
-        vault.revoke_key(tenant="acme", keyid=first)
-    vault.set_threshold(tenant="acme", threshold=1)
-    vault.revoke_key(tenant="acme", keyid=first)
+        vault.credentials.revoke_key(tenant="acme", keyid=first)
+    vault.credentials.set_threshold(tenant="acme", threshold=1)
+    vault.credentials.revoke_key(tenant="acme", keyid=first)
     with pytest.raises(FailedPreconditionError, match="0 active key"):
-        vault.revoke_key(tenant="acme", keyid=second)
-    assert [k.status for k in vault.list_keys(tenant="acme")] == ["revoked", "active"]
+        vault.credentials.revoke_key(tenant="acme", keyid=second)
+    assert [k.status for k in vault.credentials.list_keys(tenant="acme")] == ["revoked", "active"]
 
 
 def test_signing_policy_gives_keys_and_threshold_of_one_moment(vault):
-    vault.create_tenant("acme")
-    first = vault.add_key(tenant="acme", public_key=_public_key())
+    vault.credentials.create_tenant("acme")
+    first = vault.credentials.add_key(tenant="acme", public_key=_public_key())
     second_key = _public_key()
-    vault.add_key(tenant="acme", public_key=second_key)
-    vault.set_threshold(tenant="acme", threshold=2)
-    policy = vault.signing_policy(tenant="acme")
-    assert policy.threshold == 2 and [k.keyid for k in policy.keys] == [k.keyid for k in vault.list_keys(tenant="acme")]
-    vault.set_threshold(tenant="acme", threshold=1)
-    vault.revoke_key(tenant="acme", keyid=first)
-    policy = vault.signing_policy(tenant="acme")
+    vault.credentials.add_key(tenant="acme", public_key=second_key)
+    vault.credentials.set_threshold(tenant="acme", threshold=2)
+    policy = vault.credentials.signing_policy(tenant="acme")
+    assert policy.threshold == 2 and [k.keyid for k in policy.keys] == [k.keyid for k in vault.credentials.list_keys(tenant="acme")]
+    vault.credentials.set_threshold(tenant="acme", threshold=1)
+    vault.credentials.revoke_key(tenant="acme", keyid=first)
+    policy = vault.credentials.signing_policy(tenant="acme")
     assert policy.threshold == 1 and policy.active_public_keys == [second_key]
     with pytest.raises(NotFoundError):
-        vault.signing_policy(tenant="nobody")
+        vault.credentials.signing_policy(tenant="nobody")

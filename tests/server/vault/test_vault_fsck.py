@@ -33,7 +33,7 @@ def plant_leftover(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_fsck_of_a_healthy_vault_is_clean(acme):
     upload(acme, tenant="acme", adapter="support", data=adapter_bytes(1), parent=0)
     upload(acme, tenant="acme", adapter="support", data=adapter_bytes(1), parent=1)  # same blob twice
-    report = acme.fsck()
+    report = acme.adapters.fsck()
     assert report.clean
     assert (report.checked_versions, report.checked_blobs) == (2, 1)
 
@@ -41,7 +41,7 @@ def test_fsck_of_a_healthy_vault_is_clean(acme):
 def test_fsck_reports_a_corrupted_blob_and_repair_keeps_it(acme):
     version = upload(acme, tenant="acme", adapter="support", data=adapter_bytes(1), parent=0)
     overwrite_blob(acme, version.blob_sha256, b"bit rot")
-    report = acme.fsck(repair=True)
+    report = acme.adapters.fsck(repair=True)
     assert report.corrupt == (version.blob_sha256,)
     assert report.missing == () and report.removed == ()
     assert not report.clean
@@ -51,7 +51,7 @@ def test_fsck_reports_a_corrupted_blob_and_repair_keeps_it(acme):
 def test_fsck_reports_a_missing_blob(acme):
     version = upload(acme, tenant="acme", adapter="support", data=adapter_bytes(1), parent=0)
     remove_blob(acme, version.blob_sha256)
-    report = acme.fsck()
+    report = acme.adapters.fsck()
     assert report.missing == (version.blob_sha256,)
     assert report.corrupt == ()
 
@@ -62,26 +62,26 @@ def test_orphans_and_temp_files_are_reported_then_removed_by_repair(acme, monkey
     overwrite_blob(acme, _sha(orphan), orphan)  # as if a crash hit between a purge's commit and its unlink
     leftover = plant_leftover(acme, monkeypatch)
 
-    report = acme.fsck()
+    report = acme.adapters.fsck()
     assert report.orphans == (_sha(orphan),)
     assert report.temp_files == (leftover,)
     assert blob_exists(acme, _sha(orphan)) and leftover in acme._store.stale_temps()
 
-    repaired = acme.fsck(repair=True)
+    repaired = acme.adapters.fsck(repair=True)
     assert set(repaired.removed) == {_sha(orphan), leftover}
     assert not blob_exists(acme, _sha(orphan)) and acme._store.stale_temps() == []
-    assert acme.fsck().clean
+    assert acme.adapters.fsck().clean
 
 
 def test_a_staged_blob_and_a_live_writer_are_not_debris(acme):
     staged = stage(acme, adapter_bytes(3))
-    writer = acme.new_blob_writer(max_bytes=100)
+    writer = acme.adapters.new_blob_writer(max_bytes=100)
     writer.write(b"in flight")
-    report = acme.fsck(repair=True)
+    report = acme.adapters.fsck(repair=True)
     assert report.orphans == () and report.temp_files == ()
     assert blob_exists(acme, staged.sha256)
     writer.abort()
-    acme.discard_blob(staged)
+    acme.adapters.discard_blob(staged)
     assert not blob_exists(acme, staged.sha256)
 
 
@@ -90,13 +90,13 @@ def test_reopening_removes_temp_files_left_by_a_crash(tmp_path):
     (a bucket shared by replicas trusts only age: see test_vault_s3.py)."""
     data = tmp_path / "data"
     with Vault.open(data, base_fingerprint=FINGERPRINT) as first:
-        writer = first.new_blob_writer(max_bytes=100)
+        writer = first.adapters.new_blob_writer(max_bytes=100)
         writer.write(b"interrupted upload")  # never finished: as if the process died here
         leftover = writer._file.temp_path
     assert leftover.exists()
     with Vault.open(data, base_fingerprint=FINGERPRINT) as second:
         assert not leftover.exists()
-        assert second.fsck().clean
+        assert second.adapters.fsck().clean
 
 
 def test_a_second_open_vault_on_the_same_folder_is_refused(sqlite_vault, tmp_path):

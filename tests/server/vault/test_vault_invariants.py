@@ -35,7 +35,7 @@ def _apply(vault: Vault, step: tuple[str, int], head: int) -> None:
         erase(vault, **ref, data=adapter_bytes(value), parent=head)
     elif action == "rollback":
         try:
-            vault.rollback(**ref, to_version=value, parent_version=head)
+            vault.adapters.rollback(**ref, to_version=value, parent_version=head)
         except (FailedPreconditionError, NotFoundError):
             pass  # refused targets are checked by the invariants below: nothing moved
     else:
@@ -53,19 +53,19 @@ def test_chain_invariants_hold_over_random_histories(tmp_path, steps):
     folder = Path(tempfile.mkdtemp(dir=tmp_path))  # a fresh vault per example, still under tmp_path
     try:
         with Vault.open(folder, base_fingerprint=FINGERPRINT) as vault:
-            vault.create_tenant("acme")
-            vault.create_adapter(tenant="acme", name="support", schema=make_schema())
+            vault.credentials.create_tenant("acme")
+            vault.adapters.create_adapter(tenant="acme", name="support", schema=make_schema())
             for step in steps:
-                before = vault.get_adapter(tenant="acme", name="support")
+                before = vault.adapters.get_adapter(tenant="acme", name="support")
                 _apply(vault, step, before.head_version)
-                after = vault.get_adapter(tenant="acme", name="support")
+                after = vault.adapters.get_adapter(tenant="acme", name="support")
                 _check(vault, before, after)
     finally:
         shutil.rmtree(folder)
 
 
 def _check(vault: Vault, before, after) -> None:
-    versions = vault.list_versions(tenant="acme", adapter="support")
+    versions = vault.adapters.list_versions(tenant="acme", adapter="support")
     # versions only grow, by at most one per step, and number 1..head with parents chained
     assert after.head_version in (before.head_version, before.head_version + 1)
     assert [v.number for v in versions] == list(range(1, after.head_version + 1))
@@ -75,6 +75,6 @@ def _check(vault: Vault, before, after) -> None:
     assert [v.purged for v in versions] == [v.number < after.floor for v in versions]
     # the head, when there is one, downloads and hashes right; fsck finds nothing wrong
     if versions:
-        data = vault.read_version_blob(tenant="acme", adapter="support")
+        data = vault.adapters.read_version_blob(tenant="acme", adapter="support")
         assert hashlib.sha256(data).hexdigest() == versions[-1].blob_sha256
-    assert vault.fsck().clean
+    assert vault.adapters.fsck().clean

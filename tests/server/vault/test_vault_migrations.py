@@ -86,11 +86,11 @@ def test_sqlite_connections_use_wal_full_sync_and_foreign_keys(sqlite_vault):
 def test_reopening_runs_nothing_again_and_keeps_the_data(tmp_path, vault_options):
     data = tmp_path / "data"
     with Vault.open(data, base_fingerprint=FINGERPRINT, **vault_options) as first:
-        first.create_tenant("acme")
-        first.create_adapter(tenant="acme", name="support", schema=make_schema())
+        first.credentials.create_tenant("acme")
+        first.adapters.create_adapter(tenant="acme", name="support", schema=make_schema())
         upload(first, tenant="acme", adapter="support", data=adapter_bytes(1), parent=0)
     with Vault.open(data, base_fingerprint=FINGERPRINT, **vault_options) as second:
-        assert second.read_version_blob(tenant="acme", adapter="support") == adapter_bytes(1)
+        assert second.adapters.read_version_blob(tenant="acme", adapter="support") == adapter_bytes(1)
         with second._engine.connect() as conn:
             assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
 

@@ -26,8 +26,8 @@ def replicas(tmp_path: Path, pg_url: str, s3_bucket: str, s3_endpoint: str) -> I
     """Vaults A and B (own data folders, own engines) on one database and one bucket, with acme/support."""
     opened = [Vault.open(tmp_path / name, base_fingerprint=FINGERPRINT, database_url=pg_url, blobs=s3_bucket,
                          s3_endpoint=s3_endpoint) for name in ("a", "b")]
-    opened[0].create_tenant("acme")
-    opened[0].create_adapter(tenant="acme", name="support", schema=make_schema())
+    opened[0].credentials.create_tenant("acme")
+    opened[0].adapters.create_adapter(tenant="acme", name="support", schema=make_schema())
     yield opened[0], opened[1]
     for vault in opened:
         vault.close()
@@ -41,9 +41,9 @@ def test_writes_run_read_committed_and_reads_one_read_only_snapshot(replicas):
         assert snapshot.scalar(text("SHOW transaction_isolation")) == "repeatable read"
         assert snapshot.scalar(text("SHOW transaction_read_only")) == "on"
         before = list(snapshot.scalars(select(tenants.c.name)))
-        b.create_tenant("globex")  # commits on another engine meanwhile
+        b.credentials.create_tenant("globex")  # commits on another engine meanwhile
         assert list(snapshot.scalars(select(tenants.c.name))) == before  # one snapshot for the whole read
-    assert {t.name for t in a.list_tenants()} == {"acme", "globex"}
+    assert {t.name for t in a.credentials.list_tenants()} == {"acme", "globex"}
 
 
 def test_the_pool_is_bounded_and_survives_a_dropped_connection(replicas):
@@ -53,7 +53,7 @@ def test_the_pool_is_bounded_and_survives_a_dropped_connection(replicas):
         backend = conn.scalar(text("SELECT pg_backend_pid()"))
     with replicas[1]._engine.connect() as other:  # the server drops A's idle pooled connection
         assert other.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
-    assert [t.name for t in a.list_tenants()] == ["acme"]  # pre-ping found it dead and reconnected
+    assert [t.name for t in a.credentials.list_tenants()] == ["acme"]  # pre-ping found it dead and reconnected
 
 
 def test_commits_on_one_parent_from_two_replicas_have_exactly_one_winner(replicas):
@@ -67,7 +67,7 @@ def test_commits_on_one_parent_from_two_replicas_have_exactly_one_winner(replica
         vault, blob = staged[index]
         barrier.wait(timeout=30)
         try:
-            wins.append(vault.commit_version(tenant="acme", adapter="support", parent_version=1, blob=blob))
+            wins.append(vault.adapters.commit_version(tenant="acme", adapter="support", parent_version=1, blob=blob))
         except AbortedError as error:
             losses.append(error)
         except Exception as error:  # noqa: BLE001 (collected and asserted below)
@@ -80,10 +80,10 @@ def test_commits_on_one_parent_from_two_replicas_have_exactly_one_winner(replica
         thread.join(timeout=60)
     assert other == [] and len(wins) == 1 and len(losses) == THREADS - 1
     assert all("head is 2" in str(error) for error in losses)
-    assert [v.number for v in b.list_versions(tenant="acme", adapter="support")] == [1, 2]
-    assert sorted(a._store.stored_digests()) == sorted({v.blob_sha256 for v in a.list_versions(
+    assert [v.number for v in b.adapters.list_versions(tenant="acme", adapter="support")] == [1, 2]
+    assert sorted(a._store.stored_digests()) == sorted({v.blob_sha256 for v in a.adapters.list_versions(
         tenant="acme", adapter="support")})  # every loser's object is gone, on whichever replica it lost
-    assert a.fsck().clean and b.fsck().clean
+    assert a.adapters.fsck().clean and b.adapters.fsck().clean
 
 
 def _wait_for_a_lock_waiter(vault: Vault, *, seconds: float = 30) -> None:
@@ -100,25 +100,25 @@ def _wait_for_a_lock_waiter(vault: Vault, *, seconds: float = 30) -> None:
 def test_the_adapter_lock_excludes_the_other_replica_and_times_out(replicas, monkeypatch):
     a, b = replicas
     order: list[str] = []
-    with a.hold_adapter_lock(tenant="acme", adapter="support"):
+    with a.adapters.hold_adapter_lock(tenant="acme", adapter="support"):
         def second() -> None:
-            with b.hold_adapter_lock(tenant="acme", adapter="support"):
+            with b.adapters.hold_adapter_lock(tenant="acme", adapter="support"):
                 order.append("b")
 
         waiter = threading.Thread(target=second)
         waiter.start()
         _wait_for_a_lock_waiter(a)  # B is blocked on the lock A holds
         order.append("a")
-        with b.hold_adapter_lock(tenant="acme", adapter="other"):  # another adapter never waits
+        with b.adapters.hold_adapter_lock(tenant="acme", adapter="other"):  # another adapter never waits
             order.append("b-other")
     waiter.join(timeout=30)
     assert order == ["a", "b-other", "b"]
     monkeypatch.setattr(db_locks, "LOCK_TIMEOUT_S", 0.2)
-    with a.hold_adapter_lock(tenant="acme", adapter="support"):
+    with a.adapters.hold_adapter_lock(tenant="acme", adapter="support"):
         with pytest.raises(UnavailableError, match="locked by another replica"):
-            with b.hold_adapter_lock(tenant="acme", adapter="support"):
+            with b.adapters.hold_adapter_lock(tenant="acme", adapter="support"):
                 pass
-    with b.hold_adapter_lock(tenant="acme", adapter="support"):  # the timed-out wait left no lock behind
+    with b.adapters.hold_adapter_lock(tenant="acme", adapter="support"):  # the timed-out wait left no lock behind
         order.append("b-again")
     assert order[-1] == "b-again"
 
@@ -126,28 +126,28 @@ def test_the_adapter_lock_excludes_the_other_replica_and_times_out(replicas, mon
 def test_a_purge_on_one_replica_is_seen_by_the_other_at_once(replicas):
     a, b = replicas
     first = upload(a, tenant="acme", adapter="support", data=adapter_bytes(1), parent=0)
-    assert b.read_version_blob(tenant="acme", adapter="support", version=1) == adapter_bytes(1)
-    b.erasure_commit(tenant="acme", adapter="support", parent_version=1, blob=stage(b, adapter_bytes(2)),
+    assert b.adapters.read_version_blob(tenant="acme", adapter="support", version=1) == adapter_bytes(1)
+    b.adapters.erasure_commit(tenant="acme", adapter="support", parent_version=1, blob=stage(b, adapter_bytes(2)),
                      manifest_hash=MANIFEST)
     with pytest.raises(FailedPreconditionError, match="purged"):
-        a.read_version_blob(tenant="acme", adapter="support", version=1)
+        a.adapters.read_version_blob(tenant="acme", adapter="support", version=1)
     with pytest.raises(FailedPreconditionError, match="purged"):
-        a.open_version_blob(tenant="acme", adapter="support", version=1)
+        a.adapters.open_version_blob(tenant="acme", adapter="support", version=1)
     assert not blob_exists(a, first.blob_sha256)
-    assert a.read_version_blob(tenant="acme", adapter="support") == adapter_bytes(2)
+    assert a.adapters.read_version_blob(tenant="acme", adapter="support") == adapter_bytes(2)
 
 
 def test_a_blob_staged_on_one_replica_survives_a_purge_of_the_same_bytes_on_the_other(replicas):
     a, b = replicas
     upload(a, tenant="acme", adapter="support", data=adapter_bytes(1), parent=0)
     pending = stage(b, adapter_bytes(1))  # B is about to commit the same bytes (another adapter, say)
-    a.erasure_commit(tenant="acme", adapter="support", parent_version=1, blob=stage(a, adapter_bytes(2)),
+    a.adapters.erasure_commit(tenant="acme", adapter="support", parent_version=1, blob=stage(a, adapter_bytes(2)),
                      manifest_hash=MANIFEST)  # purges v1, the last version using those bytes
     assert blob_exists(a, pending.sha256)  # B's pin kept it
-    b.create_adapter(tenant="acme", name="copy", schema=make_schema())
-    b.commit_version(tenant="acme", adapter="copy", parent_version=0, blob=pending)
-    assert a.read_version_blob(tenant="acme", adapter="copy") == adapter_bytes(1)
-    assert a.fsck().clean
+    b.adapters.create_adapter(tenant="acme", name="copy", schema=make_schema())
+    b.adapters.commit_version(tenant="acme", adapter="copy", parent_version=0, blob=pending)
+    assert a.adapters.read_version_blob(tenant="acme", adapter="copy") == adapter_bytes(1)
+    assert a.adapters.fsck().clean
 
 
 def test_replicas_bootstrapping_at_once_issue_one_admin_token(replicas, tmp_path):
@@ -157,7 +157,7 @@ def test_replicas_bootstrapping_at_once_issue_one_admin_token(replicas, tmp_path
 
     def bootstrap(vault: Vault, path: Path) -> None:
         barrier.wait(timeout=30)
-        results.append(vault.ensure_admin_token(path))
+        results.append(vault.credentials.ensure_admin_token(path))
 
     threads = [threading.Thread(target=bootstrap, args=(v, tmp_path / f"{n}.token")) for n, v in (("a", a), ("b", b))]
     for thread in threads:
@@ -165,16 +165,16 @@ def test_replicas_bootstrapping_at_once_issue_one_admin_token(replicas, tmp_path
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(results, key=lambda r: r is None)[1] is None and sum(r is not None for r in results) == 1
-    assert len(a.list_tokens()) == 1
+    assert len(a.credentials.list_tokens()) == 1
 
 
 def test_every_replica_must_sign_with_the_deployments_one_key(replicas):
     a, b = replicas
     public = {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": "00" * 32}}
-    assert a.claim_server_key(keyid="11" * 32, public_key=public) is True
-    assert b.claim_server_key(keyid="11" * 32, public_key=public) is False
+    assert a.credentials.claim_server_key(keyid="11" * 32, public_key=public) is True
+    assert b.credentials.claim_server_key(keyid="11" * 32, public_key=public) is False
     with pytest.raises(FailedPreconditionError, match="same key file"):
-        b.claim_server_key(keyid="22" * 32, public_key=public)
+        b.credentials.claim_server_key(keyid="22" * 32, public_key=public)
 
 
 def test_a_lost_serialization_race_becomes_aborted_not_a_driver_error(replicas):
@@ -196,10 +196,10 @@ def test_a_dead_replicas_pin_keeps_its_blob_until_fsck_finds_it_stale(replicas, 
     a, b = replicas
     staged = stage(b, adapter_bytes(7))
     b._store._pins._mine.clear()  # B dies: its memory of the pin goes, the row stays
-    assert a.fsck(repair=True).removed == () and blob_exists(a, staged.sha256)  # not stale yet: kept
+    assert a.adapters.fsck(repair=True).removed == () and blob_exists(a, staged.sha256)  # not stale yet: kept
     monkeypatch.setattr(pins, "STALE_PIN_S", 0)
-    first = a.fsck(repair=True)
+    first = a.adapters.fsck(repair=True)
     assert [name.split()[0] for name in first.temp_files] == ["pin"] and first.orphans == ()
-    second = a.fsck(repair=True)
+    second = a.adapters.fsck(repair=True)
     assert second.orphans == (staged.sha256,) and second.removed == (staged.sha256,)
-    assert not blob_exists(a, staged.sha256) and a.fsck().clean
+    assert not blob_exists(a, staged.sha256) and a.adapters.fsck().clean

@@ -32,17 +32,17 @@ def adapter_bytes(seed: int) -> bytes:
 
 
 def stage(vault: Vault, data: bytes) -> StagedBlob:
-    writer = vault.new_blob_writer(max_bytes=len(data))
+    writer = vault.adapters.new_blob_writer(max_bytes=len(data))
     writer.write(data)
     return writer.finish()
 
 
 def upload(vault: Vault, *, tenant: str, adapter: str, data: bytes, parent: int) -> VersionRecord:
-    return vault.commit_version(tenant=tenant, adapter=adapter, parent_version=parent, blob=stage(vault, data))
+    return vault.adapters.commit_version(tenant=tenant, adapter=adapter, parent_version=parent, blob=stage(vault, data))
 
 
 def erase(vault: Vault, *, tenant: str, adapter: str, data: bytes, parent: int) -> VersionRecord:
-    return vault.erasure_commit(
+    return vault.adapters.erasure_commit(
         tenant=tenant, adapter=adapter, parent_version=parent, blob=stage(vault, data), manifest_hash=MANIFEST
     )
 
