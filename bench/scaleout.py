@@ -214,10 +214,12 @@ def measure(config: ScaleoutBenchConfig, targets: list[str], token: str, base: A
 
 def measure_parts(*, endpoint: str, bucket: str, pg_url: str, sqlite_url: str, count: int = 100) -> dict[str, Any]:
     """Where an upload's time goes: one small object PUT, one empty write transaction on each database (the
-    PostgreSQL one with the advisory lock that pins take), medians over `count` sequential calls."""
+    PostgreSQL one with the advisory lock that pins take), medians over `count` sequential calls; and what the
+    purge watch costs a busy replica: its one query for the floors of 32 adapters in flight."""
     from sqlalchemy import text
 
-    from loravault.server.vault.database import open_engine, write_transaction
+    from loravault.server.vault.adapters import floors_of
+    from loravault.server.vault.database import open_engine, read_transaction, upgrade, write_transaction
     from loravault.server.vault.db_locks import transaction_lock
 
     client = _s3(endpoint)
@@ -240,7 +242,13 @@ def measure_parts(*, endpoint: str, bucket: str, pg_url: str, sqlite_url: str, c
                 transaction_lock(conn, namespace="bench", name=str(number))
                 conn.execute(text("SELECT 1"))
 
+        def watch_poll(number: int, engine: Any = engine) -> None:
+            with read_transaction(engine) as conn:
+                floors_of(conn, [(f"t{n}", f"t{n}-a") for n in range(32)])
+
+        upgrade(engine)
         parts[f"{name}_write_transaction_p50_ms"] = timed(transaction)
+        parts[f"{name}_purge_watch_poll_32_p50_ms"] = timed(watch_poll)
         engine.dispose()
     return parts
 

@@ -29,6 +29,7 @@ from .config import DEFAULT_MAX_ADAPTER_BYTES, MAX_CHUNK_BYTES, ServerConfig
 from .erasure import ErasurePipeline, ProbeRunner
 from .events import PurgeEvents
 from .inference import InferenceConfig, InferenceEngine
+from .inference.purge_watch import PurgeWatch
 from .logs import configure_json_logging
 from .rpc.app import create_server
 from .rpc.state import ServerState
@@ -53,11 +54,13 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
         logger.info("wrote the admin token to %s (readable by its owner only)", config.admin_token_path)
     events = PurgeEvents()
     erasure = build_erasure_pipeline(config, vault=vault, base=base, events=events)
-    inference = None
+    inference, watch = None, None
     if config.inference is not None:
         inference = InferenceEngine(base, vault=vault, config=config.inference)
         events.subscribe(inference)
         inference.start()
+        watch = PurgeWatch(inference, vault.adapters, events, interval_s=config.inference.purge_poll_s)
+        watch.start()
     state = ServerState(vault=vault, base=BaseLayout.of(base),
                         max_chunk_bytes=MAX_CHUNK_BYTES, max_adapter_bytes=config.max_adapter_bytes,
                         base_model=base, erasure=erasure, inference=inference, events=events)
@@ -72,6 +75,8 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
     state.health.enter_graceful_shutdown()
     logger.info("shutting down: %.0f s for calls in flight", config.grace_seconds)
     server.stop(config.grace_seconds).wait()
+    if watch is not None:
+        watch.close()
     if inference is not None:
         inference.close()
     vault.close()

@@ -33,6 +33,8 @@ class InferenceConfig:
     max_prompt_tokens: int = 384  # longer prompts (or prompt + continuation for Score) are refused
     # the adapter cache
     cache_bytes: int = 256 << 20  # adapter weights held on the device, in bytes (LRU beyond)
+    # how soon another replica's purge cancels generations in flight here (server/inference/purge_watch.py)
+    purge_poll_s: float = 0.1
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -45,6 +47,8 @@ class InferenceConfig:
                      "max_new_tokens", "default_new_tokens", "max_prompt_tokens", "cache_bytes"):
             if getattr(self, name) < 1:
                 raise InvalidArgumentError(f"inference {name} must be at least 1, got {getattr(self, name)}")
+        if not 0.001 <= self.purge_poll_s <= 60:
+            raise InvalidArgumentError(f"inference purge_poll_s must be 0.001 to 60 seconds, got {self.purge_poll_s}")
         if self.default_new_tokens > self.max_new_tokens:
             raise InvalidArgumentError(
                 f"default_new_tokens {self.default_new_tokens} exceeds max_new_tokens {self.max_new_tokens}")

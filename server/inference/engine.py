@@ -109,6 +109,14 @@ class InferenceEngine:
             return EngineStats(running=len(self._running), waiting=len(self._waiting), free_rows=self._kv.free_rows,
                                cached_adapters=len(self.cache), cache_bytes=self.cache.nbytes, steps=self._steps)
 
+    def in_flight(self) -> set[tuple[str, str, int]]:
+        """(tenant, adapter, version) of every waiting or running request on an adapter (the purge watch reads
+        these against the database)."""
+        with self._cond:
+            sequences = [*self._waiting.items(), *self._running.values()]
+        return {(s.target.tenant, s.target.adapter, s.target.version) for s in sequences
+                if s.target.adapter is not None and not s.done}
+
     # requests
 
     def generate(self, *, tenant: str, adapter: str | None, version: int, prompt: str, params: SamplingParams,

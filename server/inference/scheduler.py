@@ -66,5 +66,8 @@ class FairQueue:
         self._count -= len(removed)
         return removed
 
+    def items(self) -> list[Sequence]:
+        return [sequence for waiting in self._by_tenant.values() for sequence in waiting]
+
     def __len__(self) -> int:
         return self._count

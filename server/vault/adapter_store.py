@@ -16,7 +16,7 @@ and unlinks; whatever must be serialized across replicas takes a lock in the dat
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Set
+from collections.abc import Callable, Iterable, Iterator, Set
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -74,6 +74,11 @@ class AdapterStore:
         with self._db.read() as conn:
             tenant_id = tenant_id_of(conn, tenant)
             return adapter_rows.list_adapter_records(conn, tenant_id=tenant_id, tenant=tenant)
+
+    def floors(self, adapters: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The erasure floor of each (tenant, adapter) that exists, as of one read (the purge watch's query)."""
+        with self._db.read() as conn:
+            return adapter_rows.floors_of(conn, adapters)
 
     def delete_adapter(self, *, tenant: str, name: str) -> int:
         """Delete an adapter and all its versions; returns how many blob files were deleted."""

@@ -7,9 +7,10 @@ another tenant's adapter raises exactly the same NotFoundError as for one that d
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from loravault.core import AdapterSchema, AlreadyExistsError, NotFoundError
@@ -58,6 +59,19 @@ def find_adapter(conn: Connection, *, tenant: str, name: str) -> dict[str, Any]:
     if row is None:
         raise adapter_not_found(tenant, name)
     return dict(row)
+
+
+def floors_of(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The erasure floor of each (tenant, adapter) that exists, in one query."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    query = (
+        select(tenants.c.name, adapters.c.name, adapters.c.erasure_floor)
+        .join(tenants, adapters.c.tenant_id == tenants.c.id)
+        .where(tuple_(tenants.c.name, adapters.c.name).in_(wanted))
+    )
+    return {(tenant, name): int(floor) for tenant, name, floor in conn.execute(query)}
 
 
 @functools.lru_cache(maxsize=256)

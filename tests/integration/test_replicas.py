@@ -1,8 +1,8 @@
 """Three `loravault serve` processes on one PostgreSQL database and one bucket (moto's S3 server), as a
 deployment behind a load balancer runs them: races on one adapter across replicas have exactly one winner
 per parent version and ABORTED losers, nothing is lost, the audit chain stays linear and verifies, a receipt
-verifies whichever replica issued it, and a purge on one replica is seen by every other at once. (Erasure
-losers answer ABORTED, or FAILED_PRECONDITION when the winner's erasure already purged their parent.)
+verifies whichever replica issued it, and a purge on one replica is seen by every other at once (generations
+in flight on another replica end within the purge watch's interval: tests/server/inference/test_purge_watch.py).
 
 Bounded: three replicas, three racers per round, a few rounds, every wait with a timeout.
 """
