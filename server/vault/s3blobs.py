@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 PART_BYTES = 8 << 20  # multipart part size (S3's minimum is 5 MiB); also the largest blob sent with one PUT
 STALE_TEMP_S = 3600  # a temporary object or unfinished upload older than this belongs to a dead writer
 _READ_CHUNK = 1 << 20
+# one CopyObject copies at most 5 GiB; above this the copy to the final key goes in parts (UploadPartCopy)
+COPY_IN_ONE_CALL = 4 << 30
+_COPY_PART_BYTES = 512 << 20
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
@@ -57,6 +60,14 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     if match is None:
         raise InvalidArgumentError(f"blob location {url!r} is not s3://bucket[/prefix] (bucket: 3-63 of a-z 0-9 . -)")
     return match.group(1), (match.group(2) or "").strip("/")
+
+
+def _copy_config() -> Any:
+    """boto3's managed copy: one CopyObject up to COPY_IN_ONE_CALL, a multipart copy above it."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=COPY_IN_ONE_CALL,
+                          multipart_chunksize=min(_COPY_PART_BYTES, max(COPY_IN_ONE_CALL, 5 << 20)))
 
 
 def _checksum(sha256_hex: str) -> str:
@@ -376,8 +387,8 @@ class S3BlobStore:
         """Pin, copy the completed temporary object to the final key, remove the temporary object."""
         self._pins.pin(sha256)
         try:
-            self._call(self.client.copy_object, Bucket=self.bucket, Key=str(self.path_for(sha256)),
-                       CopySource={"Bucket": self.bucket, "Key": temp_key})
+            self._call(self.client.copy, Bucket=self.bucket, Key=str(self.path_for(sha256)),
+                       CopySource={"Bucket": self.bucket, "Key": temp_key}, Config=_copy_config())
         except BaseException:
             self._pins.unpin(sha256)
             raise

@@ -142,6 +142,27 @@ def test_a_large_blob_goes_up_in_parts_and_reads_back(tmp_path, s3_bucket, s3_en
     engine.dispose()
 
 
+def test_a_blob_over_one_copy_call_is_copied_to_its_digest_in_parts(tmp_path, s3_bucket, s3_endpoint, monkeypatch):
+    """CopyObject stops at 5 GiB: above COPY_IN_ONE_CALL the temporary object reaches its final key by a
+    multipart copy. The limit is lowered to 5 MiB so the test copies 11 MiB."""
+    monkeypatch.setattr(s3blobs, "PART_BYTES", 5 << 20)
+    monkeypatch.setattr(s3blobs, "COPY_IN_ONE_CALL", 5 << 20)
+    engine = open_engine(f"sqlite:///{tmp_path / 'pins.db'}")
+    upgrade(engine)
+    store = open_blob_store(s3_bucket, data_dir=tmp_path, engine=engine, s3_endpoint=s3_endpoint)
+    copied: list[str] = []
+    real_part_copy = store.client.upload_part_copy
+    monkeypatch.setattr(store.client, "upload_part_copy",
+                        lambda **kw: (copied.append(kw["CopySourceRange"]), real_part_copy(**kw))[1])
+    data = os.urandom(11 << 20)
+    writer = store.new_writer(max_bytes=len(data))
+    writer.write(data)
+    staged = writer.finish()
+    assert len(copied) == 3
+    assert store.read(staged.sha256) == data and store.stored_digests() == [staged.sha256]
+    engine.dispose()
+
+
 def test_a_wrong_known_digest_never_reads_back_as_good_on_every_backend(store):
     """A caller's wrong digest: a bucket that checks ChecksumSHA256 (S3, MinIO) refuses the PUT; one that does
     not (moto, the file store) stores the bytes, and the verifying read refuses them."""
