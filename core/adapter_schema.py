@@ -11,6 +11,7 @@ in its size.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -205,6 +206,11 @@ class AdapterSchema:
         return self.tensor_bytes() + HEADER_ALLOWANCE + _PER_TENSOR_HEADER * len(self.tensors)
 
     # checks
+
+    def describes_the_same_adapter(self, other: AdapterSchema) -> bool:
+        """Same tensors, dtype, binding and LoRA settings. The kept metadata may differ (a later version made
+        with another peft release): an adapter's is fixed when it is created, and that is what is exported."""
+        return dataclasses.replace(self, peft_metadata="") == dataclasses.replace(other, peft_metadata="")
 
     def check_binding(self, base_fingerprint: str) -> None:
         """Raise FailedPreconditionError when the adapter was made for another base model."""

@@ -82,7 +82,7 @@ def upload_schema(vault: Any, header: UploadHeader) -> AdapterSchema:
                 f"an upload that creates {header.tenant}/{header.adapter} must build on version 0, "
                 f"not {header.parent_version}") from None
         return header.create
-    if header.create is not None and record.schema != header.create:
+    if header.create is not None and not record.schema.describes_the_same_adapter(header.create):
         raise FailedPreconditionError(
             f"adapter {header.tenant}/{header.adapter} exists with another schema than this upload's")
     return record.schema

@@ -334,7 +334,7 @@ class AdapterStore:
                 raise AbortedError(f"another first upload of {label_of(tenant=tenant, adapter=name)} won; "
                                    "retry on its head") from exc
             return adapter_rows.find_adapter(conn, tenant=tenant, name=name)
-        if create is not None and adapter_rows.stored_schema(row["schema_json"]) != create:
+        if create is not None and not adapter_rows.stored_schema(row["schema_json"]).describes_the_same_adapter(create):
             raise FailedPreconditionError(
                 f"adapter {label_of(tenant=tenant, adapter=name)} exists with another schema than this upload's")
         return row
