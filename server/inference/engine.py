@@ -56,7 +56,9 @@ class EngineStats:
     waiting: int
     free_rows: int
     cached_adapters: int
-    cache_bytes: int
+    cache_bytes: int  # adapter weights in the LRU cache (at most config.cache_bytes)
+    kv_bytes: int  # the KV cache, allocated whole at start: max_batch x max_seq_len tokens
+    stack_bytes: int  # the gathered LoRA stacks of the running batch
     steps: int
 
 
@@ -94,6 +96,10 @@ class InferenceEngine:
     # lifecycle
 
     def start(self) -> None:
+        """Start the step thread; logs the device memory the engine holds beside the base model's weights."""
+        logger.info("inference engine on %s: KV cache %.0f MiB (%d rows x %d tokens), adapter cache budget %.0f MiB",
+                 self.config.device, self._kv.nbytes / 2**20, self.config.max_batch, self.config.max_seq_len,
+                 self.config.cache_bytes / 2**20)
         self._thread.start()
 
     def close(self) -> None:
@@ -107,7 +113,8 @@ class InferenceEngine:
     def stats(self) -> EngineStats:
         with self._cond:
             return EngineStats(running=len(self._running), waiting=len(self._waiting), free_rows=self._kv.free_rows,
-                               cached_adapters=len(self.cache), cache_bytes=self.cache.nbytes, steps=self._steps)
+                               cached_adapters=len(self.cache), cache_bytes=self.cache.nbytes,
+                               kv_bytes=self._kv.nbytes, stack_bytes=self._stacks.nbytes, steps=self._steps)
 
     def in_flight(self) -> set[tuple[str, str, int]]:
         """(tenant, adapter, version) of every waiting or running request on an adapter (the purge watch reads

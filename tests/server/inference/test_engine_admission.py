@@ -127,3 +127,12 @@ def test_stop_string_ends_generation_before_it(tiny, vault, make_engine):
     done = collect(engine.generate(tenant="a", adapter=None, version=0, prompt="Hello world",
                                    params=SamplingParams(max_new_tokens=12, stop=(stop,))))[1]
     assert done.reason == "stop" and done.text == full[:full.index(stop)]
+
+
+def test_stats_account_for_the_kv_cache_the_engine_holds(tiny, make_engine):
+    engine = make_engine(max_batch=3, max_seq_len=96)
+    config = tiny.model.config
+    head_dim = config.hidden_size // config.num_attention_heads
+    # keys and values, per layer: rows x kv heads x tokens x head dim, float32
+    expected = 2 * config.num_hidden_layers * 3 * config.num_key_value_heads * 96 * head_dim * 4
+    assert engine.stats().kv_bytes == expected and engine.stats().cache_bytes == 0
