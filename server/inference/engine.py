@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -32,6 +31,7 @@ from loravault.core import BaseModel
 from loravault.core.errors import (AbortedError, DeadlineExceededError, InvalidArgumentError, LoravaultError,
                                    NotFoundError, UnavailableError)
 
+from ..vault import Vault
 from .adapters import ModelLayout
 from .cache import AdapterCache
 from .config import InferenceConfig
@@ -63,7 +63,7 @@ class EngineStats:
 class InferenceEngine:
     """Owns the KV cache, the LoRA stacks, the adapter cache and the step thread; one per server."""
 
-    def __init__(self, base: BaseModel, *, vault: Any, config: InferenceConfig) -> None:
+    def __init__(self, base: BaseModel, *, vault: Vault, config: InferenceConfig) -> None:
         model = base.model
         first = next(model.parameters())
         if first.device != config.torch_device or first.dtype != config.torch_dtype:
