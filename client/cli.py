@@ -158,7 +158,7 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _run(client: VaultClient, args: argparse.Namespace) -> Any:
-    group, action, tenant = args.group, getattr(args, "action", None), args.tenant
+    group, action, tenant = args.group, getattr(args, "action", None) or "", args.tenant
     if group == "whoami":
         return client.whoami()
     if group == "tenants":
@@ -223,7 +223,7 @@ def _generate(client: VaultClient, args: argparse.Namespace) -> Any:
             sys.stdout.flush()
     if not args.json:
         sys.stdout.write("\n")
-        done = generation.done
+        done = generation.finished()
         sys.stderr.write(f"[{done.finish_reason}: {done.completion_tokens} tokens, version {done.version}]\n")
         return None
     return generation.done

@@ -191,7 +191,7 @@ def run(base: str, data: Path) -> None:
                 with VaultClient(target, token=tokens[tenant]) as client:
                     generation = client.generate("assistant", "The vault keeps", max_new_tokens=12)
                     text = generation.text()
-                    _say(f"== {tenant} generates with its own adapter (v{generation.done.version}): "
+                    _say(f"== {tenant} generates with its own adapter (v{generation.finished().version}): "
                          f"'The vault keeps' -> {text!r}")
             rolled = acme.rollback("assistant", 1)
             _say(f"== acme rolls back: v{rolled.number} points at v1's bytes {rolled.blob_sha256[:12]}…")

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from loravault.proto import loravault_pb2 as pb
+from loravault.proto.errors import DataLossError
 
 from .errors import from_rpc_error
 
@@ -66,6 +67,12 @@ class Generation:
     def text(self) -> str:
         """Run the generation to its end and return the whole completion."""
         return "".join(self)
+
+    def finished(self) -> GenerationDone:
+        """`done`, once the generation has run to its end; DataLossError when the stream ended without it."""
+        if self.done is None:
+            raise DataLossError("the generation stream ended without its final message")
+        return self.done
 
     def cancel(self) -> None:
         self._call.cancel()

@@ -76,12 +76,14 @@ def train_lora(
     if not samples:
         raise InvalidArgumentError("training needs at least one sample")
     lora = LoraConfig(
-        r=config.rank, lora_alpha=config.alpha, target_modules=list(config.target_modules), lora_dropout=0.0,
+        r=config.rank, lora_alpha=config.alpha,  # type: ignore[arg-type]  # peft annotates int, takes any float
+        target_modules=list(config.target_modules), lora_dropout=0.0,
         bias="none", task_type="CAUSAL_LM",
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = new_peft_model(base_model.to(config.device), lora)
+        # transformers types PreTrainedModel.to through functools.wraps, which mypy reads without `self`
+        model = new_peft_model(base_model.to(config.device), lora)  # type: ignore[arg-type]
     return train_model(model, tokenizer, samples, config=config, progress=progress)
 
 

@@ -92,11 +92,10 @@ def exact_effective_average(schema: AdapterSchema, updates: Sequence[ClientUpdat
     weights = sample_weights([u.num_samples for u in updates])
     out = {}
     for pair in schema.pairs():
-        total = None
+        total = torch.zeros((), dtype=torch.float64)  # broadcasts to (d_out, d_in)
         for weight, update in zip(weights, updates, strict=True):
             a, b = _pair_tensors(update, pair)
-            term = weight * (b @ a)  # (d_out, r) @ (r, d_in) -> (d_out, d_in)
-            total = term if total is None else total + term
+            total = total + weight * (b @ a)  # (d_out, r) @ (r, d_in) -> (d_out, d_in)
         out[pair.module] = schema.scaling_of(pair) * total
     return out
 
@@ -110,7 +109,8 @@ def _ffa(schema: AdapterSchema, updates: Sequence[ClientUpdate], weights: list[f
             if not torch.equal(update.tensors[pair.a_name], shared):
                 raise InvalidArgumentError(
                     f"ffa: client {index} changed {pair.a_name}; FFA-LoRA needs A frozen at its shared seed")
-        b = sum(w * u.tensors[pair.b_name].to(torch.float64) for w, u in zip(weights, updates, strict=True))
+        b = sum((w * u.tensors[pair.b_name].to(torch.float64) for w, u in zip(weights, updates, strict=True)),
+                torch.zeros((), dtype=torch.float64))
         out[pair.a_name] = shared.to(torch.float32).clone()
         out[pair.b_name] = b.to(torch.float32)
     return out
@@ -121,7 +121,8 @@ def _fedavg(schema: AdapterSchema, updates: Sequence[ClientUpdate], weights: lis
     out: dict[str, torch.Tensor] = {}
     for pair in schema.pairs():
         for name in (pair.a_name, pair.b_name):
-            mean = sum(w * u.tensors[name].to(torch.float64) for w, u in zip(weights, updates, strict=True))
+            mean = sum((w * u.tensors[name].to(torch.float64) for w, u in zip(weights, updates, strict=True)),
+                       torch.zeros((), dtype=torch.float64))
             out[name] = mean.to(torch.float32)
     return out
 

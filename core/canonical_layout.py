@@ -67,7 +67,7 @@ class CanonicalLayout:
         costs about as much as the merge's addition), so every view must be written before the buffer is read.
         """
         storage = torch.empty(self.total_bytes, dtype=torch.uint8)
-        buffer = memoryview(storage.numpy())  # keeps `storage` alive
+        buffer = storage.numpy().data  # a memoryview; keeps `storage` alive
         buffer[: len(self.header)] = self.header
         views = {name: storage[start:end].view(torch.float32).view(self.shapes[name])
                  for name, (start, end) in self.spans.items()}

@@ -73,7 +73,8 @@ def load_base(
         raise NotFoundError(f"base model folder {name!r} does not exist")
     else:
         raise InvalidArgumentError(f"unknown base {name!r}: use one of {', '.join(BUILTIN_BASES)} or a folder")
-    model = model.to(dtype=torch.float32).eval()
+    # transformers types PreTrainedModel.to through functools.wraps, which mypy reads without `self`
+    model = model.to(dtype=torch.float32).eval()  # type: ignore[call-arg]
     fingerprint = weights_fingerprint(model.state_dict())
     model = model.to(device=device, dtype=dtype)
     return BaseModel(name=name, model=model, tokenizer=tokenizer, fingerprint=fingerprint)
@@ -128,7 +129,7 @@ def _smollm2_folder(cache_dir: Path) -> Path:
     # NOTE: a de-quantized GGUF model keeps its quantization_config and refuses to save until it is dropped.
     model.config.quantization_config = None
     if hasattr(model, "hf_quantizer"):
-        model.hf_quantizer = None
+        setattr(model, "hf_quantizer", None)  # noqa: B010 (a plain attribute; torch types Module's as tensors)
     if hasattr(model.config, "__dict__"):
         model.config.__dict__.pop("quantization_config", None)
     cache_dir.mkdir(parents=True, exist_ok=True)

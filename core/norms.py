@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import cast
 
 import torch
 
@@ -46,7 +45,7 @@ def finite_frobenius_norm(named: Iterable[tuple[str, torch.Tensor]]) -> tuple[fl
 def frobenius_norm(tensors: Mapping[str, torch.Tensor] | Iterable[torch.Tensor]) -> float:
     """||.||_F of all tensors together (a mapping's values, or any iterable of tensors, read once): norms per
     tensor, combined in float64; NaN if a tensor holds a NaN."""
-    values = tensors.values() if isinstance(tensors, Mapping) else cast(Iterable[torch.Tensor], tensors)
+    values = tensors.values() if isinstance(tensors, Mapping) else tensors
     return math.sqrt(sum(_norm(t) ** 2 for t in values))
 
 

@@ -56,7 +56,7 @@ def exported_config(schema: AdapterSchema, *, base_name: str = "") -> dict[str, 
     """adapter_config.json for the schema: the function fields, and the kept fields exactly as they came in
     (core/lora_config.py); an adapter that came in without them gets peft's defaults and `base_name`."""
     kept = metadata_fields(schema.peft_metadata)
-    fields = {"task_type": "CAUSAL_LM", "base_model_name_or_path": base_name or None, "inference_mode": True}
+    fields: dict[str, Any] = {"task_type": "CAUSAL_LM", "base_model_name_or_path": base_name or None, "inference_mode": True}
     fields.update({name: value for name, value in kept.items() if name != "runtime_config"})
     config = LoraConfig(**fields, **_function_fields(schema)).to_dict()
     config["target_modules"] = sorted(config["target_modules"])
@@ -74,7 +74,10 @@ def schema_from_config(
     """
     check_lora_config(config)
     lora = _lora_config(config)
-    rank_pattern, alpha_pattern, modules = {}, {}, []
+    rank_pattern: dict[str, int] = {}
+    alpha_pattern: dict[str, float] = {}
+    modules: list[str] = []
+    ranks, alphas = lora.rank_pattern or {}, lora.alpha_pattern or {}  # peft's __post_init__ makes None {}
     for pair in lora_pairs(tensors):
         key = pair.base_module
         if not _targets(lora, key):
@@ -82,8 +85,8 @@ def schema_from_config(
                 f"adapter tensor {pair.a_name} is on {key}, which the config's target_modules, layers_to_transform "
                 "or exclude_modules leave out: peft would drop it on load")
         modules.append(key)
-        rank = lora.rank_pattern.get(get_pattern_key(lora.rank_pattern.keys(), key), lora.r)
-        alpha = lora.alpha_pattern.get(get_pattern_key(lora.alpha_pattern.keys(), key), lora.lora_alpha)
+        rank = ranks.get(get_pattern_key(list(ranks), key), lora.r)
+        alpha = alphas.get(get_pattern_key(list(alphas), key), lora.lora_alpha)
         found = tuple(tensors[pair.a_name].shape)[:1]
         if found != (rank,):
             raise InvalidArgumentError(f"adapter tensor {pair.a_name} has rank {found[0] if found else '?'}; the "
@@ -93,7 +96,7 @@ def schema_from_config(
         if alpha != lora.lora_alpha:
             alpha_pattern[key] = float(alpha)
     targets = lora.target_modules
-    if isinstance(targets, str) or lora.layers_to_transform is not None or lora.exclude_modules:
+    if targets is None or isinstance(targets, str) or lora.layers_to_transform is not None or lora.exclude_modules:
         targets = modules  # resolved: the list of exactly the adapted modules means the same to peft
     return AdapterSchema.from_tensors(
         tensors, rank=int(lora.r), alpha=float(lora.lora_alpha), target_modules=tuple(sorted(set(targets))),
@@ -140,7 +143,7 @@ def peft_model_with_adapter(
     schema.check_tensors(tensors)
     model = new_peft_model(base, lora_config_for(schema), adapter_name=adapter_name)
     result = set_peft_model_state_dict(model, tensors, adapter_name=adapter_name)
-    unexpected = [k for k in result.unexpected_keys if "lora_" in k]
+    unexpected = [k for k in result.unexpected_keys if "lora_" in k]  # type: ignore[attr-defined]  # peft leaves it untyped
     if unexpected:
         raise InvalidArgumentError(f"adapter tensor {unexpected[0]} matches no module of the base model")
     return model.eval()
@@ -213,7 +216,8 @@ def _lora_config(config: Mapping[str, Any]) -> LoraConfig:
 def _targets(config: LoraConfig, key: str) -> bool:
     """Whether peft adapts the module `key` under `config` ("all-linear" is expanded by peft against the
     base, which the server checks: every linear module qualifies here)."""
-    if config.target_modules == "all-linear" or config.target_modules == {"all-linear"}:
+    targets: object = config.target_modules  # peft's __post_init__ turns the annotated list into a set
+    if targets == "all-linear" or targets == {"all-linear"}:
         return True
     found = check_target_module_exists(config, key)
     return bool(found) and not isinstance(found, _ExcludedModule)

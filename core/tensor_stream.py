@@ -22,7 +22,7 @@ __all__ = ["StreamingTensorCheck", "SAFETENSORS_DTYPES"]
 SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
 _MAX_HEADER = 16 << 20
 # a float is NaN or infinite exactly when all its exponent bits are set: (unsigned view, exponent mask)
-_EXPONENT_BITS = {"float32": (np.dtype("<u4"), 0x7F800000), "float16": (np.dtype("<u2"), 0x7C00),
+_EXPONENT_BITS: dict[str, tuple[np.dtype[np.unsignedinteger], int]] = {"float32": (np.dtype("<u4"), 0x7F800000), "float16": (np.dtype("<u2"), 0x7C00),
                   "bfloat16": (np.dtype("<u2"), 0x7F80)}
 
 
@@ -65,7 +65,8 @@ class StreamingTensorCheck:
             self._head = bytearray()
         else:
             self._seen += len(chunk)
-        if self._seen > self.expected_size:
+        expected = self.expected_size  # known by now: the header has been parsed
+        if expected is not None and self._seen > expected:
             raise DeserializationError(f"{self._what}: more bytes than the safetensors header describes")
         self._check_data(chunk)
 

@@ -19,6 +19,8 @@ import hashlib
 import random
 from collections.abc import Callable, Sequence
 
+from typing import cast
+
 import torch
 from torch.func import grad, jvp, vjp, vmap
 
@@ -94,8 +96,8 @@ class CurvatureOperator:
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         self.products += 1 if v.dim() == 1 else v.shape[0]
         if v.dim() == 1:
-            return sum(self._batch(v, index) for index in range(len(self.batches))) / self.count
-        return sum(vmap(self._product, in_dims=(0, None))(v, batch) for batch in self.batches) / self.count
+            return cast(torch.Tensor, sum(self._batch(v, index) for index in range(len(self.batches)))) / self.count
+        return cast(torch.Tensor, sum(vmap(self._product, in_dims=(0, None))(v, batch) for batch in self.batches)) / self.count
 
     @property
     def kept_batches(self) -> int:
@@ -116,8 +118,8 @@ class CurvatureOperator:
             self._kept[index] = kept if fits else None
             self.kept_bytes += kept.saved_bytes if fits else 0
             return kept.product(v)  # built either way: use it once
-        kept = self._kept.get(index)
-        return kept.product(v) if kept is not None else self._product(v, self.batches[index])
+        stored = self._kept.get(index)
+        return stored.product(v) if stored is not None else self._product(v, self.batches[index])
 
     def _linearize(self, batch: TokenBatch) -> Linearization:
         module = self.objective.module
@@ -134,8 +136,8 @@ class CurvatureOperator:
         def logits(theta: torch.Tensor) -> torch.Tensor:
             return self.objective.logits(theta, batch)
 
-        out, jv = jvp(logits, (self.theta,), (v,))  # (B, K, V) each
-        _, pullback = vjp(logits, self.theta)
+        out, jv = jvp(logits, (self.theta,), (v,))  # type: ignore[misc]  # (B, K, V) each; torch.func types it as with has_aux
+        _, pullback = vjp(logits, self.theta)  # type: ignore[misc]  # torch.func types its result as if has_aux were set
         return pullback(_output_hessian(out, batch.logit_targets)(jv).detach())[0]
 
     def _hessian(self, v: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
@@ -144,5 +146,5 @@ class CurvatureOperator:
         def total(theta: torch.Tensor) -> torch.Tensor:
             return self.objective.per_sample_loss(theta, batch).sum()
 
-        _, pullback = vjp(grad(total), self.theta)
+        _, pullback = vjp(grad(total), self.theta)  # type: ignore[misc]  # torch.func types its result as if has_aux were set
         return pullback(v)[0]

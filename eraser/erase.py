@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -143,7 +144,7 @@ class Eraser:
         set, and FailedPreconditionError when the calibrated step finds no length that keeps retained data within
         bound.
         """
-        overrides = {name: value for name, value in (("method", method), ("step", step)) if value is not None}
+        overrides: dict[str, Any] = {name: value for name, value in (("method", method), ("step", step)) if value is not None}
         config = replace(self.config, **overrides)
         method, step = config.method, self._choose_step(request, config.step)
         self._check_request(request)

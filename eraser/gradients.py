@@ -50,7 +50,7 @@ def _chunk_gradients(objective: Objective, theta: torch.Tensor, batch: TokenBatc
     parts = (batch.targets, batch.mask, batch.positions, batch.position_targets)  # positions may be None
 
     def one_loss(params: torch.Tensor, inputs: dict[str, torch.Tensor], *row: torch.Tensor | None) -> torch.Tensor:
-        single = TokenBatch({k: v.unsqueeze(0) for k, v in inputs.items()}, *(None if t is None else t.unsqueeze(0) for t in row))
+        single = TokenBatch({k: v.unsqueeze(0) for k, v in inputs.items()}, *(None if t is None else t.unsqueeze(0) for t in row))  # type: ignore[arg-type]  # None only where `batch` has None
         return objective.per_sample_loss(params, single)[0]
 
     if objective.supports_vmap:

@@ -158,7 +158,7 @@ class Objective:
 
     def linear_modules(self) -> dict[str, str]:
         """Live parameter name -> name of the nn.Linear (without bias) whose weight it is; for EK-FAC."""
-        found = {}
+        found: dict[str, str] = {}
         for module_name, module in self.module.named_modules():
             if isinstance(module, nn.Linear) and module.bias is None:
                 weight = f"{module_name}.weight" if module_name else "weight"
@@ -205,9 +205,10 @@ def lora_objective(
 def _decoder_split(model: nn.Module, live: Sequence[str]) -> DecoderSplit | None:
     """The model's decoder and head when every trained weight is in the decoder and head(decoder(x)) is exactly
     the model's logits (checked on a few tokens: a soft-cap or scale between the two would make it None)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
-    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    # duck-typed: PeftModel and PreTrainedModel have these methods, torch types other attributes as tensors
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # type: ignore[operator]
+    decoder = base.get_decoder() if hasattr(base, "get_decoder") else None  # type: ignore[operator]
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None  # type: ignore[operator]
     if not isinstance(decoder, nn.Module) or not isinstance(head, nn.Module) or decoder is base:
         return None
     prefix = next((name + "." for name, module in model.named_modules() if module is decoder), None)

@@ -15,8 +15,10 @@ per-sample weight gradient is sum_t g_t x_t' and the Kronecker factors are the t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from typing import cast
 
 import torch
 from torch import nn
@@ -74,7 +76,7 @@ def collect_pseudo_gradients(
     uncovered = [n for n in objective.live_names if n not in linears]
     if uncovered:
         raise InvalidArgumentError(f"EK-FAC covers weights of bias-free nn.Linear layers only; {uncovered[0]} is not one")
-    layers = {name: objective.module.get_submodule(module) for name, module in linears.items()}
+    layers = {name: cast(nn.Linear, objective.module.get_submodule(module)) for name, module in linears.items()}
     grads: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     cov_in = {name: torch.zeros(m.in_features, m.in_features, dtype=torch.float64, device=theta.device) for name, m in layers.items()}
     cov_out = {name: torch.zeros(m.out_features, m.out_features, dtype=torch.float64, device=theta.device) for name, m in layers.items()}
@@ -104,7 +106,7 @@ def _backward_with_hooks(
     objective: Objective,
     theta: torch.Tensor,
     batch: TokenBatch,
-    layers: dict[str, nn.Module],
+    layers: Mapping[str, nn.Module],
     samples: Sequence[Sample],
     *,
     seed: int,

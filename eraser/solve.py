@@ -51,9 +51,11 @@ def solve(
             f"method {method} needs curvature products: load the base with attn_implementation='eager', or use ekfac"
         )
     if method == "cg":
+        assert operator is not None  # refused above
         preconditioner = inputs.factors.inverse(layout, damping=damping) if inputs.factors is not None else None
         return conjugate_gradient(operator, b, damping=damping, config=config.cg, preconditioner=preconditioner, progress=progress)
     if method == "lissa":
+        assert operator is not None  # refused above
         return lissa(operator, b, damping=damping, config=config.lissa, sampled_operator=operator.batch_product, progress=progress)
     if method == "ekfac":
         assert inputs.factors is not None  # the eraser builds them for this method
@@ -65,6 +67,7 @@ def solve(
     if method == "dense":
         if b.numel() > DENSE_LIMIT:
             raise InvalidArgumentError(f"dense solve is for adapters up to {DENSE_LIMIT} parameters, this one has {b.numel()}")
+        assert operator is not None  # refused above
         matrix = dense_matrix(operator, b.numel(), device=b.device, progress=progress)
         return dense_solve(matrix, b, damping=damping)
     if method == "llmeraser":

@@ -56,7 +56,7 @@ def _identity(context: Context) -> tuple[int, str]:
 
 
 def _shared(message: Message, base_fingerprint: str, config: RunConfig) -> tuple[AdapterSchema, dict]:
-    tensors = dict(message.content[keys.ARRAYS].to_torch_state_dict())
+    tensors = dict(message.content.array_records[keys.ARRAYS].to_torch_state_dict())
     schema = AdapterSchema.from_tensors(tensors, rank=config.training.rank, alpha=config.training.alpha,
                                         target_modules=config.training.modules, base_fingerprint=base_fingerprint)
     return schema, tensors
@@ -68,7 +68,7 @@ def _partition(partition_id: int, config: RunConfig) -> Partition:
 
 def _train(message: Message, context: Context, config: RunConfig) -> Message:
     partition_id, name = _identity(context)
-    server_round = int(message.content[keys.CONFIG][keys.ROUND])
+    server_round = int(keys.number(message.content.config_records[keys.CONFIG][keys.ROUND], key=keys.ROUND))
     method = str(message.content[keys.CONFIG][keys.METHOD])
     if (config.faults.fail_partition, config.faults.fail_round) == (partition_id, server_round):
         raise RuntimeError(f"{name}: injected failure in round {server_round} (fail-partition {partition_id})")

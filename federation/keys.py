@@ -8,7 +8,10 @@ RECALL, PARAPHRASE_RECALL}, CLIENT: {CLIENT_NAME}}.
 
 from __future__ import annotations
 
+from loravault.core.errors import InvalidArgumentError
+
 __all__ = [
+    "number",
     "ARRAYS", "CONFIG", "METRICS", "CLIENT",
     "ROUND", "METHOD", "NUM_EXAMPLES", "TRAIN_LOSS", "TRAIN_SECONDS", "EVAL_LOSS", "RECALL", "PARAPHRASE_RECALL", "CLIENT_NAME", "UPDATE_HASH",
     "PARTITION_ID", "NUM_PARTITIONS", "NODE_CLIENT_NAME",
@@ -36,3 +39,10 @@ UPDATE_HASH = "update-sha256"  # SHA-256 of the client's adapter as canonical fl
 PARTITION_ID = "partition-id"
 NUM_PARTITIONS = "num-partitions"
 NODE_CLIENT_NAME = "client-name"  # optional: the client's identity; default client-<partition-id>
+
+
+def number(value: object, *, key: str) -> float:
+    """A metric or config record's numeric value (records also hold strings, bytes and lists)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgumentError(f"record value {key} must be a number, got {type(value).__name__}")
+    return float(value)

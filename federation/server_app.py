@@ -90,6 +90,7 @@ def run_federation(grid: Grid, config: RunConfig) -> list[RoundRecord]:
         server_key = vault.server_key() if vault is not None else None
 
         def commit(outcome: RoundOutcome) -> tuple[int, float]:
+            assert vault is not None  # the strategy gets `commit` only with a vault (below)
             committed = commit_round(vault, adapter=config.vault.adapter, signers=signers,
                                      round_number=outcome.round, aggregate=outcome.tensors, report=outcome.report,
                                      participants=outcome.participants, failures=outcome.failures,

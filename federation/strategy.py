@@ -102,8 +102,9 @@ class VaultStrategy(FedAvg):
             return None, None
         updates, participants = self._updates(valid)
         record.participants = [p.client for p in participants]
-        record.bytes_received = sum(m.content[keys.ARRAYS].count_bytes() for m in valid)
-        record.train_seconds = max(float(m.content[keys.METRICS][keys.TRAIN_SECONDS]) for m in valid)
+        record.bytes_received = sum(m.content.array_records[keys.ARRAYS].count_bytes() for m in valid)
+        record.train_seconds = max(keys.number(m.content.metric_records[keys.METRICS][keys.TRAIN_SECONDS],
+                                               key=keys.TRAIN_SECONDS) for m in valid)
         started = time.perf_counter()
         tensors, report = aggregate(self._schema, updates, method=self._rounds.aggregation)
         record.aggregation_seconds = time.perf_counter() - started
@@ -120,13 +121,13 @@ class VaultStrategy(FedAvg):
         """Each reply's adapter and weight; its hash is taken here, and a client's differing claim refused."""
         updates, participants = [], []
         for message in valid:
-            tensors = {k: v.float() for k, v in message.content[keys.ARRAYS].to_torch_state_dict().items()}
-            client = message.content[keys.CLIENT]
+            tensors = {k: v.float() for k, v in message.content.array_records[keys.ARRAYS].to_torch_state_dict().items()}
+            client = message.content.config_records[keys.CLIENT]
             digest = update_hash(tensors)
             if str(client[keys.UPDATE_HASH]) != digest:
                 raise InvalidArgumentError(f"node {message.metadata.src_node_id}: its update hashes to "
                                            f"{digest[:12]}…, it claims {str(client[keys.UPDATE_HASH])[:12]}…")
-            count = int(message.content[keys.METRICS][keys.NUM_EXAMPLES])
+            count = int(keys.number(message.content.metric_records[keys.METRICS][keys.NUM_EXAMPLES], key=keys.NUM_EXAMPLES))
             updates.append(ClientUpdate(tensors, count))
             participants.append(Participant(node_id=str(message.metadata.src_node_id),
                                             client=str(client[keys.CLIENT_NAME]), update_hash=digest,
@@ -139,9 +140,10 @@ class VaultStrategy(FedAvg):
         if self.history and self.history[-1].round == server_round:
             record = self.history[-1]
             for message in valid:
-                name, metrics = str(message.content[keys.CLIENT][keys.CLIENT_NAME]), message.content[keys.METRICS]
-                record.recall[name] = float(metrics[keys.RECALL])
-                record.paraphrase_recall[name] = float(metrics[keys.PARAPHRASE_RECALL])
+                name = str(message.content.config_records[keys.CLIENT][keys.CLIENT_NAME])
+                metrics = message.content.metric_records[keys.METRICS]
+                record.recall[name] = keys.number(metrics[keys.RECALL], key=keys.RECALL)
+                record.paraphrase_recall[name] = keys.number(metrics[keys.PARAPHRASE_RECALL], key=keys.PARAPHRASE_RECALL)
         return super().aggregate_evaluate(server_round, valid)
 
 

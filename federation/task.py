@@ -38,7 +38,8 @@ class Evaluation:
 
 def initial_adapter(base: BaseModel, training: LocalTraining) -> tuple[AdapterSchema, dict[str, torch.Tensor]]:
     """The shared adapter's version 1: A from `training.seed`, B = 0 (so the first round starts at the base)."""
-    lora = LoraConfig(r=training.rank, lora_alpha=training.alpha, target_modules=list(training.modules),
+    lora = LoraConfig(r=training.rank, lora_alpha=training.alpha,  # type: ignore[arg-type]  # peft annotates int
+                      target_modules=list(training.modules),
                       lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(training.seed)

@@ -219,7 +219,7 @@ def verify_signatures(
     if not check:
         raise SignatureError(check.reason)
     try:  # the library's own threshold rule must agree with the count above
-        envelope.verify(registered, threshold)
+        envelope.verify([*registered], threshold)  # a list[Key], which list[SSlibKey] is not (invariance)
     except UnverifiedSignatureError as exc:
         raise SignatureError(f"{label}: signatures do not reach the threshold of {threshold}") from exc
     return check.accepted_key_ids

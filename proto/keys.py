@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 from nacl.bindings import crypto_core_ed25519_is_valid_point
-from securesystemslib.signer import CryptoSigner, SSlibKey
+from securesystemslib.signer import CryptoSigner, Key, Signer, SSlibKey
 
 from .digests import is_sha256_hex
 from .errors import MalformedKeyError
@@ -107,9 +107,9 @@ def _sslib_key(public_key: Ed25519PublicKey) -> SSlibKey:
     return SSlibKey(key_id(key_dict), KEY_TYPE, KEY_TYPE, {"public": public_hex})
 
 
-def public_key_dict(signer_or_key: CryptoSigner | SSlibKey) -> dict[str, Any]:
+def public_key_dict(signer_or_key: Signer | Key) -> dict[str, Any]:
     """The securesystemslib dict form of a signer's (or key's) public key, without its key id."""
-    key = signer_or_key.public_key if isinstance(signer_or_key, CryptoSigner) else signer_or_key
+    key = signer_or_key.public_key if isinstance(signer_or_key, Signer) else signer_or_key
     return {"keytype": key.keytype, "scheme": key.scheme, "keyval": dict(key.keyval)}
 
 

@@ -26,7 +26,7 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from securesystemslib.signer import Signer
 
@@ -45,6 +45,7 @@ __all__ = [
     "ValidityWindow",
     "ErasureManifest",
     "TimeWindowCheck",
+    "Windowed",
     "new_request_id",
     "subject_name",
     "check_time_window",
@@ -311,8 +312,17 @@ class TimeWindowCheck:
         return not self.reason
 
 
+class Windowed(Protocol):
+    """What the time-window check reads: an erasure manifest, or a federation round's (proto/federation.py)."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def window(self) -> ValidityWindow: ...
+
+
 def check_time_window(
-    manifest: ErasureManifest, *, now: float, clock_skew: int = DEFAULT_CLOCK_SKEW_SECONDS
+    manifest: Windowed, *, now: float, clock_skew: int = DEFAULT_CLOCK_SKEW_SECONDS
 ) -> TimeWindowCheck:
     """Whether `now` (Unix seconds) lies in the manifest's window, allowing `clock_skew` seconds before it."""
     window = manifest.window
@@ -330,7 +340,7 @@ def check_time_window(
 
 
 def verify_time_window(
-    manifest: ErasureManifest, *, now: float, clock_skew: int = DEFAULT_CLOCK_SKEW_SECONDS
+    manifest: Windowed, *, now: float, clock_skew: int = DEFAULT_CLOCK_SKEW_SECONDS
 ) -> None:
     """Like `check_time_window`, but raises.
 

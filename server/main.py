@@ -17,10 +17,9 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 from loravault.core.base_layout import BaseLayout
-from loravault.core.models import load_base
+from loravault.core.models import BaseModel, load_base
 from loravault.proto.keys import public_key_dict
 
 from .audit import AuditLog
@@ -83,7 +82,7 @@ def serve(config: ServerConfig, *, stop: threading.Event | None = None) -> None:
     (config.data_dir / READY_FILE).unlink(missing_ok=True)
 
 
-def build_erasure_pipeline(config: ServerConfig, *, vault: Vault, base: Any,
+def build_erasure_pipeline(config: ServerConfig, *, vault: Vault, base: BaseModel,
                            events: PurgeEvents | None = None) -> ErasurePipeline:
     """The erasure pipeline over `vault`, signing with the deployment's server key (config.server_key, or the
     data folder's, created on first start), which the database must name (see Vault.claim_server_key); every

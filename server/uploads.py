@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError
@@ -21,7 +20,8 @@ from loravault.core.tensor_stream import StreamingTensorCheck
 from loravault.proto.digests import is_sha256_hex
 
 from .declared_stream import bounded_chunks, check_digest
-from .vault import StagedBlob
+from .vault import StagedBlob, Vault, VersionRecord
+from .vault.blob_backend import BlobSink
 
 __all__ = ["UploadHeader", "check_adapter_bytes", "receive_version"]
 
@@ -38,14 +38,14 @@ class UploadHeader:
 
 
 def receive_version(
-    vault: Any,
+    vault: Vault,
     header: UploadHeader,
     chunks: Iterable[bytes],
     *,
     declared_digest: Callable[[], str | None],
     max_chunk_bytes: int,
     max_adapter_bytes: int,
-) -> Any:
+) -> VersionRecord:
     """Store one uploaded version and move the head to it; returns the vault's VersionRecord.
 
     `declared_digest` is asked once the chunks are exhausted: the client sends the digest after the bytes.
@@ -69,7 +69,7 @@ def receive_version(
     )
 
 
-def upload_schema(vault: Any, header: UploadHeader) -> AdapterSchema:
+def upload_schema(vault: Vault, header: UploadHeader) -> AdapterSchema:
     """The schema the bytes must match: the adapter's, or for a first upload that creates it, the header's
     (the vault re-checks both inside the commit's transaction)."""
     try:
@@ -107,7 +107,7 @@ def check_header(header: UploadHeader, schema: AdapterSchema) -> None:
 
 
 def stream_to_blob(
-    writer: Any, contents: StreamingTensorCheck, chunks: Iterable[bytes], *, header: UploadHeader,
+    writer: BlobSink, contents: StreamingTensorCheck, chunks: Iterable[bytes], *, header: UploadHeader,
     max_chunk_bytes: int
 ) -> None:
     """Check and write chunks as they arrive.

@@ -60,7 +60,7 @@ def read_data_folder(data_dir: Path, *, database_url: str | None = None) -> LogS
 
 def write_export(snapshot: LogSnapshot, path: Path) -> int:
     """Write `snapshot` as JSON lines to `path`; returns the number of entries written."""
-    lines = [{"format": EXPORT_FORMAT, "server_key": snapshot.server_key}]
+    lines: list[dict[str, object]] = [{"format": EXPORT_FORMAT, "server_key": snapshot.server_key}]
     for entry in snapshot.entries:
         receipt = snapshot.receipts.get(entry.index, b"").decode("ascii")
         lines.append({"type": "entry", "index": entry.index, "entry_hash": entry.entry_hash,

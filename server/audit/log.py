@@ -19,7 +19,6 @@ import logging
 import secrets
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from securesystemslib.signer import Signer
 from sqlalchemy import Connection
@@ -27,6 +26,7 @@ from sqlalchemy import Connection
 from loravault.core.errors import UnavailableError
 from loravault.proto.receipt import Receipt, sign_receipt
 
+from ..vault import Vault
 from ..vault.clock import utc_now
 from . import rows
 from .body import ErasureRecord, FederationRoundRecord, KeyChangeRecord, parse_round_body
@@ -51,7 +51,7 @@ class Appended:
 class AuditLog:
     """The hash-chained log of committed erasures in the vault's database, and the key that signs for it."""
 
-    def __init__(self, vault: Any, *, signer: Signer | None, checkpoint_every: int = 16) -> None:
+    def __init__(self, vault: Vault, *, signer: Signer | None, checkpoint_every: int = 16) -> None:
         self._vault = vault
         self._signer = signer
         self._checkpoint_every = checkpoint_every

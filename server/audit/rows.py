@@ -10,7 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, RowMapping, insert, select
 
 from ..vault.db_locks import transaction_lock
 from ..vault.tables import audit_checkpoints, audit_log
@@ -101,13 +101,13 @@ def bodies_by_manifest_hash(
     query = select(audit_log.c.manifest_hash, audit_log.c.body).where(
         audit_log.c.tenant == tenant, audit_log.c.adapter == adapter,
         audit_log.c.manifest_hash.in_(sorted(manifest_hashes)))
-    return {digest: body.encode("ascii") for digest, body in conn.execute(query)}
+    return {row.manifest_hash: row.body.encode("ascii") for row in conn.execute(query)}
 
 
 def receipts_by_index(conn: Connection) -> dict[int, bytes]:
     """Every entry's receipt by index; entries without one (key changes) are absent."""
     rows = conn.execute(select(audit_log.c.index, audit_log.c.receipt).order_by(audit_log.c.index))
-    return {index: receipt.encode("ascii") for index, receipt in rows if receipt}
+    return {row["index"]: row["receipt"].encode("ascii") for row in rows.mappings() if row["receipt"]}
 
 
 def insert_checkpoint(conn: Connection, checkpoint: StoredCheckpoint, *, created_at: datetime) -> None:
@@ -124,6 +124,6 @@ def list_checkpoints(conn: Connection) -> list[StoredCheckpoint]:
     return [StoredCheckpoint(r["size"], r["head_hash"], r["envelope"].encode("ascii")) for r in rows]
 
 
-def _entry(row: object) -> AuditEntry:
+def _entry(row: RowMapping) -> AuditEntry:
     return AuditEntry(index=row["index"], entry_hash=row["entry_hash"], previous_hash=row["previous_hash"],
                       body=row["body"].encode("ascii"))

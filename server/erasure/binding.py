@@ -9,16 +9,19 @@ after this check still cannot commit.
 
 from __future__ import annotations
 
-from typing import Any
-
 from loravault.core.errors import AbortedError, FailedPreconditionError
+from loravault.proto.federation import RoundManifest
 from loravault.proto.manifest import ErasureManifest
+
+from ..vault import AdapterRecord, VersionRecord
 
 __all__ = ["check_binding"]
 
 
-def check_binding(manifest: ErasureManifest, *, adapter: Any, head: Any, base_fingerprint: str) -> None:
-    """`adapter` is the vault's AdapterRecord, `head` its head VersionRecord (None while it has none)."""
+def check_binding(manifest: ErasureManifest | RoundManifest, *, adapter: AdapterRecord, head: VersionRecord | None,
+                  base_fingerprint: str) -> VersionRecord:
+    """The head, which the manifest names as its parent (`head` is None while the adapter has none); a
+    federation round binds as an erasure does."""
     label = manifest.label
     if manifest.base_fingerprint != base_fingerprint or adapter.schema.base_fingerprint != base_fingerprint:
         raise FailedPreconditionError(
@@ -36,3 +39,4 @@ def check_binding(manifest: ErasureManifest, *, adapter: Any, head: Any, base_fi
         raise FailedPreconditionError(
             f"{label}: parent v{head.number} has blob {head.blob_sha256[:12]}…, the manifest names "
             f"{manifest.parent_hash[:12]}…")
+    return head

@@ -10,13 +10,13 @@ never written anywhere.
 from __future__ import annotations
 
 import logging
-from typing import Any
-
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from loravault.core.errors import AlreadyExistsError
 
-from ..audit import AuditLog, ErasureRecord
+from ..audit import Appended, AuditLog, ErasureRecord
+from ..vault import Vault, VersionRecord
 from .merge import Merged
 from .signatures import VerifiedManifest
 from .submission import ErasureResult
@@ -27,15 +27,15 @@ logger = logging.getLogger(__name__)
 
 
 def commit(
-    verified: VerifiedManifest, merged: Merged, *, vault: Any, audit: AuditLog, now: float
+    verified: VerifiedManifest, merged: Merged, *, vault: Vault, audit: AuditLog, now: float
 ) -> ErasureResult:
     """Commit the erasure; raises AbortedError or FailedPreconditionError when the head moved meanwhile,
     AlreadyExistsError when a concurrent request took its request id."""
     manifest = verified.manifest
     staged = vault.adapters.stage_hashed_blob(merged.data, sha256=merged.sha256)  # merge hashed these bytes already
-    appended = []
+    appended: list[Appended] = []
 
-    def in_transaction(conn: Any, version: Any) -> None:
+    def in_transaction(conn: Connection, version: VersionRecord) -> None:
         record = ErasureRecord.of(manifest, manifest_hash=verified.manifest_hash, key_ids=verified.key_ids,
                                   new_hash=version.blob_sha256, committed_at=int(now))
         appended.append(audit.append(conn, record))

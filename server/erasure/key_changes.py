@@ -22,6 +22,7 @@ from loravault.core.errors import UnavailableError
 
 from ..audit import AuditLog, KeyChangeRecord
 from ..audit.body import KEY_CHANGE_KIND
+from ..vault import Vault
 from ..vault.records import SigningPolicy
 
 __all__ = ["KeyChanges"]
@@ -30,7 +31,7 @@ __all__ = ["KeyChanges"]
 class KeyChanges:
     """Applies AddKey, RevokeKey and SetThreshold under the rule above; one per server."""
 
-    def __init__(self, *, vault: Any, audit: AuditLog | None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, vault: Vault, audit: AuditLog | None, clock: Callable[[], float] = time.time) -> None:
         self._vault = vault
         self._audit = audit
         self._clock = clock

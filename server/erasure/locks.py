@@ -13,7 +13,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+
+from ..vault import Vault
 
 __all__ = ["AdapterLocks"]
 
@@ -24,7 +25,7 @@ class AdapterLocks:
     `vault` provides `hold_adapter_lock(tenant=, adapter=)`; None keeps the locks in this process only.
     """
 
-    def __init__(self, vault: Any = None) -> None:
+    def __init__(self, vault: Vault | None = None) -> None:
         self._vault = vault
         self._guard = threading.Lock()
         self._locks: dict[tuple[str, str], threading.Lock] = {}

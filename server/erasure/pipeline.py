@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from loravault.core.errors import AlreadyExistsError, NotFoundError
 from loravault.core.norms import frobenius_norm
@@ -24,6 +23,7 @@ from loravault.core.tensors import decode_tensors
 
 from ..audit import AuditLog, StoredErasure
 from ..events import PurgeEvents
+from ..vault import Vault, VersionRecord
 from .binding import check_binding
 from .commit import commit
 from .config import ErasureConfig
@@ -47,7 +47,7 @@ class ErasurePipeline:
     def __init__(
         self,
         *,
-        vault: Any,
+        vault: Vault,
         audit: AuditLog,
         base_fingerprint: str,
         probe: ProbeRunner | None,
@@ -83,8 +83,8 @@ class ErasurePipeline:
             if (replayed := self._replayed(verified)) is not None:  # a twin committed while we read
                 return replayed
             manifest = verified.manifest
-            adapter, head = vault.adapters.get_adapter_and_head(tenant=header.tenant, name=header.adapter)
-            check_binding(manifest, adapter=adapter, head=head, base_fingerprint=self._base_fingerprint)
+            adapter, maybe_head = vault.adapters.get_adapter_and_head(tenant=header.tenant, name=header.adapter)
+            head = check_binding(manifest, adapter=adapter, head=maybe_head, base_fingerprint=self._base_fingerprint)
             current = self._head(header, head)
             delta = check_tensors(delta_bytes, manifest=manifest, schema=adapter.schema, head_norm=current.norm,
                                   checks=config.checks)
@@ -97,7 +97,7 @@ class ErasurePipeline:
                 self._events.adapter_purged(tenant=header.tenant, adapter=header.adapter, floor=result.version.number)
             return result
 
-    def _head(self, header: ErasureHeader, head: Any) -> Head:
+    def _head(self, header: ErasureHeader, head: VersionRecord) -> Head:
         """The head's tensors and norm, from the cache or read through the vault's verifying reader."""
         found = self._heads.get(head.blob_sha256)
         if found is None:

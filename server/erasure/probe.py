@@ -15,7 +15,7 @@ import copy
 import logging
 import queue
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch.func import functional_call
@@ -26,6 +26,9 @@ from loravault.core.lora import effective_weights
 from loravault.core.samples import Sample, render_batch
 
 from .config import ProbeConfig
+
+if TYPE_CHECKING:  # transformers loads only where a base is
+    from loravault.core.models import BaseModel
 
 __all__ = ["PROBE_SAMPLES", "ProbeRunner", "check_probe"]
 
@@ -43,7 +46,7 @@ _CACHE_ENTRIES = 256
 class ProbeRunner:
     """Owns private copies of the base model (a pool: one probe per copy at a time) and the probe batch."""
 
-    def __init__(self, base: Any, *, config: ProbeConfig) -> None:
+    def __init__(self, base: BaseModel, *, config: ProbeConfig) -> None:
         self._batch = render_batch(base.tokenizer, PROBE_SAMPLES, max_length=config.max_length)
         self._pool: queue.Queue[torch.nn.Module] = queue.Queue()
         for _ in range(config.models):

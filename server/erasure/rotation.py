@@ -7,16 +7,16 @@ refuses to bring one back.
 
 from __future__ import annotations
 
-from typing import Any
-
 from loravault.core.errors import AbortedError, InvalidArgumentError
 from loravault.proto.envelope import verify_envelope
 from loravault.proto.rotation import KeyRotation
 
+from ..vault import Vault
+
 __all__ = ["rotate_keys"]
 
 
-def rotate_keys(envelope: bytes, *, tenant: str, vault: Any, now: float, clock_skew: int) -> KeyRotation:
+def rotate_keys(envelope: bytes, *, tenant: str, vault: Vault, now: float, clock_skew: int) -> KeyRotation:
     """Verify a rotation against the tenant's current active keys and threshold, then apply it atomically.
 
     Raises UnauthenticatedError (too few current keys signed), InvalidArgumentError (malformed, another

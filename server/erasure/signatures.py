@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 from loravault.core.errors import InvalidArgumentError
-from loravault.proto.manifest import ErasureManifest, verify_signed_manifest, verify_time_window
+from loravault.proto.manifest import ErasureManifest, Windowed, verify_signed_manifest, verify_time_window
 
+from ..vault import Vault
 from .config import ErasureChecks
 from .submission import ErasureHeader
 
@@ -30,7 +30,7 @@ class VerifiedManifest:
     key_ids: tuple[str, ...]  # registered active keys listed in key_ids whose signatures verified
 
 
-def check_signatures(header: ErasureHeader, *, vault: Any) -> VerifiedManifest:
+def check_signatures(header: ErasureHeader, *, vault: Vault) -> VerifiedManifest:
     """Verify the envelope against the tenant's active keys and threshold; the delta it announces must match.
 
     Raises UnauthenticatedError (too few valid signatures by registered active keys listed in key_ids),
@@ -49,6 +49,6 @@ def check_signatures(header: ErasureHeader, *, vault: Any) -> VerifiedManifest:
     return VerifiedManifest(manifest, hashlib.sha256(header.envelope).hexdigest(), signed.key_ids)
 
 
-def check_window(manifest: ErasureManifest, *, now: float, checks: ErasureChecks) -> None:
+def check_window(manifest: Windowed, *, now: float, checks: ErasureChecks) -> None:
     """Refuse a manifest outside [issued_at - clock skew, expires_at) with InvalidArgumentError."""
     verify_time_window(manifest, now=now, clock_skew=checks.clock_skew_seconds)

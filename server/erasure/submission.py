@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from ..vault import VersionRecord
 
 __all__ = ["ErasureHeader", "ErasureResult"]
 
@@ -24,6 +24,6 @@ class ErasureResult:
     """A committed erasure (new, or the stored one for a replayed request)."""
 
     receipt: bytes  # DSSE envelope signed by the server
-    version: Any  # loravault.server.vault.VersionRecord of the new version
+    version: VersionRecord  # the new version
     log_index: int
     replayed: bool  # True when the same request had already committed and nothing new was done

@@ -26,21 +26,22 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
-
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from loravault.core.adapter_schema import AdapterSchema
 from loravault.core.errors import AlreadyExistsError, InvalidArgumentError, ResourceExhaustedError
 from loravault.core.norms import finite_frobenius_norm
 from loravault.core.tensors import decode_tensors
 from loravault.proto.federation import RoundManifest, SignedRound, verify_round_manifest
 
-from ..audit import AuditLog, FederationRoundRecord
+from ..audit import Appended, AuditLog, FederationRoundRecord
 from ..declared_stream import read_declared
 from ..erasure.binding import check_binding
 from ..erasure.config import ErasureChecks, ErasureLimits
 from ..erasure.locks import AdapterLocks
 from ..erasure.signatures import check_window
+from ..vault import Vault, VersionRecord
 
 __all__ = ["RoundHeader", "RoundPipeline", "RoundResult", "RoundProvenance"]
 
@@ -61,7 +62,7 @@ class RoundHeader:
 @dataclass(frozen=True)
 class RoundResult:
     receipt: bytes  # server-signed DSSE envelope
-    version: Any  # loravault.server.vault.VersionRecord
+    version: VersionRecord
     log_index: int
     replayed: bool
 
@@ -83,7 +84,7 @@ class _Verified:
 class RoundPipeline:
     """Verifies and commits signed federation rounds; one per server, shared by all RPC threads."""
 
-    def __init__(self, *, vault: Any, audit: AuditLog, base_fingerprint: str,
+    def __init__(self, *, vault: Vault, audit: AuditLog, base_fingerprint: str,
                  limits: ErasureLimits = ErasureLimits(), checks: ErasureChecks = ErasureChecks(),
                  clock: Callable[[], float] = time.time) -> None:
         self._vault, self._audit, self._base_fingerprint = vault, audit, base_fingerprint
@@ -113,7 +114,7 @@ class RoundPipeline:
         found = [v for v in self._vault.adapters.list_versions(tenant=tenant, adapter=adapter, after=after, limit=limit)
                  if v.kind == "federation-round" and v.manifest_hash]
         records = self._audit.federation_rounds(tenant=tenant, adapter=adapter,
-                                                manifest_hashes={v.manifest_hash for v in found})
+                                                manifest_hashes={v.manifest_hash for v in found if v.manifest_hash})
         return [RoundProvenance(v.number, v.manifest_hash, records[v.manifest_hash].envelope.encode("ascii"))
                 for v in found if v.manifest_hash in records]
 
@@ -161,9 +162,9 @@ class RoundPipeline:
         """Blob, version and audit entry in one transaction; the head moves by compare-and-swap on the parent."""
         manifest = verified.manifest
         staged = self._vault.adapters.stage_hashed_blob(memoryview(data), sha256=manifest.aggregate_hash)
-        appended = []
+        appended: list[Appended] = []
 
-        def in_transaction(conn: Any, version: Any) -> None:
+        def in_transaction(conn: Connection, version: VersionRecord) -> None:
             record = FederationRoundRecord.of(manifest, envelope=header.envelope, manifest_hash=verified.manifest_hash,
                                               key_ids=verified.key_ids, committed_at=int(self._clock()))
             appended.append(self._audit.append(conn, record))
@@ -180,7 +181,7 @@ class RoundPipeline:
                            replayed=False)
 
 
-def _check_aggregate(data: bytes, *, manifest: RoundManifest, schema: Any) -> None:
+def _check_aggregate(data: bytes, *, manifest: RoundManifest, schema: AdapterSchema) -> None:
     """The aggregate parses as the schema's tensors in float32, every value finite (InvalidArgumentError)."""
     what = f"{manifest.label} aggregate"
     tensors = decode_tensors(data)

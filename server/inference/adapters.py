@@ -16,6 +16,8 @@ import torch
 from loravault.core import AdapterSchema
 from loravault.core.errors import FailedPreconditionError
 
+from .llama import as_llama
+
 __all__ = ["AdapterSlot", "LoraWeights", "ModelLayout", "ModuleKey", "PROJECTIONS", "build_slot"]
 
 # the projections of a Llama decoder layer an adapter may target
@@ -35,13 +37,14 @@ class ModelLayout:
 
     @classmethod
     def of(cls, model: torch.nn.Module) -> ModelLayout:
-        layer = model.model.layers[0]
+        layers = as_llama(model).model.layers
+        layer = layers[0]
         shapes = {}
         for name in PROJECTIONS:
             parent = layer.self_attn if hasattr(layer.self_attn, name) else layer.mlp
             weight = getattr(parent, name).weight
             shapes[name] = (int(weight.shape[0]), int(weight.shape[1]))
-        return cls(n_layers=len(model.model.layers), shapes=shapes)
+        return cls(n_layers=len(layers), shapes=shapes)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -32,6 +31,7 @@ from loravault.core import BaseModel
 from loravault.core.errors import (AbortedError, DeadlineExceededError, InvalidArgumentError, LoravaultError,
                                    NotFoundError, UnavailableError)
 
+from ..vault import Vault
 from .adapters import ModelLayout
 from .cache import AdapterCache
 from .config import InferenceConfig
@@ -65,11 +65,12 @@ class EngineStats:
 class InferenceEngine:
     """Owns the KV cache, the LoRA stacks, the adapter cache and the step thread; one per server."""
 
-    def __init__(self, base: BaseModel, *, vault: Any, config: InferenceConfig) -> None:
+    def __init__(self, base: BaseModel, *, vault: Vault, config: InferenceConfig) -> None:
         model = base.model
         first = next(model.parameters())
         if first.device != config.torch_device or first.dtype != config.torch_dtype:
-            model = copy.deepcopy(model).to(device=config.torch_device, dtype=config.torch_dtype)
+            # transformers types PreTrainedModel.to through functools.wraps, which mypy reads without `self`
+            model = copy.deepcopy(model).to(device=config.torch_device, dtype=config.torch_dtype)  # type: ignore[call-arg]
         model.eval()
         self.config = config
         self._tokenizer = SharedTokenizer(base.tokenizer)
@@ -243,7 +244,7 @@ class InferenceEngine:
             for row in freed:
                 self._stacks.clear(row)
             for sequence in joined:
-                self._stacks.assign(sequence.row, sequence.target.slot)
+                self._stacks.assign(sequence.kv_row, sequence.target.slot)
             self._run_step()
 
     def _reap_locked(self, now: float) -> list[int]:
@@ -263,15 +264,14 @@ class InferenceEngine:
 
     def _join_locked(self) -> list[Sequence]:
         joined = []
-        while self._kv.free_rows and len(self._waiting):
-            sequence = self._waiting.pop()
-            sequence.row = self._kv.allocate()
-            self._running[sequence.row] = sequence
+        while self._kv.free_rows and (sequence := self._waiting.pop()) is not None:
+            sequence.row = row = self._kv.allocate()
+            self._running[row] = sequence
             joined.append(sequence)
         return joined
 
     def _release_locked(self, sequence: Sequence) -> int:
-        row = sequence.row
+        row = sequence.kv_row
         del self._running[row]
         self._kv.release(row)
         sequence.row = None
@@ -297,13 +297,13 @@ class InferenceEngine:
             budget -= size
         if not decoding and not prefilling:
             return None
-        rows = max((s.row for s in decoding), default=-1) + 1
+        rows = max((s.kv_row for s in decoding), default=-1) + 1
         tokens = torch.zeros(rows, dtype=torch.long)
         positions = torch.zeros(rows, dtype=torch.long)
         for sequence in decoding:
-            tokens[sequence.row] = sequence.generated[-1]
-            positions[sequence.row] = sequence.length
-        prefills = [Prefill(row=s.row, tokens=torch.tensor(s.prompt_ids + s.continuation_ids, device=device),
+            tokens[sequence.kv_row] = sequence.generated[-1]
+            positions[sequence.kv_row] = sequence.length
+        prefills = [Prefill(row=s.kv_row, tokens=torch.tensor(s.prompt_ids + s.continuation_ids, device=device),
                             adapter=s.target.slot, all_logits=s.is_score) for s in prefilling]
         return StepBatch(tokens.to(device), positions.to(device), prefills), decoding, prefilling
 
@@ -340,7 +340,7 @@ class InferenceEngine:
     def _outcomes(self, batch: StepBatch, decoding: list[Sequence], prefilling: list[Sequence],
                   logits: torch.Tensor) -> list[tuple[Sequence, int | Scored]]:
         """Each sequence's next token (or a Score result), chosen from its own logits row."""
-        picks: list[tuple[Sequence, int]] = [(s, s.row) for s in decoding]
+        picks: list[tuple[Sequence, int]] = [(s, s.kv_row) for s in decoding]
         for sequence in decoding:
             sequence.length += 1  # the token fed this step is in its KV row now
         offset, scored = batch.n_decode, []
@@ -353,31 +353,32 @@ class InferenceEngine:
             else:
                 picks.append((sequence, offset))
                 offset += 1
-        greedy_rows = [(s, i) for s, i in picks if s.params.temperature == 0]
+        greedy_rows = [(s, i) for s, i in picks if s.generation[0].temperature == 0]
         chosen = dict(zip((s for s, _ in greedy_rows),
                           greedy(logits[[i for _, i in greedy_rows]]) if greedy_rows else []))
         for sequence, index in picks:
             if sequence not in chosen:
-                chosen[sequence] = sample(logits[index], sequence.params, sequence.generator)
+                chosen[sequence] = sample(logits[index], sequence.generation[0], sequence.generator)
         return [*((s, chosen[s]) for s, _ in picks), *scored]
 
     def _advance(self, sequence: Sequence, token: int) -> bool:
         """Record and send `token`; True while the sequence goes on, False when it finished."""
+        params, stream = sequence.generation
         sequence.generated.append(token)
-        text = sequence.text.push(token)
+        text = stream.push(token)
         reason = None
-        if (token == self._eos and not sequence.params.ignore_eos) or sequence.text.stopped:
+        if (token == self._eos and not params.ignore_eos) or stream.stopped:
             reason = "stop"
-        elif len(sequence.generated) >= sequence.params.max_new_tokens or sequence.length + 1 >= self._kv.max_len:
+        elif len(sequence.generated) >= params.max_new_tokens or sequence.length + 1 >= self._kv.max_len:
             reason = "length"
         if reason is not None:
-            text += sequence.text.flush()
+            text += stream.flush()
         sequence.outbox.put(Delta(text=text, token_ids=(token,)))
         if reason is None:
             return True
         sequence.outbox.put(Finished(reason=reason, prompt_tokens=len(sequence.prompt_ids),
                                      completion_tokens=len(sequence.generated), version=sequence.target.version,
-                                     text=sequence.text.text))
+                                     text=stream.text))
         sequence.done = True
         return False
 

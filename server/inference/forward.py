@@ -24,6 +24,7 @@ from loravault.core.errors import FailedPreconditionError
 
 from .adapters import AdapterSlot
 from .kv import KVCache
+from .llama import Attention, Mlp, as_llama
 from .stacks import LoraStacks
 
 __all__ = ["StepModel", "StepBatch", "Prefill"]
@@ -62,13 +63,13 @@ class StepModel:
     """Runs StepBatches over a Llama-architecture causal LM, reading and writing `kv` and reading `stacks`."""
 
     def __init__(self, model: torch.nn.Module, *, kv: KVCache, stacks: LoraStacks) -> None:
-        if getattr(model.config, "model_type", None) not in ("llama",):
+        self._model, self._kv, self._stacks = as_llama(model), kv, stacks
+        config = self._model.config
+        if getattr(config, "model_type", None) not in ("llama",):
             raise FailedPreconditionError(
-                f"the inference engine serves Llama-architecture bases; this one is {model.config.model_type!r}")
-        config = model.config
-        self._model, self._kv, self._stacks = model, kv, stacks
+                f"the inference engine serves Llama-architecture bases; this one is {config.model_type!r}")
         self.n_heads = config.num_attention_heads
-        self.n_kv = config.num_key_value_heads
+        self.n_kv = config.num_key_value_heads or self.n_heads  # None means no grouping, as in LlamaConfig
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.n_heads
 
     @torch.inference_mode()
@@ -128,7 +129,7 @@ class StepModel:
                 out[start:end] += (x[start:end] @ weights.a.T) @ weights.b.T  # (T, d_in) @ (d_in, r) @ (r, d_out)
         return out
 
-    def _attention(self, index: int, attn: torch.nn.Module, x: torch.Tensor,
+    def _attention(self, index: int, attn: Attention, x: torch.Tensor,
                    rope: tuple[torch.Tensor, torch.Tensor], batch: StepBatch,
                    segments: list[tuple[int, int, Prefill]], mask: torch.Tensor | None) -> torch.Tensor:
         N, H, KV, hd = x.shape[0], self.n_heads, self.n_kv, self.head_dim
@@ -153,7 +154,7 @@ class StepModel:
                 k[start:end].transpose(0, 1).unsqueeze(0),  # (1, KV, T, hd)
                 v[start:end].transpose(0, 1).unsqueeze(0), is_causal=True, enable_gqa=KV != H)
             out[start:end] = seg[0].transpose(0, 1)  # (T, H, hd)
-        if rows:
+        if mask is not None:  # there are decode rows
             length = mask.shape[-1]
             dec = F.scaled_dot_product_attention(
                 q[:rows].unsqueeze(2),  # (R, H, 1, hd)
@@ -162,7 +163,7 @@ class StepModel:
             out[:rows] = dec.squeeze(2)  # (R, H, hd)
         return self._project((index, "o_proj"), attn.o_proj, out.view(N, H * hd), batch, segments)
 
-    def _mlp(self, index: int, mlp: torch.nn.Module, x: torch.Tensor, batch: StepBatch,
+    def _mlp(self, index: int, mlp: Mlp, x: torch.Tensor, batch: StepBatch,
              segments: list[tuple[int, int, Prefill]]) -> torch.Tensor:
         gate = self._project((index, "gate_proj"), mlp.gate_proj, x, batch, segments)  # (N, I)
         up = self._project((index, "up_proj"), mlp.up_proj, x, batch, segments)  # (N, I)

@@ -89,6 +89,20 @@ class Sequence:
     def is_score(self) -> bool:
         return self.params is None
 
+    @property
+    def kv_row(self) -> int:
+        """Its KV row; only a running sequence (joined and not yet released) has one."""
+        if self.row is None:
+            raise RuntimeError(f"request {self.id} holds no KV row: it is not running")
+        return self.row
+
+    @property
+    def generation(self) -> tuple[SamplingParams, TextStream]:
+        """A Generate request's sampling parameters and text stream; a Score request has neither."""
+        if self.params is None or self.text is None:
+            raise RuntimeError(f"request {self.id} is a Score request: it generates nothing")
+        return self.params, self.text
+
     def fail(self, error: LoravaultError) -> None:
         if not self.done:
             self.done = True

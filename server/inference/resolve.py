@@ -7,13 +7,12 @@ its bytes are still cached on this replica, and another replica's erasure is see
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from loravault.core.errors import FailedPreconditionError
 from loravault.core.tensors import decode_tensors
 
+from ..vault import Vault
 from .adapters import ModelLayout, build_slot
 from .cache import AdapterCache
 from .requests import Target
@@ -22,7 +21,7 @@ __all__ = ["Resolver"]
 
 
 class Resolver:
-    def __init__(self, *, vault: Any, cache: AdapterCache, layout: ModelLayout, device: torch.device,
+    def __init__(self, *, vault: Vault, cache: AdapterCache, layout: ModelLayout, device: torch.device,
                  dtype: torch.dtype) -> None:
         self._vault, self._cache, self._layout = vault, cache, layout
         self._device, self._dtype = device, dtype

@@ -61,7 +61,7 @@ def greedy(logits: torch.Tensor) -> list[int]:
     return logits.argmax(dim=-1).tolist()
 
 
-def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
+def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
     """One token from a (V,) row of logits under temperature, top-k and top-p."""
     scaled = logits.detach().to(device="cpu", dtype=torch.float32) / params.temperature  # (V,)
     if params.top_k and params.top_k < scaled.shape[0]:

@@ -54,9 +54,9 @@ class FairQueue:
 
     def remove(self, matches: Callable[[Sequence], bool]) -> list[Sequence]:
         """Take out every waiting sequence that `matches` (cancelled, expired, purged)."""
-        removed = []
+        removed: list[Sequence] = []
         for tenant in list(self._by_tenant):
-            kept = deque()
+            kept: deque[Sequence] = deque()
             for sequence in self._by_tenant[tenant]:
                 (removed if matches(sequence) else kept).append(sequence)
             if kept:

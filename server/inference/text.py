@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import cast
 
 from transformers import PreTrainedTokenizerBase
 
@@ -35,7 +36,7 @@ class SharedTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         with self._lock:
-            return self._tokenizer.decode(list(ids), skip_special_tokens=True)
+            return cast(str, self._tokenizer.decode(list(ids), skip_special_tokens=True))  # one id list, one string
 
 
 class TextStream:

@@ -68,6 +68,8 @@ def create_server(config: ServerConfig, *, state: ServerState) -> tuple[grpc.Ser
 
 
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials:
+    if config.tls_key is None or config.tls_cert is None:  # ServerConfig refuses one without the other
+        raise InvalidArgumentError("TLS needs both a certificate chain and its private key")
     key = config.tls_key.read_bytes()
     chain = config.tls_cert.read_bytes()
     if config.tls_client_ca is None:

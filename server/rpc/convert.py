@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from loravault.core.schema_wire import schema_from_pb, schema_to_pb
 from loravault.proto import loravault_pb2 as pb
 
+from ..vault import AdapterRecord, VersionRecord
+
 __all__ = ["adapter_to_pb", "version_to_pb", "unix_ms"]
 
 
-def unix_ms(value: Any) -> int:
+def unix_ms(value: dt.datetime | float) -> int:
     """Milliseconds since the epoch from a datetime (naive means UTC) or seconds as a number."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
@@ -20,7 +21,7 @@ def unix_ms(value: Any) -> int:
     return int(float(value) * 1000)
 
 
-def adapter_to_pb(record: Any) -> pb.Adapter:
+def adapter_to_pb(record: AdapterRecord) -> pb.Adapter:
     return pb.Adapter(
         tenant=record.tenant,
         name=record.name,
@@ -31,7 +32,7 @@ def adapter_to_pb(record: Any) -> pb.Adapter:
     )
 
 
-def version_to_pb(record: Any) -> pb.Version:
+def version_to_pb(record: VersionRecord) -> pb.Version:
     return pb.Version(
         number=record.number,
         blob_sha256=record.blob_sha256,

@@ -46,6 +46,8 @@ class ErasureService(pb_grpc.ErasureServicer):
     @unary
     def GetServerKey(self, request: pb.GetServerKeyRequest, context: PrincipalContext) -> pb.ServerKey:
         signer = self._pipeline().audit.signer
+        if signer is None:
+            raise UnavailableError("this server's audit log was opened without the server key")
         return pb.ServerKey(keyid=signer.public_key.keyid,
                             public_key_json=json.dumps(public_key_dict(signer), sort_keys=True))
 

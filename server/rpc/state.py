@@ -4,14 +4,21 @@ events and the server's limits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from grpc_health.v1.health import HealthServicer
 
 from loravault.core.base_layout import BaseLayout
 
 from ..config import DEFAULT_MAX_ADAPTER_BYTES
+from ..erasure import ErasurePipeline
 from ..events import PurgeEvents
+from ..vault import Vault
+
+if TYPE_CHECKING:  # both import torch, which a server without model compute never loads
+    from loravault.core.models import BaseModel
+
+    from ..inference import InferenceEngine
 
 __all__ = ["ServerState"]
 
@@ -20,13 +27,13 @@ __all__ = ["ServerState"]
 class ServerState:
     """Built once in create_server; servicers read it and never replace it."""
 
-    vault: Any  # loravault.server.vault.Vault
+    vault: Vault
     base: BaseLayout  # every adapter is checked against it (core/base_layout.py)
     max_chunk_bytes: int
     max_adapter_bytes: int = DEFAULT_MAX_ADAPTER_BYTES  # ServerConfig.max_adapter_bytes
-    base_model: Any = None  # loravault.core.BaseModel the server loaded (None: no model compute, e.g. tests)
-    erasure: Any = None  # loravault.server.erasure.ErasurePipeline; None answers Erasure calls UNAVAILABLE
-    inference: Any = None  # loravault.server.inference.InferenceEngine; None answers Inference calls UNAVAILABLE
+    base_model: BaseModel | None = None  # the base the server loaded (None: no model compute, e.g. tests)
+    erasure: ErasurePipeline | None = None  # None answers Erasure calls UNAVAILABLE
+    inference: InferenceEngine | None = None  # None answers Inference calls UNAVAILABLE
     # purges (erasures, adapter and tenant deletions) are announced here; the inference engine subscribes
     events: PurgeEvents = field(default_factory=PurgeEvents)
     # the health service create_server registers; serve() turns it NOT_SERVING first thing on SIGTERM, so

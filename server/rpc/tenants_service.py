@@ -13,6 +13,7 @@ from loravault.proto.untrusted_json import parse_json
 
 from ..erasure.key_changes import KeyChanges
 from ..erasure.rotation import rotate_keys
+from ..vault import KeyRecord
 from .auth import PrincipalContext, is_admin, tenant_scope
 from .convert import unix_ms
 from .edge import unary
@@ -104,7 +105,7 @@ class TenantsService(pb_grpc.TenantsServicer):
         raise InvalidArgumentError(f"key {keyid} was not stored for tenant {tenant}")
 
 
-def _key_to_pb(key: object) -> pb.SigningKey:
+def _key_to_pb(key: KeyRecord) -> pb.SigningKey:
     return pb.SigningKey(
         keyid=key.keyid, public_key_json=json.dumps(key.public_key, sort_keys=True), status=key.status
     )

@@ -30,8 +30,8 @@ from . import adapters as adapter_rows
 from . import commits
 from . import db_locks
 from . import versions as version_rows
-from .blob_backend import BlobBackend
-from .blobs import BlobReader, BlobWriter, StagedBlob, check_sha256
+from .blob_backend import BlobBackend, BlobSink
+from .blobs import BlobReader, StagedBlob, check_sha256
 from .commits import label_of
 from .fsck import run_fsck
 from .metadata import MetadataDB, tenant_id_of
@@ -115,7 +115,7 @@ class AdapterStore:
                 head = version_rows.version_record(conn, adapter=row, label=label, number=row["head_version"])
             return adapter_rows.to_record(row, tenant=tenant), head
 
-    def new_blob_writer(self, *, max_bytes: int) -> BlobWriter:
+    def new_blob_writer(self, *, max_bytes: int) -> BlobSink:
         """A streaming writer for one blob of at most `max_bytes`; pass its StagedBlob to a commit."""
         self._db.check_open()
         return self._store.new_writer(max_bytes=max_bytes)

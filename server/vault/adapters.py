@@ -99,7 +99,7 @@ def list_adapter_records(conn: Connection, *, tenant_id: int, tenant: str) -> li
 
 def delete_adapter_rows(conn: Connection, *, adapter_id: int) -> tuple[int, set[str]]:
     """Delete an adapter and its versions; return (versions deleted, the blob digests they used)."""
-    digests = set(conn.scalars(select(versions.c.blob_sha256).where(versions.c.adapter_id == adapter_id)))
+    digests: set[str] = set(conn.scalars(select(versions.c.blob_sha256).where(versions.c.adapter_id == adapter_id)))
     deleted = conn.execute(delete(versions).where(versions.c.adapter_id == adapter_id)).rowcount
     conn.execute(delete(adapters).where(adapters.c.id == adapter_id))
     return deleted, digests

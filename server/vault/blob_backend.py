@@ -10,21 +10,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePath
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from sqlalchemy import Engine
 
 from .blobs import BlobReader, BlobStore, StagedBlob
 from .pins import DatabasePins
 
-__all__ = ["BlobBackend", "open_blob_store"]
+__all__ = ["BlobBackend", "BlobSink", "open_blob_store"]
+
+
+class BlobSink(Protocol):
+    """A streaming writer of one blob (blobs.BlobWriter, s3blobs.S3BlobWriter): leaving the block aborts
+    whatever `finish` has not staged."""
+
+    def write(self, chunk: bytes | memoryview) -> None: ...
+    def finish(self) -> StagedBlob: ...
+    def abort(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
 
 class BlobBackend(Protocol):
     """What the Vault and fsck call on a blob store (see blobs.BlobStore for each method's guarantees)."""
 
     def path_for(self, sha256: str) -> PurePath: ...
-    def new_writer(self, *, max_bytes: int) -> Any: ...
+    def new_writer(self, *, max_bytes: int) -> BlobSink: ...
     def stage_hashed(self, data: bytes | memoryview, *, sha256: str) -> StagedBlob: ...
     def exists(self, sha256: str) -> bool: ...
     def open(self, sha256: str) -> BlobReader: ...

@@ -81,7 +81,7 @@ def revoke_key_row(conn: Connection, *, tenant_id: int, tenant: str, keyid: str)
         raise NotFoundError(f"key {keyid} does not exist for tenant {tenant}")
     if status == "revoked":
         return
-    threshold = int(conn.scalar(select(tenants.c.signing_threshold).where(tenants.c.id == tenant_id)))
+    threshold = int(conn.execute(select(tenants.c.signing_threshold).where(tenants.c.id == tenant_id)).scalar_one())
     remaining = active_key_count(conn, tenant_id=tenant_id) - 1
     if remaining < threshold:
         raise FailedPreconditionError(

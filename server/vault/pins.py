@@ -88,7 +88,7 @@ class DatabasePins:
         with self._guard:
             mine = {pin for pins in self._mine.values() for pin in pins}
         with read_transaction(self._engine) as conn:
-            rows = conn.execute(select(blob_pins.c.id).where(blob_pins.c.created_at < cutoff)).scalars()
+            rows: list[str] = list(conn.execute(select(blob_pins.c.id).where(blob_pins.c.created_at < cutoff)).scalars())
             return sorted(pin for pin in rows if pin not in mine)
 
     def remove(self, pin_id: str) -> None:

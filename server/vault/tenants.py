@@ -50,7 +50,7 @@ def list_tenant_records(conn: Connection) -> list[TenantRecord]:
 
 
 def get_signing_threshold(conn: Connection, tenant_id: int) -> int:
-    return int(conn.scalar(select(tenants.c.signing_threshold).where(tenants.c.id == tenant_id)))
+    return int(conn.execute(select(tenants.c.signing_threshold).where(tenants.c.id == tenant_id)).scalar_one())
 
 
 def set_signing_threshold(conn: Connection, *, tenant_id: int, threshold: int) -> None:
@@ -65,7 +65,7 @@ def delete_tenant_rows(conn: Connection, tenant_id: int) -> tuple[int, int, set[
     CASCADE is only a backstop.
     """
     adapter_ids = select(adapters.c.id).where(adapters.c.tenant_id == tenant_id)
-    digests = set(conn.scalars(select(versions.c.blob_sha256).where(versions.c.adapter_id.in_(adapter_ids))))
+    digests: set[str] = set(conn.scalars(select(versions.c.blob_sha256).where(versions.c.adapter_id.in_(adapter_ids))))
     count_query = select(func.count()).select_from(versions).where(versions.c.adapter_id.in_(adapter_ids))
     version_count = conn.scalar(count_query) or 0
     conn.execute(delete(versions).where(versions.c.adapter_id.in_(adapter_ids)))

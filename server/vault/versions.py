@@ -127,7 +127,7 @@ def list_version_records(
 def purge_below(conn: Connection, *, adapter_id: int, floor: int) -> set[str]:
     """Mark every version below `floor` purged (hash kept) and return the digests they used."""
     below = (versions.c.adapter_id == adapter_id) & (versions.c.number < floor) & (versions.c.purged.is_(False))
-    digests = set(conn.scalars(select(versions.c.blob_sha256).where(below)))
+    digests: set[str] = set(conn.scalars(select(versions.c.blob_sha256).where(below)))
     conn.execute(update(versions).where(below).values(purged=True))
     return digests
 
@@ -141,8 +141,8 @@ def blob_is_live(conn: Connection, sha256: str) -> bool:
 def live_blob_counts(conn: Connection) -> Counter[str]:
     """How many unpurged versions reference each blob."""
     query = (
-        select(versions.c.blob_sha256, func.count())
+        select(versions.c.blob_sha256, func.count().label("live"))
         .where(versions.c.purged.is_(False))
         .group_by(versions.c.blob_sha256)
     )
-    return Counter({sha: int(count) for sha, count in conn.execute(query)})
+    return Counter({row.blob_sha256: int(row.live) for row in conn.execute(query)})
