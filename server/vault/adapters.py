@@ -67,11 +67,12 @@ def floors_of(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[s
     if not wanted:
         return {}
     query = (
-        select(tenants.c.name, adapters.c.name, adapters.c.erasure_floor)
+        select(tenants.c.name.label("tenant"), adapters.c.name.label("adapter"), adapters.c.erasure_floor)
         .join(tenants, adapters.c.tenant_id == tenants.c.id)
         .where(tuple_(tenants.c.name, adapters.c.name).in_(wanted))
     )
-    return {(tenant, name): int(floor) for tenant, name, floor in conn.execute(query)}
+    return {(str(row["tenant"]), str(row["adapter"])): int(row["erasure_floor"])
+            for row in conn.execute(query).mappings()}
 
 
 @functools.lru_cache(maxsize=256)
