@@ -12,7 +12,9 @@ from loravault.core.errors import AbortedError, FailedPreconditionError, NotFoun
 from loravault.server.events import PurgeEvents
 from loravault.server.inference import Delta, SamplingParams
 
-LONG = SamplingParams(max_new_tokens=60)
+# past end-of-sequence, so a generation is still running when the test purges its version (tiny: ~1 s)
+LONG = SamplingParams(max_new_tokens=256, ignore_eos=True)
+LONG_CAPS = {"max_new_tokens": 256, "max_seq_len": 320}
 
 
 def _erase(vault, *, tenant: str, adapter: str, replacement: TinyAdapter) -> int:
@@ -28,7 +30,7 @@ def test_erasure_cancels_generations_on_purged_versions_and_serves_the_new_head(
     vault.credentials.create_tenant("acme")
     old, new = tiny_adapter(1), tiny_adapter(2)
     upload(vault, tenant="acme", name="a", adapter=old)
-    engine = make_engine()
+    engine = make_engine(**LONG_CAPS)
     events = PurgeEvents()
     events.subscribe(engine)
     in_flight = engine.generate(tenant="acme", adapter="a", version=1, prompt="hi", params=LONG).events(timeout=30)
@@ -69,7 +71,7 @@ def test_deleting_a_tenant_drops_its_cache_entries_and_cancels_its_requests(vaul
         vault.credentials.create_tenant(tenant)
         upload(vault, tenant=tenant, name="shared", adapter=shared)
     upload(vault, tenant="t1", name="own", adapter=own)
-    engine = make_engine()
+    engine = make_engine(**LONG_CAPS)
     for tenant, name in (("t1", "shared"), ("t2", "shared"), ("t1", "own")):
         collect(engine.generate(tenant=tenant, adapter=name, version=0, prompt="hi",
                                 params=SamplingParams(max_new_tokens=2)))
@@ -124,7 +126,7 @@ def test_adapter_weights_that_do_not_fit_the_base_are_refused(vault, make_engine
                            dtype="float32", base_fingerprint=vault.adapters.base_fingerprint)
     tensors = {spec.name: torch.ones(spec.shape) for spec in schema.tensors}
     upload(vault, tenant="acme", name="wrong", adapter=TinyAdapter(schema, tensors, None))
-    engine = make_engine()
+    engine = make_engine(**LONG_CAPS)
     with pytest.raises(FailedPreconditionError, match="do not fit"):
         engine.generate(tenant="acme", adapter="wrong", version=0, prompt="hi", params=LONG)
     assert len(engine.cache) == 0
