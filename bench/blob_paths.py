@@ -5,13 +5,16 @@ into a temporary file in the store's root that is renamed into `ab/<digest>`, wi
 
 - direct: today's blob path where the folder takes O_DIRECT (direct_io.DirectWrites: aligned reused blocks,
   the disk write on a worker thread)
+- direct-sync: the same O_DIRECT blocks written in the caller's thread (no writer pool)
 - hints: today's page-cache path (sync_file_range every 4 MiB, fadvise DONTNEED after the fsync)
 - writeback: sync_file_range only (today's path for every other durable file)
 - dontneed: fadvise DONTNEED after the fsync only
 - plain: write, fsync, close, rename, folder fsync (python-tuf's persist_temp_file shape)
 
 Part 1 times the blob-store write itself (hashing included); part 2 a whole upload and download through the
-gRPC server, one server process per path (direct, hints, plain), on the same machine in the same run. Rounds
+gRPC server, one server process per path, on the same machine in the same run: today (direct, and blob reads
+dropping their pages when they close), kept (direct-sync, reads dropping their pages), then direct,
+direct-sync, writeback and plain with reads left alone. Rounds
 interleave the candidates (round r runs every candidate once, in a rotated order), and each candidate's
 median is reported with the load average before and after. Files are kept until the end, as a vault keeps its
 versions, so page-cache growth is part of what is measured.
@@ -32,8 +35,10 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -41,7 +46,7 @@ from loravault.client import VaultClient
 from loravault.core import load_base
 from loravault.server import ServerConfig, ServerState, create_server
 from loravault.server.config import MAX_CHUNK_BYTES
-from loravault.server.vault import Vault, blobs, durable
+from loravault.server.vault import Vault, blobs, direct_io, durable
 from loravault.server.vault.direct_io import DirectWrites, direct_io_supported
 from loravault.server.vault.durable import TEMP_PREFIX, AtomicFile, fsync_dir
 
@@ -49,8 +54,7 @@ from .harness import machine, markdown_table, write_results
 from .vault import MIB, _payload, _schema, _synthetic_base
 
 logger = logging.getLogger(__name__)
-STORE_PATHS = ("direct", "hints", "writeback", "dontneed", "plain")
-SERVER_PATHS = ("direct", "hints", "plain")
+SERVER_PATHS = ("today", "kept", "direct", "direct-sync", "writeback", "plain")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class BlobPathsConfig:
 
     sizes_mib: tuple[int, ...] = (64, 2)  # the bench's adapter, and a realistic one (rank 8 on q, v of a 135M)
     repeats: int = 9  # rounds per size (2 MiB: 4x as many); medians are reported
+    store: bool = True  # part 1: blob-store writes
     server: bool = True  # part 2: whole uploads and downloads through the server
 
 
@@ -118,7 +123,21 @@ def _hints_off(*, writeback: bool = True, drop: bool = True) -> Iterator[None]:
         durable.start_writeback, durable.drop_cached_pages = real_writeback, real_drop
 
 
-def _store_writers(direct: DirectWrites | None) -> dict[str, Callable[[Path, list[bytes]], Path]]:
+class _InlineDirectWrites(DirectWrites):
+    """DirectWrites whose disk writes run in the caller's thread: O_DIRECT without the writer pool."""
+
+    def __init__(self) -> None:
+        super().__init__(threads=1)
+
+    def submit_write(self, fd: int, block: Any, *, length: int, offset: int) -> Future[None]:
+        done: Future[None] = Future()
+        direct_io._write_block(fd, block, length, offset)
+        done.set_result(None)
+        return done
+
+
+def _store_writers(direct: DirectWrites | None, inline: DirectWrites | None
+                   ) -> dict[str, Callable[[Path, list[bytes]], Path]]:
     writers = {
         "hints": lambda root, c: _atomic_write(root, c, drop_cache=True, direct=None, writeback=True),
         "writeback": lambda root, c: _atomic_write(root, c, drop_cache=False, direct=None, writeback=True),
@@ -127,6 +146,8 @@ def _store_writers(direct: DirectWrites | None) -> dict[str, Callable[[Path, lis
     }
     if direct is not None:
         writers["direct"] = lambda root, c: _atomic_write(root, c, drop_cache=False, direct=direct, writeback=False)
+        writers["direct-sync"] = lambda root, c: _atomic_write(root, c, drop_cache=False, direct=inline,
+                                                               writeback=False)
     return writers
 
 
@@ -138,8 +159,9 @@ def _store_root(parent: Path, name: str) -> Path:
 
 def measure_store(config: BlobPathsConfig, scratch: Path) -> dict[str, dict[str, dict[str, float]]]:
     """Part 1: per size and path, median wall and CPU ms of one blob-store write (hash included)."""
-    direct = DirectWrites() if direct_io_supported(scratch / ".direct-probe") else None
-    writers = _store_writers(direct)
+    supported = direct_io_supported(scratch / ".direct-probe")
+    direct, inline = (DirectWrites(), _InlineDirectWrites()) if supported else (None, None)
+    writers = _store_writers(direct, inline)
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
         for mib in config.sizes_mib:
@@ -169,20 +191,24 @@ def measure_store(config: BlobPathsConfig, scratch: Path) -> dict[str, dict[str,
                                  for name in names}
             results[f"{mib}"]["sha256_only"] = {"wall_ms": round(statistics.median(hash_ms), 2)}
     finally:
-        if direct is not None:
-            direct.close()
+        for writes in (direct, inline):
+            if writes is not None:
+                writes.close()
     return results
 
 
 def _serve(path: str, data: Path, fingerprint: str, mib: int, ready: multiprocessing.Queue,
            stop: multiprocessing.Event) -> None:
     """Child process: one vault server whose blob store writes by `path` (patched in before the vault opens)."""
-    if path in ("hints", "plain"):
+    if path not in ("today", "kept"):
+        blobs.drop_cached_pages = lambda fd: False
+    if path in ("kept", "direct-sync"):
+        blobs.DirectWrites = _InlineDirectWrites
+    if path in ("writeback", "plain"):
         blobs.direct_io_supported = lambda probe: False
+        durable.drop_cached_pages = lambda fd: False
     if path == "plain":
         durable.start_writeback = lambda fd, *, offset, length: False
-        durable.drop_cached_pages = lambda fd: False
-        blobs.drop_cached_pages = lambda fd: False
     vault = Vault.open(data, base_fingerprint=fingerprint)
     vault.create_tenant("bench")
     token = vault.issue_token(role="tenant", tenant="bench", label="bench").secret
@@ -196,7 +222,7 @@ def _serve(path: str, data: Path, fingerprint: str, mib: int, ready: multiproces
 
 
 def measure_server(config: BlobPathsConfig, scratch: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """Part 2: per size and path, median ms of a whole 64 MiB (2 MiB) upload and download through the server."""
+    """Part 2: per size and path, median ms of a whole upload, then a download of it, through the server."""
     fingerprint = load_base("tiny").fingerprint
     context = multiprocessing.get_context("spawn")
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -219,7 +245,8 @@ def measure_server(config: BlobPathsConfig, scratch: Path) -> dict[str, dict[str
             up: dict[str, list[float]] = {p: [] for p in SERVER_PATHS}
             down: dict[str, list[float]] = {p: [] for p in SERVER_PATHS}
             for round_index in tqdm(range(repeats), desc=f"server rounds, {mib} MiB", unit="round", disable=None):
-                order = SERVER_PATHS[round_index % 3:] + SERVER_PATHS[: round_index % 3]
+                shift = round_index % len(SERVER_PATHS)
+                order = SERVER_PATHS[shift:] + SERVER_PATHS[:shift]
                 for path in order:
                     start = time.perf_counter()
                     clients[path].upload_bytes("a", payloads[round_index])
@@ -229,7 +256,8 @@ def measure_server(config: BlobPathsConfig, scratch: Path) -> dict[str, dict[str
                     down[path].append((time.perf_counter() - start) * 1000)
             results[f"{mib}"] = {p: {"upload_ms": round(statistics.median(up[p]), 2),
                                      "download_ms": round(statistics.median(down[p]), 2),
-                                     "upload_ms_per_round": [round(x, 1) for x in up[p]]} for p in SERVER_PATHS}
+                                     "upload_ms_per_round": [round(x, 1) for x in up[p]],
+                                     "download_ms_per_round": [round(x, 1) for x in down[p]]} for p in SERVER_PATHS}
         finally:
             for client in clients.values():
                 client.close()
@@ -242,7 +270,7 @@ def measure_server(config: BlobPathsConfig, scratch: Path) -> dict[str, dict[str
 def run(config: BlobPathsConfig) -> dict:
     with tempfile.TemporaryDirectory(prefix="loravault-blob-paths-", dir=os.environ.get("BENCH_DIR")) as scratch:
         before = machine()
-        store = measure_store(config, Path(scratch))
+        store = measure_store(config, Path(scratch)) if config.store else {}
         after_store = machine()
         server = measure_server(config, Path(scratch)) if config.server else {}
     return {"config": asdict(config), "machine_before": before, "machine_after_store": after_store,
@@ -271,10 +299,13 @@ def table(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=BlobPathsConfig.repeats)
+    parser.add_argument("--sizes-mib", type=int, nargs="+", default=list(BlobPathsConfig.sizes_mib))
+    parser.add_argument("--no-store", action="store_true", help="part 2 only")
     parser.add_argument("--no-server", action="store_true", help="part 1 only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    results = run(BlobPathsConfig(repeats=args.repeats, server=not args.no_server))
+    results = run(BlobPathsConfig(sizes_mib=tuple(args.sizes_mib), repeats=args.repeats, store=not args.no_store,
+                                  server=not args.no_server))
     text = table(results)
     write_results("blob-paths", results, text)
     print(text)
