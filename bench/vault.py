@@ -40,7 +40,7 @@ from loravault.core.tensor_stream import StreamingTensorCheck
 from loravault.server import ServerConfig, ServerState, create_server
 from loravault.server.config import MAX_CHUNK_BYTES
 from loravault.server.vault import Vault
-from loravault.server.vault.direct_io import DirectWrites, direct_io_supported
+from loravault.server.vault.direct_io import DirectBlocks, direct_io_supported
 from loravault.server.vault.durable import AtomicFile
 
 from .harness import machine, markdown_table, time_calls, write_results
@@ -216,13 +216,13 @@ def _interleaved_transfers(raw: RawStream, client: VaultClient, schema: AdapterS
             Transfers(vault_rounds["up"], vault_rounds["down"], vault_rounds["cpu"]))
 
 
-def _blob_file(folder: Path, direct: DirectWrites | None) -> AtomicFile:
+def _blob_file(folder: Path, direct: DirectBlocks | None) -> AtomicFile:
     """A temporary file written as the vault writes blobs: with O_DIRECT where the folder takes it."""
-    return AtomicFile(folder, drop_cache=True, direct=direct)
+    return AtomicFile(folder, direct=direct)
 
 
 def _required_upload_cpu_seconds(folder: Path, schema: AdapterSchema, payload: bytes, repeats: int,
-                                 direct: DirectWrites | None) -> float:
+                                 direct: DirectBlocks | None) -> float:
     """CPU seconds of the work every verified, durable upload adds to the transport (median of `repeats`):
     SHA-256 of the bytes on each side, the streaming safetensors check, and writing the blob durably."""
     chunks = list(_chunks(payload))
@@ -245,7 +245,7 @@ def _required_upload_cpu_seconds(folder: Path, schema: AdapterSchema, payload: b
     return statistics.median(seconds)
 
 
-def _durable_write_throughput(folder: Path, payload: bytes, repeats: int, direct: DirectWrites | None) -> float:
+def _durable_write_throughput(folder: Path, payload: bytes, repeats: int, direct: DirectBlocks | None) -> float:
     """MiB/s of writing `payload` in upload-sized chunks to a new file in `folder` and making it durable."""
     seconds = []
     for attempt in range(repeats):
@@ -294,7 +294,7 @@ def run(config: VaultBenchConfig) -> dict:
             raw_options = [("grpc.max_receive_message_length", 4 * MIB)]
             with (VaultClient(f"127.0.0.1:{port}", token=token, timeout=600) as client,
                   grpc.insecure_channel(f"127.0.0.1:{raw_port}", options=raw_options) as raw_channel):
-                direct = DirectWrites() if direct_io_supported(data / ".direct-probe") else None
+                direct = DirectBlocks() if direct_io_supported(data / ".direct-probe") else None
                 disk = _durable_write_throughput(data, payloads[0], config.repeats, direct)
                 required = _required_upload_cpu_seconds(data, schema, payloads[0], config.repeats, direct)
                 if direct is not None:
