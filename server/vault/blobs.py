@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
 import threading
 from collections import Counter
@@ -156,6 +157,18 @@ class BlobReader:
             raise DataLossError(f"blob {self.sha256} is corrupt: its bytes hash to {actual}; run fsck")
 
     def close(self) -> None:
+        """Close the file and drop its pages from the page cache (posix_fadvise DONTNEED, a hint).
+
+        Why: a blob is read whole and seldom twice in a row (a client keeps what it downloaded), so pages kept
+        for it only grow the cache, and on these virtual machines memory the kernel has not touched in a while
+        costs a host page fault per page when it is handed out again (measured: README, "Vault").
+        """
+        advise = getattr(os, "posix_fadvise", None)
+        if advise is not None:
+            try:
+                advise(self._file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            except OSError as exc:
+                log.debug("posix_fadvise refused (%s); the pages stay cached", exc)
         self._file.close()
 
     def __enter__(self) -> BlobReader:
@@ -337,4 +350,3 @@ class BlobStore:
                 raise
             self._pins[sha256] += 1
         return path
-

@@ -268,3 +268,22 @@ def test_durable_replace_overwrites_atomically(tmp_path):
     write_file_durably(target, b"new")
     assert target.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_a_blob_read_hands_its_pages_back_when_the_reader_closes(tmp_path, monkeypatch):
+    """The page-cache hint a download leaves (see BlobReader.close): asked once, for the whole file, after the
+    verified read, and refusal is harmless."""
+    store = BlobStore(tmp_path / "blobs")
+    writer = store.new_writer(max_bytes=100)
+    writer.write(b"adapter bytes")
+    staged = writer.finish()
+    advised = []
+
+    def advise(fd, offset, length, advice):
+        advised.append((os.path.samefile(f"/proc/self/fd/{fd}", staged.path), offset, length, advice))
+        raise OSError("refused")
+
+    monkeypatch.setattr(os, "posix_fadvise", advise)
+    with store.open(staged.sha256) as reader:
+        assert reader.read_all() == b"adapter bytes" and advised == []
+    assert advised == [(True, 0, 0, os.POSIX_FADV_DONTNEED)]
