@@ -155,7 +155,7 @@ def _vault_with_adapters(vault: Vault, peft: Any, config: BenchConfig, fingerpri
         vault.adapters.create_adapter(tenant="bench", name=f"a{i}", schema=schema)
         data = encode_tensors(tensors)
         vault.adapters.commit_version(tenant="bench", adapter=f"a{i}", parent_version=0,
-                             blob=vault.adapters.stage_hashed_blob(data, sha256=sha256_hex(data)))
+                             blob=vault.adapters.stage_blob(data, expected_sha256=sha256_hex(data)))
 
 
 def bench_base(base_name: str, config: BenchConfig, *, report: Any = None) -> dict[str, Any]:

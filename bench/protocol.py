@@ -267,9 +267,10 @@ def table(results: dict[str, Any]) -> str:
         f"{results['config']['repeats']} erasures per size; target: at most 3x hash + durable write.\n\n"
         + markdown_table(["parameters", "MiB", "verify+merge+commit ms", "hash+fsync ms", "ratio", "probe check"],
                          rows)
-        + "\nThe erasure path hashes the adapter's bytes twice (the delta as it streams; the merged result, against the "
-        "signed result hash, and that digest then names the blob) and syncs four times (blob file, blob folder, "
-        "SQLite WAL commit, the purged blob's folder), against one hash and one file + folder sync in the "
+        + "\nThe erasure path hashes the adapter's bytes three times (the delta as it streams; the merged result, "
+        "against the signed result hash; the blob store, which names the blob by its own digest) and syncs five "
+        "times (blob file, blob folder, the store's root, SQLite WAL commit, the purged blob's folder), against "
+        "one hash and one file + folder sync in the "
         "baseline; the first erasure of each size also reads and verifies the head (later ones find it in the "
         "head cache).\n"
         + f"\n{results['config']['tenants']} tenants at once over gRPC, {t['erasures']} erasures of "

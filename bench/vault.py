@@ -11,7 +11,9 @@ Beside them, the same bytes written durably (chunked write + fsync + rename) int
 network at all: an upload cannot be faster than its own disk write, so that rate bounds the upload ratio. And
 the CPU: the raw upload's CPU seconds (both processes, from /proc) plus the work no verified, durable upload can
 skip (SHA-256 on each side, the finiteness check, the durable write's own CPU), spread over every core, estimate
-a ceiling for the upload ratio (an estimate: the raw stream's own CPU moves from run to run).
+a ceiling for the upload ratio (an estimate: the raw stream's own CPU moves from run to run); its download twin
+takes the raw download's CPU plus reading and hashing the blob on the server, hashing and checking it on the
+client. The vault's target is 70% of each CPU bound (upload_share_of_cpu_bound, download_share_of_cpu_bound).
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from loravault.core.base_layout import BaseLayout
 from loravault.core.tensor_stream import StreamingTensorCheck
 from loravault.server import ServerConfig, ServerState, create_server
 from loravault.server.config import MAX_CHUNK_BYTES
-from loravault.server.vault import Vault
-from loravault.server.vault.direct_io import DirectWrites, direct_io_supported
+from loravault.server.vault import BlobReader, Vault
+from loravault.server.vault.direct_io import DirectBlocks, direct_io_supported
 from loravault.server.vault.durable import AtomicFile
 
 from .harness import machine, markdown_table, time_calls, write_results
@@ -125,11 +127,12 @@ def _raw_server(payload: bytes) -> tuple[grpc.Server, int]:
 
 @dataclass(frozen=True)
 class Transfers:
-    """Seconds of each timed transfer, round by round; CPU seconds of both processes per upload (/proc)."""
+    """Seconds of each timed transfer, round by round; CPU seconds of both processes per transfer (/proc)."""
 
     uploads: list[float]
     downloads: list[float]
     upload_cpu: list[float]
+    download_cpu: list[float]
 
     def upload_mib_s(self, size_mib: float) -> float:
         return size_mib / statistics.median(self.uploads)
@@ -139,6 +142,9 @@ class Transfers:
 
     def upload_cpu_seconds(self) -> float:
         return statistics.fmean(self.upload_cpu)  # a mean: /proc counts 10 ms ticks
+
+    def download_cpu_seconds(self) -> float:
+        return statistics.fmean(self.download_cpu)
 
 
 def round_ratios(vault: list[float], raw: list[float]) -> list[float]:
@@ -197,14 +203,14 @@ def _interleaved_transfers(raw: RawStream, client: VaultClient, schema: AdapterS
                            cpu: CpuMeter) -> tuple[Transfers, Transfers]:
     """Each round: raw upload, vault upload, raw download, vault download (a fresh payload per vault round)."""
     client.create_adapter("throughput", schema)
-    rounds: dict[str, dict[str, list[float]]] = {side: {"up": [], "down": [], "cpu": []} for side in ("raw", "vault")}
+    rounds: dict[str, dict[str, list[float]]] = {side: {"up": [], "down": [], "up_cpu": [], "down_cpu": []}
+                                                 for side in ("raw", "vault")}
 
     def timed(side: str, direction: str, transfer: Callable[[], object]) -> None:
         start, used = time.perf_counter(), cpu.now()
         transfer()
         rounds[side][direction].append(time.perf_counter() - start)
-        if direction == "up":
-            rounds[side]["cpu"].append(cpu.now() - used)
+        rounds[side][f"{direction}_cpu"].append(cpu.now() - used)
 
     for data in tqdm(payloads, desc="transfer rounds", unit="round", disable=None):
         timed("raw", "up", raw.upload)
@@ -212,17 +218,17 @@ def _interleaved_transfers(raw: RawStream, client: VaultClient, schema: AdapterS
         timed("raw", "down", raw.download)
         timed("vault", "down", lambda: client.download_tensors("throughput"))
     raw_rounds, vault_rounds = rounds["raw"], rounds["vault"]
-    return (Transfers(raw_rounds["up"], raw_rounds["down"], raw_rounds["cpu"]),
-            Transfers(vault_rounds["up"], vault_rounds["down"], vault_rounds["cpu"]))
+    return (Transfers(raw_rounds["up"], raw_rounds["down"], raw_rounds["up_cpu"], raw_rounds["down_cpu"]),
+            Transfers(vault_rounds["up"], vault_rounds["down"], vault_rounds["up_cpu"], vault_rounds["down_cpu"]))
 
 
-def _blob_file(folder: Path, direct: DirectWrites | None) -> AtomicFile:
+def _blob_file(folder: Path, direct: DirectBlocks | None) -> AtomicFile:
     """A temporary file written as the vault writes blobs: with O_DIRECT where the folder takes it."""
-    return AtomicFile(folder, drop_cache=True, direct=direct)
+    return AtomicFile(folder, direct=direct)
 
 
 def _required_upload_cpu_seconds(folder: Path, schema: AdapterSchema, payload: bytes, repeats: int,
-                                 direct: DirectWrites | None) -> float:
+                                 direct: DirectBlocks | None) -> float:
     """CPU seconds of the work every verified, durable upload adds to the transport (median of `repeats`):
     SHA-256 of the bytes on each side, the streaming safetensors check, and writing the blob durably."""
     chunks = list(_chunks(payload))
@@ -245,7 +251,30 @@ def _required_upload_cpu_seconds(folder: Path, schema: AdapterSchema, payload: b
     return statistics.median(seconds)
 
 
-def _durable_write_throughput(folder: Path, payload: bytes, repeats: int, direct: DirectWrites | None) -> float:
+def _required_download_cpu_seconds(folder: Path, schema: AdapterSchema, payload: bytes, repeats: int,
+                                   direct: DirectBlocks | None) -> float:
+    """CPU seconds of the work every verified download adds to the transport (median of `repeats`): reading the
+    blob file and hashing it on the server, hashing it again on the client, and the streaming safetensors check."""
+    atomic = _blob_file(folder, direct)
+    atomic.write(payload)
+    path = folder / "download-probe"
+    atomic.publish(path)
+    sha256 = hashlib.sha256(payload).hexdigest()
+    seconds = []
+    for _ in range(repeats):
+        start = time.process_time()
+        client_digest, check = hashlib.sha256(), StreamingTensorCheck(schema)
+        with BlobReader(path, sha256=sha256) as reader:  # as the server reads a blob: verified at the end
+            for chunk in reader.chunks(MAX_CHUNK_BYTES):
+                client_digest.update(chunk)
+                check.feed(chunk)
+        check.finish()
+        seconds.append(time.process_time() - start)
+    path.unlink()
+    return statistics.median(seconds)
+
+
+def _durable_write_throughput(folder: Path, payload: bytes, repeats: int, direct: DirectBlocks | None) -> float:
     """MiB/s of writing `payload` in upload-sized chunks to a new file in `folder` and making it durable."""
     seconds = []
     for attempt in range(repeats):
@@ -294,9 +323,10 @@ def run(config: VaultBenchConfig) -> dict:
             raw_options = [("grpc.max_receive_message_length", 4 * MIB)]
             with (VaultClient(f"127.0.0.1:{port}", token=token, timeout=600) as client,
                   grpc.insecure_channel(f"127.0.0.1:{raw_port}", options=raw_options) as raw_channel):
-                direct = DirectWrites() if direct_io_supported(data / ".direct-probe") else None
+                direct = DirectBlocks() if direct_io_supported(data / ".direct-probe") else None
                 disk = _durable_write_throughput(data, payloads[0], config.repeats, direct)
                 required = _required_upload_cpu_seconds(data, schema, payloads[0], config.repeats, direct)
+                required_down = _required_download_cpu_seconds(data, schema, payloads[0], config.repeats, direct)
                 if direct is not None:
                     direct.close()
                 raw, vault = _interleaved_transfers(RawStream(raw_channel, payloads[0]), client, schema, payloads, cpu)
@@ -307,7 +337,7 @@ def run(config: VaultBenchConfig) -> dict:
             stop.set()
             child.join(timeout=60)
     size = len(payloads[0]) / MIB
-    return {
+    results = {
         "config": asdict(config),
         "machine_before": load_before,
         "machine_after": machine(),
@@ -323,6 +353,7 @@ def run(config: VaultBenchConfig) -> dict:
         "upload_ratio_to_durable_write": round(vault.upload_mib_s(size) / disk, 3),
         "upload_ratio_bound_by_disk": round(min(1.0, disk / raw.upload_mib_s(size)), 3),
         **_cpu_bound(raw, vault, required),
+        **_download_cpu_bound(raw, vault, required_down),
         "versions": config.versions,
         "fill_versions_per_s": round(config.versions / fill_seconds, 1),
         "head_p50_ms": head["p50_ms"], "head_p99_ms": head["p99_ms"],
@@ -330,6 +361,7 @@ def run(config: VaultBenchConfig) -> dict:
         "list_page_size": 1000,
         "list_adapters_p50_ms": adapters["p50_ms"], "list_adapters_p99_ms": adapters["p99_ms"],
     }
+    return results | share_of_cpu_bound(results)
 
 
 def _cpu_bound(raw: Transfers, vault: Transfers, required: float) -> dict[str, float]:
@@ -341,6 +373,24 @@ def _cpu_bound(raw: Transfers, vault: Transfers, required: float) -> dict[str, f
             "vault_upload_cpu_seconds": round(vault.upload_cpu_seconds(), 3),
             "required_upload_cpu_seconds": round(required, 3),
             "upload_ratio_bound_by_cpu": round(raw_seconds / floor, 3)}
+
+
+def _download_cpu_bound(raw: Transfers, vault: Transfers, required: float) -> dict[str, float]:
+    """The download twin of _cpu_bound: the raw download's CPU plus the work a verified download cannot skip,
+    spread over every core, against the raw download's wall time; and how close the vault comes to each bound."""
+    raw_seconds = statistics.median(raw.downloads)
+    floor = max(raw_seconds, (raw.download_cpu_seconds() + required) / os.cpu_count())
+    return {"raw_download_cpu_seconds": round(raw.download_cpu_seconds(), 3),
+            "vault_download_cpu_seconds": round(vault.download_cpu_seconds(), 3),
+            "required_download_cpu_seconds": round(required, 3),
+            "download_ratio_bound_by_cpu": round(raw_seconds / floor, 3)}
+
+
+def share_of_cpu_bound(results: dict) -> dict[str, float]:
+    """The vault's ratio to the raw stream as a share of the CPU bound on that ratio (the target: >= 0.7)."""
+    return {f"{side}_share_of_cpu_bound": round(results[f"{side}_ratio_to_raw"]
+                                                / results[f"{side}_ratio_bound_by_cpu"], 3)
+            for side in ("upload", "download")}
 
 
 def table(results: dict) -> str:
@@ -373,6 +423,13 @@ def table(results: dict) -> str:
         f"so, spread perfectly over {results['machine_before']['cpus']} cores, an upload could reach about "
         f"{results['upload_ratio_bound_by_cpu']:.0%} of the raw stream here (an estimate: the raw stream's CPU "
         f"varies between runs).\n"
+        + f"\nCPU per download (both processes): raw stream {results['raw_download_cpu_seconds']} s, vault "
+        f"{results['vault_download_cpu_seconds']} s; the work a verified download cannot skip (reading the blob "
+        f"and SHA-256 on the server, SHA-256 and the safetensors check on the client) takes "
+        f"{results['required_download_cpu_seconds']} s, so a download could reach about "
+        f"{results['download_ratio_bound_by_cpu']:.0%} of the raw stream here.\n"
+        + f"\nShare of the CPU bound reached (target 70%): uploads "
+        f"{results['upload_share_of_cpu_bound']:.0%}, downloads {results['download_share_of_cpu_bound']:.0%}.\n"
         + f"\nWith {results['versions']} versions of one adapter in the vault:\n\n"
         + markdown_table(["RPC", "p50 ms", "p99 ms"], latency)
     )

@@ -32,7 +32,7 @@ def commit(
     """Commit the erasure; raises AbortedError or FailedPreconditionError when the head moved meanwhile,
     AlreadyExistsError when a concurrent request took its request id."""
     manifest = verified.manifest
-    staged = vault.adapters.stage_hashed_blob(merged.data, sha256=merged.sha256)  # merge hashed these bytes already
+    staged = vault.adapters.stage_blob(merged.data, expected_sha256=merged.sha256)
     appended: list[Appended] = []
 
     def in_transaction(conn: Connection, version: VersionRecord) -> None:

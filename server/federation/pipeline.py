@@ -161,7 +161,7 @@ class RoundPipeline:
     def _commit(self, verified: _Verified, header: RoundHeader, data: bytes) -> RoundResult:
         """Blob, version and audit entry in one transaction; the head moves by compare-and-swap on the parent."""
         manifest = verified.manifest
-        staged = self._vault.adapters.stage_hashed_blob(memoryview(data), sha256=manifest.aggregate_hash)
+        staged = self._vault.adapters.stage_blob(data, expected_sha256=manifest.aggregate_hash)
         appended: list[Appended] = []
 
         def in_transaction(conn: Connection, version: VersionRecord) -> None:

@@ -120,10 +120,20 @@ class AdapterStore:
         self._db.check_open()
         return self._store.new_writer(max_bytes=max_bytes)
 
-    def stage_hashed_blob(self, data: bytes | memoryview, *, sha256: str) -> StagedBlob:
-        """Stage bytes whose SHA-256 the caller has just computed from them (see BlobStore.stage_hashed)."""
-        self._db.check_open()
-        return self._store.stage_hashed(data, sha256=sha256)
+    def stage_blob(self, data: bytes | memoryview, *, expected_sha256: str) -> StagedBlob:
+        """Stage bytes held in memory through the store's hashing writer, as an upload is staged.
+
+        The blob is named by the digest the store computes while it writes; `expected_sha256` (what the caller
+        computed or was signed) is only compared with it: DataLossError, and the blob discarded, on a mismatch.
+        """
+        with self.new_blob_writer(max_bytes=len(data)) as writer:
+            writer.write(data)
+            staged = writer.finish()
+        if staged.sha256 != expected_sha256:
+            self.discard_blob(staged)
+            raise DataLossError(f"bytes to stage hash to {staged.sha256[:12]}…, not the expected "
+                                f"{expected_sha256[:12]}…; nothing was staged")
+        return staged
 
     def discard_blob(self, blob: StagedBlob) -> None:
         """Give up a staged blob that will not be committed; its file goes unless a version uses it."""

@@ -1,12 +1,12 @@
-"""Appending to a file with O_DIRECT from reused, aligned blocks, the disk write running on a worker thread.
+"""Appending to a blob file with O_DIRECT from aligned blocks that every blob write reuses.
 
-Why: a buffered write copies each upload into freshly allocated page-cache pages (about 16 ms of CPU per 64 MiB
-on these two cores, plus 3 ms to hand the pages back after the fsync), and an upload is CPU-bound: the vault's
-handler thread also hashes and checks every byte while the client hashes and sends. With O_DIRECT the bytes
-are copied once into a block that every upload reuses (about 5 ms per 64 MiB) and the device reads them from
-there; the write itself waits on the disk, not the CPU, so it runs on a worker thread while the next block
-fills. Where the filesystem refuses O_DIRECT (tmpfs on older kernels, some FUSE and network filesystems) or the
-platform has no such flag, `direct_io_supported` says so and the caller writes through the page cache as before.
+Why: a buffered write copies each upload into freshly allocated page-cache pages, and an upload is CPU-bound
+(the vault's handler thread also hashes and checks every byte while the client hashes and sends). With O_DIRECT
+the bytes are copied once into a block that the next upload reuses and the device reads them from there.
+Measured end to end (README, "Vault"), this is the one blob-write mechanism that pays for itself; a writer
+thread beside it did not and was removed. Where the filesystem refuses O_DIRECT (tmpfs on older kernels, some
+FUSE and network filesystems) or the platform has no such flag, `direct_io_supported` says so and the caller
+writes through the page cache.
 
 O_DIRECT needs the buffer address, the file offset and the length to be multiples of the logical block size;
 blocks are page-aligned anonymous mappings written at multiples of BLOCK_BYTES, and the last, partial block is
@@ -19,12 +19,11 @@ import logging
 import mmap
 import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from loravault.core.tensor_views import anonymous_mapping
 
-__all__ = ["ALIGNMENT", "BLOCK_BYTES", "DirectAppender", "DirectWrites", "direct_io_supported", "open_direct_flag"]
+__all__ = ["ALIGNMENT", "BLOCK_BYTES", "DirectAppender", "DirectBlocks", "direct_io_supported", "open_direct_flag"]
 
 log = logging.getLogger(__name__)
 
@@ -60,71 +59,51 @@ def direct_io_supported(probe: Path) -> bool:
     return True
 
 
-class DirectWrites:
-    """What direct appenders share: a pool of aligned blocks kept between files, and the disk-write threads.
+class DirectBlocks:
+    """Aligned blocks kept between files, so back-to-back uploads write from memory already faulted in.
 
-    A block is handed back after each file, so back-to-back uploads write from memory that is already faulted
-    in; at most `keep_blocks` idle blocks are kept (an appender holds one, two once its first block fills).
+    At most `keep` idle blocks are kept (one per writer that was running at once). Thread-safe.
     """
 
-    def __init__(self, *, keep_blocks: int = 8, threads: int = 4) -> None:
+    def __init__(self, *, keep: int = 8) -> None:
         self._lock = threading.Lock()
         self._idle: list[mmap.mmap] = []
-        self._keep = keep_blocks
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="blob-write")
+        self._keep = keep
 
-    def take_block(self) -> mmap.mmap:
+    def take(self) -> mmap.mmap:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
         return anonymous_mapping(BLOCK_BYTES)
 
-    def give_block(self, block: mmap.mmap) -> None:
+    def give(self, block: mmap.mmap) -> None:
         with self._lock:
             if len(self._idle) < self._keep:
                 self._idle.append(block)
                 return
         block.close()
 
-    def submit_write(self, fd: int, block: mmap.mmap, *, length: int, offset: int) -> Future[None]:
-        return self._executor.submit(_write_block, fd, block, length, offset)
-
     def close(self) -> None:
-        """Wait for running writes and release the threads and the idle blocks."""
-        self._executor.shutdown(wait=True)
+        """Release the idle blocks."""
         with self._lock:
             idle, self._idle = self._idle, []
         for block in idle:
             block.close()
 
 
-def _write_block(fd: int, block: mmap.mmap, length: int, offset: int) -> None:
-    view = memoryview(block)[:length]
-    try:
-        while view:
-            written = os.pwrite(fd, view, offset)
-            view, offset = view[written:], offset + written
-    finally:
-        view.release()
-
-
 class DirectAppender:
-    """Appends bytes to an fd opened with O_DIRECT: fills one block while the other is being written.
-
-    The blocks come from `writes` and go back to it, so an upload writes from memory the last one faulted in.
+    """Appends bytes to an fd opened with O_DIRECT: fills one block and writes it out each time it is full.
 
     Not thread-safe: one writer per instance. `finish` must run before the fd is fsynced; `abandon` whenever
-    the file will not be finished. Either hands the blocks back.
+    the file will not be finished. Either hands the block back.
     """
 
-    def __init__(self, fd: int, writes: DirectWrites) -> None:
+    def __init__(self, fd: int, blocks: DirectBlocks) -> None:
         self._fd = fd
-        self._writes = writes
-        self._filling: mmap.mmap | None = writes.take_block()
-        self._spare: mmap.mmap | None = None  # taken when the first block is handed over: small blobs need one
-        self._fill = 0  # bytes in the filling block
-        self._offset = 0  # file offset of the filling block
-        self._pending: Future[None] | None = None
+        self._blocks = blocks
+        self._block: mmap.mmap | None = blocks.take()
+        self._fill = 0  # bytes in the block
+        self._offset = 0  # file offset of the block
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -135,51 +114,39 @@ class DirectAppender:
             self._fill += taken
             view = view[taken:]
             if self._fill == BLOCK_BYTES:
-                self._hand_over(BLOCK_BYTES)
+                self._write_out(block, BLOCK_BYTES)
 
     def finish(self) -> int:
-        """Write the last, padded block, wait for every write, and cut the file to its true size (returned)."""
+        """Write the last, padded block and cut the file to its true size (returned)."""
         block = self._require_open()
         size = self._offset + self._fill
-        if self._fill:
-            padded = -(-self._fill // ALIGNMENT) * ALIGNMENT
-            block[self._fill : padded] = bytes(padded - self._fill)
-            self._hand_over(padded)
-        self._wait()
-        os.ftruncate(self._fd, size)
-        self._release()
+        try:
+            if self._fill:
+                padded = -(-self._fill // ALIGNMENT) * ALIGNMENT
+                block[self._fill : padded] = bytes(padded - self._fill)
+                self._write_out(block, padded)
+            os.ftruncate(self._fd, size)
+        finally:
+            self.abandon()
         return size
 
     def abandon(self) -> None:
-        """Wait for the write in flight (its error no longer matters) and hand the blocks back."""
-        if self._pending is not None:
-            self._pending.exception()
-            self._pending = None
-        self._release()
+        """Hand the block back; safe to call more than once."""
+        if self._block is not None:
+            block, self._block = self._block, None
+            self._blocks.give(block)
 
-    def _hand_over(self, length: int) -> None:
-        """Start writing the filling block and continue in the spare once the previous write is done."""
-        self._wait()
-        assert self._filling is not None
-        if self._spare is None:
-            self._spare = self._writes.take_block()
-        self._pending = self._writes.submit_write(self._fd, self._filling, length=length, offset=self._offset)
-        self._offset += length
-        self._filling, self._spare = self._spare, self._filling
+    def _write_out(self, block: mmap.mmap, length: int) -> None:
+        view = memoryview(block)[:length]
+        try:
+            while view:
+                written = os.pwrite(self._fd, view, self._offset)
+                view, self._offset = view[written:], self._offset + written
+        finally:
+            view.release()
         self._fill = 0
 
-    def _wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()  # a failed disk write raises here, in the writer's thread
-
     def _require_open(self) -> mmap.mmap:
-        if self._filling is None:
+        if self._block is None:
             raise ValueError("direct appender is already finished or abandoned")
-        return self._filling
-
-    def _release(self) -> None:
-        for block in (self._filling, self._spare):
-            if block is not None:
-                self._writes.give_block(block)
-        self._filling = self._spare = None
+        return self._block

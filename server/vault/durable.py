@@ -14,8 +14,7 @@ from pathlib import Path
 
 from loravault.core import AlreadyExistsError
 
-from .direct_io import DirectAppender, DirectWrites, open_direct_flag
-from .writeback import WRITEBACK_BYTES, drop_cached_pages, start_writeback
+from .direct_io import DirectAppender, DirectBlocks, open_direct_flag
 
 __all__ = ["AtomicFile", "TEMP_PREFIX", "fsync_dir", "write_file_durably"]
 
@@ -38,24 +37,18 @@ class AtomicFile:
     """A temporary file in `folder` that becomes a destination file atomically and durably.
 
     The temporary file is created with O_EXCL and `mode` from the first instant, so a secret written through
-    it is never readable by others, even briefly. Writes start the disk's writeback every WRITEBACK_BYTES, so a
-    file written in pieces is mostly on disk when `publish` fsyncs it. With `drop_cache`, its pages leave the page
-    cache once it is durable (see writeback.drop_cached_pages). With `direct` (from a folder where
-    direct_io.direct_io_supported holds), the bytes bypass the page cache instead (see direct_io). Not
-    thread-safe: one writer per instance.
+    it is never readable by others, even briefly. Writes go through the page cache (python-tuf's
+    persist_temp_file shape); with `direct` (blob files, in a folder where direct_io.direct_io_supported holds)
+    they bypass it from reused aligned blocks (see direct_io). Either way `publish` is the one way a file
+    becomes durable. Not thread-safe: one writer per instance.
     """
 
-    def __init__(
-        self, folder: Path, *, mode: int = 0o600, drop_cache: bool = False, direct: DirectWrites | None = None
-    ) -> None:
+    def __init__(self, folder: Path, *, mode: int = 0o600, direct: DirectBlocks | None = None) -> None:
         self.folder = folder
-        self._drop_cache = drop_cache and direct is None
         self.temp_path = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | (open_direct_flag() if direct is not None else 0)
         self._fd: int | None = os.open(self.temp_path, flags, mode)
         self._direct = DirectAppender(self._fd, direct) if direct is not None else None
-        self._written = 0
-        self._writeback_from = 0  # bytes before this offset have had their writeback started
 
     def write(self, data: bytes | memoryview) -> None:
         """Append all of `data` (os.write may write less than asked, so loop)."""
@@ -66,12 +59,7 @@ class AtomicFile:
             return
         view = memoryview(data)
         while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-            self._written += written
-        if self._written - self._writeback_from >= WRITEBACK_BYTES:
-            start_writeback(self._fd, offset=self._writeback_from, length=self._written - self._writeback_from)
-            self._writeback_from = self._written
+            view = view[os.write(self._fd, view):]
 
     def publish(self, destination: Path, *, exclusive: bool = False) -> None:
         """Fsync, then move the temporary file to `destination` and fsync the folders.
@@ -84,8 +72,6 @@ class AtomicFile:
         if self._direct is not None:
             self._direct.finish()
         os.fsync(self._fd)
-        if self._drop_cache:
-            drop_cached_pages(self._fd)
         os.close(self._fd)
         self._fd = None
         try:

@@ -240,16 +240,6 @@ class S3BlobStore:
     def new_writer(self, *, max_bytes: int) -> S3BlobWriter:
         return S3BlobWriter(self, max_bytes=max_bytes)
 
-    def stage_hashed(self, data: bytes | memoryview, *, sha256: str) -> StagedBlob:
-        """Make `data` a durable, pinned blob under `sha256`, which the caller computed from these bytes.
-
-        A bucket that checks ChecksumSHA256 refuses a wrong digest (DataLossError, nothing stored); on one that
-        does not, the bytes are stored and every read of them raises DataLossError, as in the file store.
-        """
-        check_sha256(sha256)
-        self._publish_bytes(bytes(data), sha256)
-        return StagedBlob(sha256=sha256, size=len(data), path=self.path_for(sha256))
-
     def exists(self, sha256: str) -> bool:
         return self._size_of(sha256) is not None
 

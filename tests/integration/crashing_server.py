@@ -8,7 +8,7 @@ The production package holds no crash hook: this launcher wraps the commit step 
 after the named call returns, so the kill lands exactly where a power cut could:
 
 - before-blob: before the merged blob is written
-- after-blob: the blob staged and fsynced (`vault.adapters.stage_hashed_blob`), before the transaction
+- after-blob: the blob staged and fsynced (`vault.adapters.stage_blob`), before the transaction
 - in-transaction: the audit entry appended inside the vault transaction (`audit.append`), before it commits
 - after-commit: the transaction committed (`vault.adapters.erasure_commit`), before the receipt goes out
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 STEPS = ("before-blob", "after-blob", "in-transaction", "after-commit")
 # step -> the collaborator of commit() and its method after whose return the process dies
-KILL_AFTER = {"after-blob": ("vault.adapters", "stage_hashed_blob"), "in-transaction": ("audit", "append"),
+KILL_AFTER = {"after-blob": ("vault.adapters", "stage_blob"), "in-transaction": ("audit", "append"),
               "after-commit": ("vault.adapters", "erasure_commit")}
 
 

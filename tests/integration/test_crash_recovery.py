@@ -43,8 +43,8 @@ def start_server(data: Path) -> tuple[subprocess.Popen, str]:
 def wait_for_upload_file(data: Path, *, seconds: float = 60) -> None:
     """Until the server has opened the temporary file the upload streams into: the kill then lands mid-write.
 
-    NOTE: how much of the received chunks is on disk by then is not observable from outside: with O_DIRECT
-    the blob store fills an aligned block in memory before it writes, so the file may still be empty.
+    NOTE: how much of the received chunks is on disk by then is not observable from outside (a blob of 16 MiB
+    or more fills an aligned O_DIRECT block in memory before it writes, so its file may still be empty).
     """
     deadline = time.monotonic() + seconds
     while not [p for p in data.rglob(f"{TEMP_PREFIX}*") if "direct-probe" not in p.name]:

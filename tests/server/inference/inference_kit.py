@@ -42,7 +42,7 @@ def upload(vault: Vault, *, tenant: str, name: str, adapter: TinyAdapter, create
         vault.adapters.create_adapter(tenant=tenant, name=name, schema=adapter.schema)
     head = vault.adapters.get_adapter(tenant=tenant, name=name).head_version
     data = encode_tensors(adapter.tensors)
-    staged = vault.adapters.stage_hashed_blob(data, sha256=sha256_hex(data))
+    staged = vault.adapters.stage_blob(data, expected_sha256=sha256_hex(data))
     return vault.adapters.commit_version(tenant=tenant, adapter=name, parent_version=head, blob=staged).number
 
 

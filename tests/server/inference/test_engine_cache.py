@@ -21,7 +21,7 @@ def _erase(vault, *, tenant: str, adapter: str, replacement: TinyAdapter) -> int
     """Commit an erasure straight through the vault (the signed protocol is tested in integration)."""
     head = vault.adapters.get_adapter(tenant=tenant, name=adapter).head_version
     data = encode_tensors(replacement.tensors)
-    staged = vault.adapters.stage_hashed_blob(data, sha256=sha256_hex(data))
+    staged = vault.adapters.stage_blob(data, expected_sha256=sha256_hex(data))
     return vault.adapters.erasure_commit(tenant=tenant, adapter=adapter, parent_version=head, blob=staged,
                                 manifest_hash="ab" * 32).number
 

@@ -15,7 +15,7 @@ from loravault.server.vault.direct_io import (
     ALIGNMENT,
     BLOCK_BYTES,
     DirectAppender,
-    DirectWrites,
+    DirectBlocks,
     direct_io_supported,
     open_direct_flag,
 )
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="O_DIRECT is
 
 
 @pytest.fixture
-def writes():
-    shared = DirectWrites(keep_blocks=4)
+def blocks():
+    shared = DirectBlocks(keep=4)
     yield shared
     shared.close()
 
@@ -44,10 +44,10 @@ def test_this_test_folder_accepts_o_direct(tmp_path):
 @pytest.mark.parametrize("size", [1, ALIGNMENT - 1, ALIGNMENT, ALIGNMENT + 1, BLOCK_BYTES - 1, BLOCK_BYTES,
                                   BLOCK_BYTES + 1, 2 * BLOCK_BYTES + 4097])
 @pytest.mark.parametrize("chunk", [1000, 1 << 20, 3 * BLOCK_BYTES])
-def test_appended_bytes_land_exactly_whatever_the_sizes(tmp_path, writes, size, chunk):
+def test_appended_bytes_land_exactly_whatever_the_sizes(tmp_path, blocks, size, chunk):
     data = os.urandom(size)
     fd = _direct_fd(tmp_path / "f")
-    appender = DirectAppender(fd, writes)
+    appender = DirectAppender(fd, blocks)
     for offset in range(0, size, chunk):
         appender.write(data[offset : offset + chunk])
     assert appender.finish() == size
@@ -55,49 +55,51 @@ def test_appended_bytes_land_exactly_whatever_the_sizes(tmp_path, writes, size, 
     assert (tmp_path / "f").read_bytes() == data  # the zero padding of the last block is cut off
 
 
-def test_an_empty_file_stays_empty(tmp_path, writes):
+def test_an_empty_file_stays_empty(tmp_path, blocks):
     fd = _direct_fd(tmp_path / "f")
-    assert DirectAppender(fd, writes).finish() == 0
+    assert DirectAppender(fd, blocks).finish() == 0
     os.close(fd)
     assert (tmp_path / "f").read_bytes() == b""
 
 
-def test_blocks_are_reused_by_the_next_file(tmp_path, writes):
-    first = DirectAppender(_direct_fd(tmp_path / "a"), writes)
-    first.write(b"x" * (BLOCK_BYTES + 5))  # the second block is taken when the first is handed over
-    held = {id(first._filling), id(first._spare)}
+def test_the_block_is_reused_by_the_next_file(tmp_path, blocks):
+    first = DirectAppender(_direct_fd(tmp_path / "a"), blocks)
+    first.write(b"x" * (BLOCK_BYTES + 5))
+    held = id(first._block)
     first.finish()
-    second = DirectAppender(_direct_fd(tmp_path / "b"), writes)
-    second.write(b"y" * (BLOCK_BYTES + 5))
-    assert {id(second._filling), id(second._spare)} == held
+    second = DirectAppender(_direct_fd(tmp_path / "b"), blocks)
+    assert id(second._block) == held
     second.abandon()
 
 
-def test_a_small_file_takes_one_block(tmp_path, writes):
-    appender = DirectAppender(_direct_fd(tmp_path / "f"), writes)
-    appender.write(b"small")
-    assert appender._spare is None
-    appender.finish()
-
-
-def test_a_failed_disk_write_raises_in_the_writer_and_abandon_still_releases(tmp_path, writes):
+def test_a_failed_disk_write_raises_and_hands_the_block_back(tmp_path, blocks):
     (tmp_path / "f").write_bytes(b"")
     read_only = os.open(tmp_path / "f", os.O_RDONLY | open_direct_flag())
-    appender = DirectAppender(read_only, writes)
-    appender.write(b"y" * BLOCK_BYTES)  # handed to the worker thread, which fails (EBADF)
+    appender = DirectAppender(read_only, blocks)
     with pytest.raises(OSError):
-        appender.finish()
+        appender.write(b"y" * BLOCK_BYTES)  # the full block is written at once, and the write fails (EBADF)
     appender.abandon()
     os.close(read_only)
     with pytest.raises(ValueError, match="already finished or abandoned"):
         appender.write(b"z")
+    assert len(blocks._idle) == 1
+
+
+def test_the_store_writes_large_blobs_directly_and_small_ones_through_the_page_cache(tmp_path):
+    store = BlobStore(tmp_path / "blobs")
+    assert store._direct is not None
+    small = store.new_writer(max_bytes=blobs.DIRECT_MIN_BYTES - 1)
+    large = store.new_writer(max_bytes=blobs.DIRECT_MIN_BYTES)
+    assert small._file._direct is None and large._file._direct is not None
+    small.abort()
+    large.abort()
+    store.close()
 
 
 def test_the_store_writes_blobs_directly_and_reads_them_back(tmp_path):
     store = BlobStore(tmp_path / "blobs")
-    assert store._direct is not None
     data = os.urandom(2 * BLOCK_BYTES + 12345)
-    writer = store.new_writer(max_bytes=len(data))
+    writer = store.new_writer(max_bytes=blobs.DIRECT_MIN_BYTES)
     for offset in range(0, len(data), 1 << 20):
         writer.write(data[offset : offset + (1 << 20)])
     staged = writer.finish()
@@ -108,7 +110,7 @@ def test_the_store_writes_blobs_directly_and_reads_them_back(tmp_path):
 
 def test_an_aborted_direct_write_leaves_nothing(tmp_path):
     store = BlobStore(tmp_path / "blobs")
-    writer = store.new_writer(max_bytes=4 * BLOCK_BYTES)
+    writer = store.new_writer(max_bytes=blobs.DIRECT_MIN_BYTES)
     writer.write(os.urandom(BLOCK_BYTES + 1))
     writer.abort()
     assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []
@@ -121,6 +123,6 @@ def test_a_filesystem_without_o_direct_gets_page_cache_writes(tmp_path, monkeypa
     store = BlobStore(tmp_path / "blobs")
     assert store._direct is None
     data = os.urandom(BLOCK_BYTES + 3)
-    writer = store.new_writer(max_bytes=len(data))
+    writer = store.new_writer(max_bytes=blobs.DIRECT_MIN_BYTES)
     writer.write(data)
     assert store.read(writer.finish().sha256) == data

@@ -1,7 +1,8 @@
 """Blob stores: streamed, capped, durable, content-addressed, and verified when read back.
 
 The contract tests take `store` and run over both backends: files in a folder and an S3 bucket (moto's server,
-with pins in a SQLite database); the tests of paths, fsyncs and durable files are the file store's own.
+with pins in a SQLite database); the tests of paths, folders and durable files are the file store's own (what a
+crash leaves: test_blob_durability.py).
 """
 
 from __future__ import annotations
@@ -94,8 +95,9 @@ def test_corrupted_and_missing_blobs_are_data_loss_on_every_backend(store):
 
 
 def test_a_pinned_blob_survives_deletion_until_released_on_every_backend(store):
-    digest = hashlib.sha256(b"staged").hexdigest()
-    store.stage_hashed(b"staged", sha256=digest)
+    writer = store.new_writer(max_bytes=100)
+    writer.write(b"staged")
+    digest = writer.finish().sha256
     assert store.is_pinned(digest)
     assert store.delete_unreferenced([digest], is_referenced=lambda _: False) == []
     store.release(digest)
@@ -113,7 +115,9 @@ def test_digest_that_is_not_sha256_hex_never_names_a_path_on_every_backend(store
     with pytest.raises(InvalidArgumentError):
         store.open(digest)
     with pytest.raises(InvalidArgumentError):
-        store.stage_hashed(b"x", sha256=digest)
+        store.exists(digest)
+    with pytest.raises(InvalidArgumentError):
+        store.hash_file(digest)
 
 
 def test_a_large_blob_goes_up_in_parts_and_reads_back(tmp_path, s3_bucket, s3_endpoint, monkeypatch):
@@ -163,19 +167,6 @@ def test_a_blob_over_one_copy_call_is_copied_to_its_digest_in_parts(tmp_path, s3
     engine.dispose()
 
 
-def test_a_wrong_known_digest_never_reads_back_as_good_on_every_backend(store):
-    """A caller's wrong digest: a bucket that checks ChecksumSHA256 (S3, MinIO) refuses the PUT; one that does
-    not (moto, the file store) stores the bytes, and the verifying read refuses them."""
-    wrong = hashlib.sha256(b"something else").hexdigest()
-    try:
-        store.stage_hashed(b"merged adapter", sha256=wrong)
-    except DataLossError:
-        assert store.stored_digests() == [] and not store.is_pinned(wrong)
-        return
-    with pytest.raises(DataLossError, match="corrupt"):
-        store.read(wrong)
-
-
 def test_a_missing_bucket_is_refused_at_open(tmp_path, s3_endpoint):
     engine = open_engine(f"sqlite:///{tmp_path / 'pins.db'}")
     with pytest.raises(FailedPreconditionError, match="does not exist"):
@@ -190,7 +181,7 @@ def test_a_malformed_blob_location_is_refused(url):
         s3blobs.parse_s3_url(url)
 
 
-# the file store's own: paths, folders, fsyncs, durable files
+# the file store's own: paths, folders, durable files
 
 
 def test_finished_blob_is_content_addressed_and_reads_back(tmp_path):
@@ -206,40 +197,29 @@ def test_finished_blob_is_content_addressed_and_reads_back(tmp_path):
     assert _files(tmp_path / "blobs") == [staged.path]
 
 
-def test_bytes_with_a_known_digest_stage_without_rehashing_and_read_back_verified(tmp_path):
-    store = BlobStore(tmp_path / "blobs")
-    digest = hashlib.sha256(b"merged adapter").hexdigest()
-    staged = store.stage_hashed(b"merged adapter", sha256=digest)
-    assert (staged.sha256, staged.size, staged.path) == (digest, 14, tmp_path / "blobs" / digest[:2] / digest)
-    assert store.read(digest) == b"merged adapter"
-    with pytest.raises(InvalidArgumentError, match="not 64 lowercase hex"):
-        store.stage_hashed(b"x", sha256="../escape")
-    assert _files(tmp_path / "blobs") == [staged.path]  # the refusal left no temporary file
-
-
-def test_a_known_digest_is_written_in_its_own_folder_with_one_folder_sync(tmp_path, monkeypatch):
-    """The erasure's hot path: file + folder fsync, as any durable write. The 256 folders exist from the
-    store's creation (made durable then), so no write syncs the store root for a folder it created."""
+def test_the_store_makes_its_256_folders_once_and_a_reopened_store_reads_every_blob(tmp_path):
     store = BlobStore(tmp_path / "blobs")
     assert sorted(p.name for p in (tmp_path / "blobs").iterdir()) == [f"{i:02x}" for i in range(256)]
-    synced: list[str] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
-    digest = hashlib.sha256(b"merged").hexdigest()
-    store.stage_hashed(b"merged", sha256=digest)
-    folder = str(tmp_path / "blobs" / digest[:2])
-    assert len(synced) == 2 and synced[0].startswith(folder + "/" + TEMP_PREFIX) and synced[1] == folder
-    synced.clear()
-    BlobStore(tmp_path / "blobs")  # reopening finds every folder: nothing to sync
-    assert synced == [] and _files(tmp_path / "blobs") == [store.path_for(digest)]
+    writer = store.new_writer(max_bytes=100)
+    writer.write(b"merged")
+    staged = writer.finish()
+    assert staged.path.parent == tmp_path / "blobs" / staged.sha256[:2]
+    reopened = BlobStore(tmp_path / "blobs")
+    assert reopened.read(staged.sha256) == b"merged" and _files(tmp_path / "blobs") == [staged.path]
+    assert reopened.stale_temps() == []
 
 
-def test_a_wrong_known_digest_is_caught_when_the_blob_is_read(tmp_path):
+@pytest.mark.parametrize("size", [0, 1, 4095, 4097, (1 << 20) + 1, (3 << 20) + 12345])
+@pytest.mark.parametrize("chunk", [1000, 1 << 20])
+def test_streamed_bytes_land_exactly_whatever_the_sizes(tmp_path, size, chunk):
     store = BlobStore(tmp_path / "blobs")
-    wrong = hashlib.sha256(b"something else").hexdigest()
-    store.stage_hashed(b"merged adapter", sha256=wrong)
-    with pytest.raises(DataLossError, match="corrupt"):
-        store.read(wrong)
+    data = os.urandom(size)
+    writer = store.new_writer(max_bytes=size)
+    for offset in range(0, size, chunk):
+        writer.write(data[offset : offset + chunk])
+    staged = writer.finish()
+    assert (staged.sha256, staged.size) == (hashlib.sha256(data).hexdigest(), size)
+    assert staged.path.read_bytes() == data and _files(tmp_path / "blobs") == [staged.path]
 
 
 def test_cap_is_enforced_before_the_chunk_is_written(tmp_path):
@@ -309,3 +289,22 @@ def test_durable_replace_overwrites_atomically(tmp_path):
     write_file_durably(target, b"new")
     assert target.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_a_blob_read_hands_its_pages_back_when_the_reader_closes(tmp_path, monkeypatch):
+    """The page-cache hint a download leaves (see BlobReader.close): asked once, for the whole file, after the
+    verified read, and refusal is harmless."""
+    store = BlobStore(tmp_path / "blobs")
+    writer = store.new_writer(max_bytes=100)
+    writer.write(b"adapter bytes")
+    staged = writer.finish()
+    advised = []
+
+    def advise(fd, offset, length, advice):
+        advised.append((os.path.samefile(f"/proc/self/fd/{fd}", staged.path), offset, length, advice))
+        raise OSError("refused")
+
+    monkeypatch.setattr(os, "posix_fadvise", advise)
+    with store.open(staged.sha256) as reader:
+        assert reader.read_all() == b"adapter bytes" and advised == []
+    assert advised == [(True, 0, 0, os.POSIX_FADV_DONTNEED)]
