@@ -3,6 +3,7 @@ cancels this replica's generations in flight through the purge watch; idle, the 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -52,22 +53,53 @@ def erase_elsewhere(there: Vault) -> int:
                                          manifest_hash="ab" * 32).number
 
 
-@pytest.mark.timeout(60)
-def test_an_erasure_on_another_replica_cancels_a_generation_in_flight_here(serving):
+class GatedSteps:
+    """The engine's step model, held after its second step until the test lets it go: the generation is
+    certainly still running while the other replica erases and the watch polls."""
+
+    def __init__(self, step) -> None:
+        self._step, self.calls = step, 0
+        self.held, self.go = threading.Event(), threading.Event()
+
+    def forward(self, batch):
+        self.calls += 1
+        if self.calls == 3:
+            self.held.set()
+            assert self.go.wait(timeout=30), "the test never released the engine"
+        return self._step.forward(batch)
+
+
+@pytest.mark.timeout(120)
+def test_an_erasure_on_another_replica_cancels_a_generation_in_flight_here(serving, monkeypatch):
     engine, events, here, there = serving
+    gate = GatedSteps(engine._step)
+    monkeypatch.setattr(engine, "_step", gate)
     engine.start()
-    watch = PurgeWatch(engine, here.adapters, events, interval_s=0.02)
+    stream = engine.generate(tenant="acme", adapter="a", version=1, prompt="hi", params=RUNS_LONG).events(timeout=30)
+    assert isinstance(next(stream), Delta)
+    assert gate.held.wait(timeout=30)
+    floor = erase_elsewhere(there)
+    assert PurgeWatch(engine, here.adapters, events, interval_s=60).poll() == 1
+    gate.go.set()
+    with pytest.raises(AbortedError, match=f"purged by an erasure committed at v{floor}"):
+        for _ in stream:
+            pass
+
+
+def test_the_watch_thread_polls_on_its_interval_and_stops(serving):
+    engine, events, here, _ = serving
+    polled = threading.Event()
+
+    class Floors:
+        def floors(self, keys):
+            polled.set()
+            return here.adapters.floors(keys)
+
+    engine.generate(tenant="acme", adapter="a", version=1, prompt="hi", params=RUNS_LONG)  # waits: engine not started
+    watch = PurgeWatch(engine, Floors(), events, interval_s=0.01)
     watch.start()
-    try:
-        stream = engine.generate(tenant="acme", adapter="a", version=1, prompt="hi", params=RUNS_LONG).events(
-            timeout=30)
-        assert isinstance(next(stream), Delta)
-        floor = erase_elsewhere(there)
-        with pytest.raises(AbortedError, match=f"purged by an erasure committed at v{floor}"):
-            for _ in stream:
-                pass
-    finally:
-        watch.close()
+    assert polled.wait(timeout=10)
+    watch.close()
 
 
 def test_a_deletion_on_another_replica_ends_waiting_requests_here(serving):
