@@ -20,14 +20,15 @@ __all__ = [
     "LissaConfig",
     "LlmEraserConfig",
     "METHODS",
+    "SpectralConfig",
     "STEPS",
 ]
 
-Method = Literal["cg", "lissa", "ekfac", "datainf", "dense", "llmeraser"]
-Step = Literal["auto", "calibrated", "influence"]
+Method = Literal["spectral", "cg", "lissa", "ekfac", "datainf", "dense", "llmeraser"]
+Step = Literal["auto", "path", "calibrated", "influence"]
 CurvatureKind = Literal["gauss_newton", "hessian"]
-METHODS: tuple[str, ...] = ("cg", "lissa", "ekfac", "datainf", "dense", "llmeraser")
-STEPS: tuple[str, ...] = ("auto", "calibrated", "influence")
+METHODS: tuple[str, ...] = ("spectral", "cg", "lissa", "ekfac", "datainf", "dense", "llmeraser")
+STEPS: tuple[str, ...] = ("auto", "path", "calibrated", "influence")
 
 
 def _positive(name: str, value: float) -> None:
@@ -112,6 +113,23 @@ class LlmEraserConfig:
 
 
 @dataclass(frozen=True)
+class SpectralConfig:
+    """The exact curvature's Lanczos eigenbasis (built once per adapter version) and the path a request chooses on."""
+
+    # the basis
+    rank: int = 24  # Lanczos steps over the curvature sample, each one exact product (kept graphs)
+    seed: int = 0  # seeds the Lanczos start vector
+    # the path
+    path_points: int = 16  # dampings from path_above x the largest Ritz value down to the smallest Ritz value
+    path_above: float = 4.0
+
+    def __post_init__(self) -> None:
+        _positive_int("spectral rank", self.rank)
+        _positive_int("spectral path_points", self.path_points)
+        _positive("spectral path_above", self.path_above)
+
+
+@dataclass(frozen=True)
 class CalibrationConfig:
     """The calibrated step: its length is set so the forget loss reaches the never-trained reference loss."""
 
@@ -120,7 +138,7 @@ class CalibrationConfig:
     bisection_steps: int = 16  # most narrowing evaluations once the target is bracketed (within 10x)
     loss_tolerance: float = 0.02  # nats above the target at which the search stops
     # guard
-    max_retain_loss_increase: float = 0.1  # nats of mean token NLL the held-out retained loss may rise
+    max_retain_loss_increase: float = 0.1  # nats of mean token NLL the held-out retained loss may rise (path rule too)
     guard_size: int = 16  # held-out retained samples the guard measures
 
     def __post_init__(self) -> None:
@@ -141,7 +159,8 @@ class EraserConfig:
     # iteration (on SmolLM2, two cores, 64 samples: ~15 s for the first, which keeps the graphs, then ~4 s each)
     # for a tighter solve
     method: Method = "ekfac"
-    step: Step = "auto"  # auto: calibrated when the request forgets samples and a reference set exists
+    # auto: path for spectral; else calibrated when the request forgets samples and a reference set exists
+    step: Step = "auto"
     # lambda in (G + lambda I), the same for every method; None: damping_factor x the mean eigenvalue of the
     # retained curvature sample's Gauss-Newton matrix, estimated from its pseudo-gradients (damping.py)
     damping: float | None = None
@@ -155,6 +174,7 @@ class EraserConfig:
     cg: CgConfig = field(default_factory=CgConfig)
     lissa: LissaConfig = field(default_factory=LissaConfig)
     llmeraser: LlmEraserConfig = field(default_factory=LlmEraserConfig)
+    spectral: SpectralConfig = field(default_factory=SpectralConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
     def __post_init__(self) -> None:

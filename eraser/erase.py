@@ -38,9 +38,12 @@ from .delta import ErasureReport, ErasureResult, peak_memory_bytes
 from .ekfac import EkfacFactors
 from .gradients import request_gradients
 from .objective import Objective, TokenBatch, lora_objective
+from .path import PathReport, choose_on_path
 from .pseudo_gradients import PseudoGradients, collect_pseudo_gradients
 from .requests import ErasureRequest
 from .solve import SolveInputs, solve
+from .solvers import SolveReport
+from .spectral import SpectralBasis, lanczos, path_dampings
 
 __all__ = ["Eraser", "erase"]
 
@@ -82,6 +85,9 @@ class Eraser:
         self.curvature_build_seconds: float | None = None  # set when factors are built (not when loaded)
         self.curvature_builds = 0
         self._factors: EkfacFactors | None = None
+        self._basis: SpectralBasis | None = None
+        self._basis_samples = 0  # samples the basis's curvature is a mean over
+        self.spectral_build_seconds: float | None = None  # set when the Lanczos basis is built
         self._pseudo: PseudoGradients | None = None
         self._unchanged_losses: dict[Sample, float] = {}  # per-sample loss under the adapter as it is
 
@@ -122,6 +128,30 @@ class Eraser:
             self.cache.store(self._factors, key, setup)
         return self._factors
 
+    def build_spectral_basis(self) -> SpectralBasis:
+        """The Lanczos eigenbasis of the curvature sample's exact Gauss-Newton matrix, built once per version.
+
+        Costs `config.spectral.rank` exact products over the curvature sample (kept graphs, freed after).
+        Raises FailedPreconditionError when the model cannot take exact products (sdpa attention).
+        """
+        if self._basis is None:
+            started = time.perf_counter()
+            curvature, spectral = self.config.curvature, self.config.spectral
+            operator = CurvatureOperator(
+                self.objective, self.theta, self.curvature_samples, kind=curvature.kind, batch_size=curvature.batch_size,
+                graph_budget_bytes=curvature.graph_budget_mib * 2**20,
+            )
+            generator = torch.Generator().manual_seed(spectral.seed)
+            start = torch.randn(self.theta.numel(), generator=generator).to(self.theta.device)  # (P,)
+            self._basis = lanczos(operator, start, steps=spectral.rank, progress=self.progress)
+            self._basis_samples = len(self.curvature_samples)
+            del operator  # its kept graphs (GiBs)
+            self.spectral_build_seconds = time.perf_counter() - started
+            logger.info("Lanczos basis of rank %d built over %d samples in %.2f s (Ritz values %.3g .. %.3g)",
+                        self._basis.rank, len(self.curvature_samples), self.spectral_build_seconds,
+                        float(self._basis.values[0]), float(self._basis.values[-1]))
+        return self._basis
+
     def prepare(self) -> None:
         """Do the one-off work of this adapter version now: EK-FAC factors, and the losses every calibrated
         request compares against (the reference set's, and the default guard sample's under the adapter as it is).
@@ -129,7 +159,10 @@ class Eraser:
         Why: a request otherwise pays for these on its first call (about 5 s on SmolLM2 on two cores); a tenant
         that answers several requests, or times one, does them once up front.
         """
-        self.build_curvature()
+        if self.config.method == "spectral":
+            self.build_spectral_basis()
+        if self._needs_factors(self.config.method):
+            self.build_curvature()
         if self.reference:
             self._unchanged_loss(self.reference)
             self._unchanged_loss(self._guard_samples(touched=frozenset()))
@@ -145,7 +178,7 @@ class Eraser:
         """
         overrides = {name: value for name, value in (("method", method), ("step", step)) if value is not None}
         config = replace(self.config, **overrides)
-        method, step = config.method, self._choose_step(request, config.step)
+        method, step = config.method, self._choose_step(request, config.step, config.method)
         self._check_request(request)
         device = self.objective.device
         if device.type == "cuda":
@@ -157,13 +190,19 @@ class Eraser:
         retained = self._retained_sample(request)
         if not retained:
             raise InvalidArgumentError("the request touches every sample of the curvature sample: nothing retained")
-        factors = self._retained_factors(request) if self._needs_factors(method) else None
-        damping = self._damping(factors)
-        inputs = self._solve_inputs(request, method, retained=retained, factors=factors)
-        x, solved = solve(method, inputs, b, damping=damping, config=config, progress=self.progress)
-        curvature = self.config.curvature.kind + ("+ekfac" if inputs.factors is not None else "")
-        del inputs  # its operator's kept graphs (GiBs): freed now, and not held by a refusal's traceback below
-        scale, calibration = 1.0, None
+        scale, calibration, path = 1.0, None, None
+        if step == "path":
+            x, path = self._path_step(request, b, retained=retained)
+            damping, curvature = path.damping, self.config.curvature.kind + "+lanczos"
+            solved = SolveReport("spectral", damping, 0, float("nan"), True)
+        else:
+            factors = self._retained_factors(request) if self._needs_factors(method) else None
+            damping = self._damping(factors)
+            inputs = self._solve_inputs(request, method, retained=retained, factors=factors)
+            x, solved = solve(method, inputs, b, damping=damping, config=config, progress=self.progress)
+            curvature = self.config.curvature.kind + ("+ekfac" if inputs.factors is not None else "")
+            curvature += "+lanczos" if inputs.basis is not None else ""
+            del inputs  # its operator's kept graphs (GiBs): freed now, and not held by a refusal's traceback below
         if step == "calibrated":
             calibration = self._calibrate(request, x, slope=gradients.forget_slope(x))
             scale = calibration.scale
@@ -174,7 +213,7 @@ class Eraser:
             method=method, step=step, curvature=curvature, damping=damping, iterations=solved.iterations,
             residual=solved.residual, converged=solved.converged, scale=scale, wall_seconds=wall,
             peak_memory_bytes=memory, peak_memory_scope=scope, size_before=len(self.train), size_after=size_after,
-            kinds=request.kinds(), calibration=calibration,
+            kinds=request.kinds(), calibration=calibration, path=path,
         )
         logger.info("erasure %s/%s: damping %.3g, %d iterations, residual %.2e, scale %.3g, %.2f s",
                     method, step, damping, solved.iterations, solved.residual, scale, wall)
@@ -216,9 +255,13 @@ class Eraser:
 
     # steps of erase(), in order
 
-    def _choose_step(self, request: ErasureRequest, step: str) -> str:
+    def _choose_step(self, request: ErasureRequest, step: str, method: str) -> str:
         if step == "calibrated" and not (self.reference and request.old_samples):
             raise InvalidArgumentError("the calibrated step needs a reference set and a request that forgets samples")
+        if step == "path" and method != "spectral":
+            raise InvalidArgumentError(f"the path step needs the spectral method (a solve per damping), not {method}")
+        if step == "auto" and method == "spectral":
+            return "path"
         if step == "auto":
             return "calibrated" if self.reference and request.old_samples else "influence"
         return step
@@ -234,7 +277,10 @@ class Eraser:
                 raise InvalidArgumentError(f"sample {change.id!r} is already in the training set: add it under a new id")
 
     def _needs_factors(self, method: str) -> bool:
-        """EK-FAC factors serve the automatic damping, and the methods that solve with them."""
+        """EK-FAC factors serve the automatic damping, and the methods that solve with them (the spectral method
+        takes its damping from its path, and needs them only for a fixed-damping step)."""
+        if method == "spectral" and self.config.step in ("auto", "path"):
+            return False
         return self.config.damping is None or self._solves_with_factors(method)
 
     def _solves_with_factors(self, method: str) -> bool:
@@ -264,7 +310,34 @@ class Eraser:
             gradients = self._retained_gradients(request)
         single = sorted(retained, key=lambda s: s.id)
         random.Random(self.config.llmeraser.seed).shuffle(single)
-        return SolveInputs(self.objective, self.theta, operator, factors, gradients, single)
+        basis = self._retained_basis(retained) if method == "spectral" else None
+        return SolveInputs(self.objective, self.theta, operator, factors, gradients, single, basis)
+
+    def _retained_basis(self, retained: Sequence[Sample]) -> SpectralBasis:
+        """The basis of the whole curvature sample, rescaled to a mean over the retained samples.
+
+        Approximated: the touched samples' own curvature is left in the sum (memorized samples' curvature nearly
+        vanishes, as their softmax is saturated); only the mean's divisor changes, m -> m'.
+        """
+        basis = self.build_spectral_basis()
+        return basis.scaled(self._basis_samples / len(retained))
+
+    def _path_step(self, request: ErasureRequest, b: torch.Tensor, *, retained: Sequence[Sample]) -> tuple[torch.Tensor, PathReport]:
+        """The strongest point of the spectral regularization path within the guard (path.py)."""
+        spectral = self.config.spectral
+        basis = self._retained_basis(retained)
+        dampings = path_dampings(basis, points=spectral.path_points, above=spectral.path_above)
+        candidates = basis.solve_many(b, dampings)  # (P,) each
+        guard_samples = self._guard_samples(touched=request.touched_ids)
+        guard = self.objective.render(guard_samples).to(self.objective.device)
+
+        def guard_loss(index: int) -> float:
+            with torch.no_grad():
+                return float(self.objective.per_sample_loss(self.theta + candidates[index], guard).mean())
+
+        report = choose_on_path(dampings, guard_loss, before=self._unchanged_loss(guard_samples),
+                                max_increase=self.config.calibration.max_retain_loss_increase)
+        return candidates[report.index], report
 
     def _retained_sample(self, request: ErasureRequest) -> list[Sample]:
         """The curvature sample as a uniform sample of the *new* training set, whose curvature the step needs.
