@@ -122,6 +122,9 @@ class SpectralConfig:
     # the path
     path_points: int = 16  # dampings from path_above x the largest Ritz value down to the smallest Ritz value
     path_above: float = 4.0
+    # one exact product over the retained sample measures the chosen point's true residual for the report (and the
+    # signed manifest); off, the report's residual is nan and a request costs no curvature product at all
+    measure_residual: bool = True
 
     def __post_init__(self) -> None:
         _positive_int("spectral rank", self.rank)

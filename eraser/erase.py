@@ -42,7 +42,7 @@ from .path import PathReport, choose_on_path
 from .pseudo_gradients import PseudoGradients, collect_pseudo_gradients
 from .requests import ErasureRequest
 from .solve import SolveInputs, solve
-from .solvers import SolveReport
+from .solvers import SolveReport, relative_residual
 from .spectral import SpectralBasis, lanczos, path_dampings
 
 __all__ = ["Eraser", "erase"]
@@ -194,7 +194,7 @@ class Eraser:
         if step == "path":
             x, path = self._path_step(request, b, retained=retained)
             damping, curvature = path.damping, self.config.curvature.kind + "+lanczos"
-            solved = SolveReport("spectral", damping, 0, float("nan"), True)
+            solved = self._path_residual(b, x, damping=damping, retained=retained)
         else:
             factors = self._retained_factors(request) if self._needs_factors(method) else None
             damping = self._damping(factors)
@@ -321,6 +321,16 @@ class Eraser:
         """
         basis = self.build_spectral_basis()
         return basis.scaled(self._basis_samples / len(retained))
+
+    def _path_residual(self, b: torch.Tensor, x: torch.Tensor, *, damping: float, retained: Sequence[Sample]) -> SolveReport:
+        """The chosen point's true relative residual against the exact retained curvature: one product, when asked
+        (config.spectral.measure_residual) and the model can take it; else nan."""
+        if not (self.config.spectral.measure_residual and self.objective.supports_vmap):
+            return SolveReport("spectral", damping, 0, float("nan"), False)
+        curvature = self.config.curvature
+        operator = CurvatureOperator(self.objective, self.theta, retained, kind=curvature.kind, batch_size=curvature.batch_size)
+        residual = relative_residual(operator, b, x, damping=damping)
+        return SolveReport("spectral", damping, 0, residual, residual <= 1e-2)
 
     def _path_step(self, request: ErasureRequest, b: torch.Tensor, *, retained: Sequence[Sample]) -> tuple[torch.Tensor, PathReport]:
         """The strongest point of the spectral regularization path within the guard (path.py)."""

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 
 from loravault.client.training import TrainingConfig
 from loravault.core import InvalidArgumentError
-from loravault.eraser import CalibrationConfig, CgConfig, CurvatureConfig, EraserConfig, LissaConfig
+from loravault.eraser import CalibrationConfig, CgConfig, CurvatureConfig, EraserConfig, LissaConfig, SpectralConfig
 
 __all__ = ["BenchConfig", "FactsConfig", "LabelsConfig", "MethodsConfig", "preset"]
 
-SOLVERS = ("cg", "lissa", "ekfac", "datainf", "llmeraser")
+SOLVERS = ("spectral", "cg", "lissa", "ekfac", "datainf", "llmeraser")
 
 
 @dataclass(frozen=True)
@@ -115,9 +115,9 @@ _EXTRA_FACTS = FactsConfig(entities=48, attributes=4, reference_entities=8, frac
                            noise_seeds=())
 
 
-def _eraser(max_length: int, *, sample: int, cg_iterations: int, lissa_depth: int) -> EraserConfig:
+def _eraser(max_length: int, *, sample: int, cg_iterations: int, lissa_depth: int, rank: int = 24) -> EraserConfig:
     return EraserConfig(
-        max_length=max_length, curvature=CurvatureConfig(sample_size=sample, batch_size=8),
+        max_length=max_length, curvature=CurvatureConfig(sample_size=sample, batch_size=8), spectral=SpectralConfig(rank=rank),
         cg=CgConfig(tolerance=1e-2, max_iterations=cg_iterations), lissa=LissaConfig(depth=lissa_depth, power_iterations=4),
         calibration=CalibrationConfig(bisection_steps=10),
     )
@@ -139,8 +139,8 @@ def preset(base: str, *, quick: bool = False, extra: bool = False) -> BenchConfi
                 base, facts=FactsConfig(entities=6, attributes=2, reference_entities=2, nonmember_entities=2,
                                         paraphrase_retain=6, fractions=(0.1,), noise_seeds=(1,), removal_repeats=2),
                 labels=LabelsConfig(train=0, solvers=()), training=training,
-                eraser=_eraser(128, sample=8, cg_iterations=5, lissa_depth=10),
-                methods=MethodsConfig(solvers=("ekfac", "cg"), ascent_steps=(1, 4)), text_windows=2,
+                eraser=_eraser(128, sample=8, cg_iterations=5, lissa_depth=10, rank=8),
+                methods=MethodsConfig(solvers=("spectral", "ekfac", "cg"), ascent_steps=(1, 4)), text_windows=2,
             )
         return BenchConfig(
             base, facts=FactsConfig(entities=20, attributes=3, fractions=(0.01, 0.05, 0.1), edit_fraction=0.05, removal_repeats=3),
