@@ -45,6 +45,7 @@ class ErasureReport:
     kinds: dict[str, int] = field(default_factory=dict)
     calibration: CalibrationReport | None = None
     path: PathReport | None = None
+    residual_seconds: float = 0.0  # of wall_seconds, those spent measuring the residual (a check, not the solve)
 
 
 @dataclass(frozen=True)

@@ -190,11 +190,13 @@ class Eraser:
         retained = self._retained_sample(request)
         if not retained:
             raise InvalidArgumentError("the request touches every sample of the curvature sample: nothing retained")
-        scale, calibration, path = 1.0, None, None
+        scale, calibration, path, residual_seconds = 1.0, None, None, 0.0
         if step == "path":
             x, path = self._path_step(request, b, retained=retained)
             damping, curvature = path.damping, self.config.curvature.kind + "+lanczos"
+            checked = time.perf_counter()
             solved = self._path_residual(b, x, damping=damping, retained=retained)
+            residual_seconds = time.perf_counter() - checked
         else:
             factors = self._retained_factors(request) if self._needs_factors(method) else None
             damping = self._damping(factors)
@@ -212,7 +214,7 @@ class Eraser:
         report = ErasureReport(
             method=method, step=step, curvature=curvature, damping=damping, iterations=solved.iterations,
             residual=solved.residual, converged=solved.converged, scale=scale, wall_seconds=wall,
-            peak_memory_bytes=memory, peak_memory_scope=scope, size_before=len(self.train), size_after=size_after,
+            peak_memory_bytes=memory, peak_memory_scope=scope, residual_seconds=residual_seconds, size_before=len(self.train), size_after=size_after,
             kinds=request.kinds(), calibration=calibration, path=path,
         )
         logger.info("erasure %s/%s: damping %.3g, %d iterations, residual %.2e, scale %.3g, %.2f s",
@@ -347,6 +349,11 @@ class Eraser:
 
         report = choose_on_path(dampings, guard_loss, before=self._unchanged_loss(guard_samples),
                                 max_increase=self.config.calibration.max_retain_loss_increase)
+        if request.old_samples:  # one forward over the forgotten samples, for the report
+            with torch.no_grad():
+                forget = self.objective.render(request.old_samples).to(self.objective.device)
+                loss = float(self.objective.per_sample_loss(self.theta + candidates[report.index], forget).mean())
+            report = replace(report, forget_loss_after=loss)
         return candidates[report.index], report
 
     def _retained_sample(self, request: ErasureRequest) -> list[Sample]:

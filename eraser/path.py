@@ -33,6 +33,7 @@ class PathReport:
     retain_bound: float
     evaluations: int  # guard evaluations spent
     evaluated: dict[int, float] = field(default_factory=dict)  # path index -> guard loss, every point measured
+    forget_loss_after: float = float("nan")  # the forgotten samples' mean loss at the chosen point (the eraser's)
 
 
 def choose_on_path(

@@ -107,7 +107,7 @@ class EraserPair:
         outcome = _outcome("spectral/path", result, time.perf_counter() - started)
         path = result.report.path
         outcome.details.update(build_seconds=self.spectral_build_seconds, chosen=f"path point {path.index}",
-                               path_index=path.index, guard_evaluated=path.evaluated, guard_bound=path.retain_bound)
+                               path_index=path.index)
         return outcome
 
     @staticmethod
@@ -120,7 +120,10 @@ class EraserPair:
 def _details(result: ErasureResult) -> dict[str, Any]:
     report = result.report
     return {"damping": report.damping, "iterations": report.iterations, "residual": report.residual, "scale": report.scale,
-            "peak_memory_bytes": report.peak_memory_bytes, "peak_memory_scope": report.peak_memory_scope}
+            "peak_memory_bytes": report.peak_memory_bytes, "peak_memory_scope": report.peak_memory_scope,
+            "residual_seconds": report.residual_seconds, "path": None if report.path is None else {
+                "index": report.path.index, "damping": report.path.damping, "guard_evaluated": report.path.evaluated,
+                "guard_bound": report.path.retain_bound, "forget_loss_after": report.path.forget_loss_after}}
 
 
 def _outcome(name: str, result: ErasureResult, seconds: float) -> MethodOutcome:
