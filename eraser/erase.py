@@ -5,7 +5,11 @@ as retraining, so curvature is subsampled (a fixed, seeded curvature sample) and
 built once, cached on disk by adapter hash). A request then pays for its own per-sample gradients, the EK-FAC
 solve (the default) or a few curvature products on the sample (CG), and the loss evaluations of its step.
 
-The default erasure takes its direction from the curvature of the retained samples only,
+The spectral method (method="spectral", step "path") builds a Lanczos eigenbasis of the curvature sample's exact
+Gauss-Newton matrix once per adapter version (spectral.py); a request then has the whole damped regularization
+path for the price of one projection, and takes its strongest point within the held-out guard (path.py).
+
+The EK-FAC erasure takes its direction from the curvature of the retained samples only,
 (G_retained + lambda I)^-1 b, and its length from `calibrate_step` when the request forgets samples and a
 never-trained reference set was given; otherwise it takes the plain influence step (LLMEraser, scale 1).
 
@@ -161,7 +165,7 @@ class Eraser:
         """
         if self.config.method == "spectral":
             self.build_spectral_basis()
-        if self._needs_factors(self.config.method):
+        if self._needs_factors(self.config.method, self.config.step):
             self.build_curvature()
         if self.reference:
             self._unchanged_loss(self.reference)
@@ -174,7 +178,7 @@ class Eraser:
         validation, so a misspelt one is refused before any work.
         Raises InvalidArgumentError for an unknown method or step, or a request that does not match the training
         set, and FailedPreconditionError when the calibrated step finds no length that keeps retained data within
-        bound.
+        bound, or the path step's most regularized point already breaks the guard.
         """
         overrides = {name: value for name, value in (("method", method), ("step", step)) if value is not None}
         config = replace(self.config, **overrides)
@@ -190,21 +194,9 @@ class Eraser:
         retained = self._retained_sample(request)
         if not retained:
             raise InvalidArgumentError("the request touches every sample of the curvature sample: nothing retained")
-        scale, calibration, path, residual_seconds = 1.0, None, None, 0.0
-        if step == "path":
-            x, path = self._path_step(request, b, retained=retained)
-            damping, curvature = path.damping, self.config.curvature.kind + "+lanczos"
-            checked = time.perf_counter()
-            solved = self._path_residual(b, x, damping=damping, retained=retained)
-            residual_seconds = time.perf_counter() - checked
-        else:
-            factors = self._retained_factors(request) if self._needs_factors(method) else None
-            damping = self._damping(factors)
-            inputs = self._solve_inputs(request, method, retained=retained, factors=factors)
-            x, solved = solve(method, inputs, b, damping=damping, config=config, progress=self.progress)
-            curvature = self.config.curvature.kind + ("+ekfac" if inputs.factors is not None else "")
-            curvature += "+lanczos" if inputs.basis is not None else ""
-            del inputs  # its operator's kept graphs (GiBs): freed now, and not held by a refusal's traceback below
+        x, solved, curvature, path, residual_seconds = self._direction(request, b, method=method, step=step,
+                                                                      retained=retained, config=config)
+        damping, scale, calibration = solved.damping, 1.0, None
         if step == "calibrated":
             calibration = self._calibrate(request, x, slope=gradients.forget_slope(x))
             scale = calibration.scale
@@ -214,7 +206,8 @@ class Eraser:
         report = ErasureReport(
             method=method, step=step, curvature=curvature, damping=damping, iterations=solved.iterations,
             residual=solved.residual, converged=solved.converged, scale=scale, wall_seconds=wall,
-            peak_memory_bytes=memory, peak_memory_scope=scope, residual_seconds=residual_seconds, size_before=len(self.train), size_after=size_after,
+            peak_memory_bytes=memory, peak_memory_scope=scope, residual_seconds=residual_seconds,
+            size_before=len(self.train), size_after=size_after,
             kinds=request.kinds(), calibration=calibration, path=path,
         )
         logger.info("erasure %s/%s: damping %.3g, %d iterations, residual %.2e, scale %.3g, %.2f s",
@@ -257,6 +250,28 @@ class Eraser:
 
     # steps of erase(), in order
 
+    def _direction(
+        self, request: ErasureRequest, b: torch.Tensor, *, method: str, step: str, retained: list[Sample], config: EraserConfig
+    ) -> tuple[torch.Tensor, SolveReport, str, PathReport | None, float]:
+        """The step before any calibration: (x, solve report, curvature name, path report, residual seconds).
+
+        The path step chooses its damping on the spectral basis's path; every other step solves at the damping
+        of `_damping`.
+        """
+        if step == "path":
+            x, path = self._path_step(request, b, retained=retained)
+            checked = time.perf_counter()
+            solved = self._path_residual(b, x, damping=path.damping, retained=retained)
+            return x, solved, self.config.curvature.kind + "+lanczos", path, time.perf_counter() - checked
+        factors = self._retained_factors(request) if self._needs_factors(method, step) else None
+        damping = self._damping(factors)
+        inputs = self._solve_inputs(request, method, retained=retained, factors=factors)
+        x, solved = solve(method, inputs, b, damping=damping, config=config, progress=self.progress)
+        curvature = self.config.curvature.kind + ("+ekfac" if inputs.factors is not None else "")
+        curvature += "+lanczos" if inputs.basis is not None else ""
+        del inputs  # its operator's kept graphs (GiBs): freed now, and not held by a refusal's traceback later
+        return x, solved, curvature, None, 0.0
+
     def _choose_step(self, request: ErasureRequest, step: str, method: str) -> str:
         if step == "calibrated" and not (self.reference and request.old_samples):
             raise InvalidArgumentError("the calibrated step needs a reference set and a request that forgets samples")
@@ -278,10 +293,10 @@ class Eraser:
             if change.old is None and known is not None:
                 raise InvalidArgumentError(f"sample {change.id!r} is already in the training set: add it under a new id")
 
-    def _needs_factors(self, method: str) -> bool:
-        """EK-FAC factors serve the automatic damping, and the methods that solve with them (the spectral method
-        takes its damping from its path, and needs them only for a fixed-damping step)."""
-        if method == "spectral" and self.config.step in ("auto", "path"):
+    def _needs_factors(self, method: str, step: str) -> bool:
+        """EK-FAC factors serve the automatic damping, and the methods that solve with them (the path step takes
+        its damping from its path, so the spectral method needs them only for a fixed-damping step)."""
+        if method == "spectral" and step in ("auto", "path"):
             return False
         return self.config.damping is None or self._solves_with_factors(method)
 

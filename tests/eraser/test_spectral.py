@@ -109,3 +109,13 @@ def test_fixed_damping_spectral_step_at_full_rank_equals_the_dense_method(tiny) 
     a, b = spectral.erase(request).delta, dense.erase(request).delta
     flat = lambda d: torch.cat([d[k].reshape(-1) for k in sorted(d)])  # noqa: E731
     assert relative_error(flat(a), flat(b)) < 1e-3
+
+
+def test_a_fixed_damping_override_on_the_spectral_method_takes_the_automatic_damping(tiny) -> None:
+    """step='influence' overriding a path config: the damping is the EK-FAC rule's (factors built for it), and the
+    delta is the basis's solve at that damping."""
+    config = EraserConfig(method="spectral", curvature=CurvatureConfig(sample_size=8), spectral=SpectralConfig(rank=8))
+    eraser = Eraser(tiny.objective, train=tiny.train, config=config, progress=False)
+    result = eraser.erase(ErasureRequest.of(removals=[tiny.train[5]]), step="influence")
+    assert result.report.step == "influence" and result.report.path is None and eraser.curvature_builds == 1
+    assert result.report.damping == pytest.approx(0.1 * eraser.build_curvature().mean_eigenvalue(), rel=0.2)
