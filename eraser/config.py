@@ -119,9 +119,14 @@ class SpectralConfig:
     # the basis
     rank: int = 24  # Lanczos steps over the curvature sample, each one exact product (kept graphs)
     seed: int = 0  # seeds the Lanczos start vector
-    # the path
-    path_points: int = 16  # dampings from path_above x the largest Ritz value down to the smallest Ritz value
+    # where Lanczos starts: "random" (a seeded Gaussian), or "gradients" (the sum of the curvature sample's per-sample
+    # gradients, each of unit length, so that every sample's gradient direction is in the Krylov space)
+    start: Literal["random", "gradients"] = "random"
+    # the path: path_points dampings from path_above x the largest Ritz value down to path_floor x it (Lanczos also
+    # converges to the bottom of the spectrum, near 0, so the smallest Ritz value is no floor)
+    path_points: int = 48
     path_above: float = 4.0
+    path_floor: float = 1e-4
     # one exact product over the retained sample measures the chosen point's true residual for the report (and the
     # signed manifest); off, the report's residual is nan and a request costs no curvature product at all
     measure_residual: bool = True
@@ -130,6 +135,11 @@ class SpectralConfig:
         _positive_int("spectral rank", self.rank)
         _positive_int("spectral path_points", self.path_points)
         _positive("spectral path_above", self.path_above)
+        _positive("spectral path_floor", self.path_floor)
+        if self.start not in ("random", "gradients"):
+            raise InvalidArgumentError(f"spectral start {self.start!r} is not random or gradients")
+        if self.path_floor >= self.path_above:
+            raise InvalidArgumentError(f"spectral path_floor {self.path_floor} must lie below path_above {self.path_above}")
 
 
 @dataclass(frozen=True)

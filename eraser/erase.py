@@ -40,7 +40,7 @@ from .curvature import CurvatureOperator, curvature_sample
 from .damping import auto_damping
 from .delta import ErasureReport, ErasureResult, peak_memory_bytes
 from .ekfac import EkfacFactors
-from .gradients import request_gradients
+from .gradients import per_sample_gradients, request_gradients
 from .objective import Objective, TokenBatch, lora_objective
 from .path import PathReport, choose_on_path
 from .pseudo_gradients import PseudoGradients, collect_pseudo_gradients
@@ -145,8 +145,7 @@ class Eraser:
                 self.objective, self.theta, self.curvature_samples, kind=curvature.kind, batch_size=curvature.batch_size,
                 graph_budget_bytes=curvature.graph_budget_mib * 2**20,
             )
-            generator = torch.Generator().manual_seed(spectral.seed)
-            start = torch.randn(self.theta.numel(), generator=generator).to(self.theta.device)  # (P,)
+            start = self._lanczos_start()
             self._basis = lanczos(operator, start, steps=spectral.rank, progress=self.progress)
             self._basis_samples = len(self.curvature_samples)
             del operator  # its kept graphs (GiBs)
@@ -155,6 +154,16 @@ class Eraser:
                         self._basis.rank, len(self.curvature_samples), self.spectral_build_seconds,
                         float(self._basis.values[0]), float(self._basis.values[-1]))
         return self._basis
+
+    def _lanczos_start(self) -> torch.Tensor:
+        """Lanczos's start vector (P,): seeded Gaussian, or the sum of unit per-sample gradients of the sample."""
+        spectral = self.config.spectral
+        if spectral.start == "random":
+            generator = torch.Generator().manual_seed(spectral.seed)
+            return torch.randn(self.theta.numel(), generator=generator).to(self.theta.device)
+        rows = per_sample_gradients(self.objective, self.theta, self.curvature_samples, chunk=self.config.gradient_chunk,
+                                    progress=self.progress)  # (m, P)
+        return (rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-30)).sum(0)
 
     def prepare(self) -> None:
         """Do the one-off work of this adapter version now: EK-FAC factors, and the losses every calibrated
@@ -353,7 +362,7 @@ class Eraser:
         """The strongest point of the spectral regularization path within the guard (path.py)."""
         spectral = self.config.spectral
         basis = self._retained_basis(retained)
-        dampings = path_dampings(basis, points=spectral.path_points, above=spectral.path_above)
+        dampings = path_dampings(basis, points=spectral.path_points, above=spectral.path_above, floor=spectral.path_floor)
         candidates = basis.solve_many(b, dampings)  # (P,) each
         guard_samples = self._guard_samples(touched=request.touched_ids)
         guard = self.objective.render(guard_samples).to(self.objective.device)

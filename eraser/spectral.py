@@ -112,13 +112,12 @@ def lanczos(
     return SpectralBasis(values.clamp_min(0.0), vectors.to(start.dtype), residuals)
 
 
-def path_dampings(basis: SpectralBasis, *, points: int, above: float) -> list[float]:
-    """A geometric path of dampings, strongest regularization first: from `above` x the largest Ritz value down
-    to the smallest resolved one (below it the basis cannot tell curvature from none), `points` values."""
+def path_dampings(basis: SpectralBasis, *, points: int, above: float, floor: float) -> list[float]:
+    """A geometric path of dampings, strongest regularization first: from `above` down to `floor` times the largest
+    Ritz value, `points` values."""
     top = float(basis.values[0])
-    bottom = float(basis.values[-1]) if float(basis.values[-1]) > 0 else top * 1e-6
-    high = top * above
+    high, low = top * above, top * floor
     if points == 1:
         return [high]
-    ratio = (bottom / high) ** (1.0 / (points - 1))
+    ratio = (low / high) ** (1.0 / (points - 1))
     return [high * ratio**i for i in range(points)]

@@ -52,8 +52,9 @@ def test_the_path_is_one_projection_and_weakens_regularization_monotonically(tin
     """solve_many equals one solve per damping; along the path the step grows (a longer step for smaller delta)."""
     b = torch.randn(tiny.dense.shape[0], generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     basis = lanczos(lambda v: tiny.dense @ v, b.clone(), steps=40, progress=False)
-    dampings = path_dampings(basis, points=8, above=4.0)
+    dampings = path_dampings(basis, points=8, above=4.0, floor=1e-3)
     assert dampings == sorted(dampings, reverse=True) and dampings[0] == pytest.approx(4 * float(basis.values[0]))
+    assert dampings[-1] == pytest.approx(1e-3 * float(basis.values[0]))
     xs = basis.solve_many(b, dampings)
     for delta, x in zip(dampings, xs):
         assert relative_error(x, basis.solve(b, damping=delta)) < 1e-12
@@ -82,7 +83,7 @@ def test_path_rule_refuses_with_numbers_when_the_first_point_breaks_the_guard() 
 def test_spectral_eraser_takes_the_strongest_point_within_the_guard(tiny) -> None:
     """The default-path erasure: chosen point within the guard, the next stronger point (when any) beyond it, the
     basis built once for two requests."""
-    config = EraserConfig(method="spectral", curvature=CurvatureConfig(sample_size=8), spectral=SpectralConfig(rank=16, path_points=12))
+    config = EraserConfig(method="spectral", curvature=CurvatureConfig(sample_size=8), spectral=SpectralConfig(rank=16, path_points=12, start="gradients"))
     eraser = Eraser(tiny.objective, train=tiny.train, config=config, progress=False)
     result = eraser.erase(ErasureRequest.of(removals=[tiny.train[5]]))
     path = result.report.path
