@@ -122,6 +122,10 @@ class SpectralConfig:
     # where Lanczos starts: "random" (a seeded Gaussian), or "gradients" (the sum of the curvature sample's per-sample
     # gradients, each of unit length, so that every sample's gradient direction is in the Krylov space)
     start: Literal["random", "gradients"] = "random"
+    # Lanczos on S G S with S = (G_ekfac + lambda I)^-1/2 (EK-FAC at the automatic damping), the operator EK-FAC-
+    # preconditioned CG works on: the path is then x(delta) = S (S G S + delta)^-1 S b, EK-FAC's direction outside
+    # the basis instead of b's
+    precondition: bool = False
     # the path: path_points dampings from path_above x the largest Ritz value down to path_floor x it (Lanczos also
     # converges to the bottom of the spectrum, near 0, so the smallest Ritz value is no floor)
     path_points: int = 48

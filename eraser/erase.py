@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,6 +91,7 @@ class Eraser:
         self._factors: EkfacFactors | None = None
         self._basis: SpectralBasis | None = None
         self._basis_samples = 0  # samples the basis's curvature is a mean over
+        self._root: Callable[[torch.Tensor], torch.Tensor] | None = None  # S of the preconditioned basis
         self.spectral_build_seconds: float | None = None  # set when the Lanczos basis is built
         self._pseudo: PseudoGradients | None = None
         self._unchanged_losses: dict[Sample, float] = {}  # per-sample loss under the adapter as it is
@@ -145,8 +146,9 @@ class Eraser:
                 self.objective, self.theta, self.curvature_samples, kind=curvature.kind, batch_size=curvature.batch_size,
                 graph_budget_bytes=curvature.graph_budget_mib * 2**20,
             )
-            start = self._lanczos_start()
-            self._basis = lanczos(operator, start, steps=spectral.rank, progress=self.progress)
+            root = self._preconditioner_root()
+            start = root(self._lanczos_start())
+            self._basis = lanczos(lambda v: root(operator(root(v))), start, steps=spectral.rank, progress=self.progress)
             self._basis_samples = len(self.curvature_samples)
             del operator  # its kept graphs (GiBs)
             self.spectral_build_seconds = time.perf_counter() - started
@@ -154,6 +156,18 @@ class Eraser:
                         self._basis.rank, len(self.curvature_samples), self.spectral_build_seconds,
                         float(self._basis.values[0]), float(self._basis.values[-1]))
         return self._basis
+
+    def _preconditioner_root(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """S = (G_ekfac + lambda I)^-1/2 over the whole curvature sample when config.spectral.precondition, else I;
+        fixed once per adapter version, as the basis is of S G S."""
+        if not self.config.spectral.precondition:
+            return lambda v: v
+        if self._root is None:
+            factors = self.build_curvature()
+            damping = self.config.damping if self.config.damping is not None else auto_damping(
+                factors.mean_eigenvalue(), factor=self.config.damping_factor)
+            self._root = factors.inverse(self.objective.layout, damping=damping, power=0.5)
+        return self._root
 
     def _lanczos_start(self) -> torch.Tensor:
         """Lanczos's start vector (P,): seeded Gaussian, or the sum of unit per-sample gradients of the sample."""
@@ -336,6 +350,8 @@ class Eraser:
             gradients = self._retained_gradients(request)
         single = sorted(retained, key=lambda s: s.id)
         random.Random(self.config.llmeraser.seed).shuffle(single)
+        if method == "spectral" and self.config.spectral.precondition:
+            raise InvalidArgumentError("a preconditioned spectral basis answers the path step only: use step='path'")
         basis = self._retained_basis(retained) if method == "spectral" else None
         return SolveInputs(self.objective, self.theta, operator, factors, gradients, single, basis)
 
@@ -363,7 +379,8 @@ class Eraser:
         spectral = self.config.spectral
         basis = self._retained_basis(retained)
         dampings = path_dampings(basis, points=spectral.path_points, above=spectral.path_above, floor=spectral.path_floor)
-        candidates = basis.solve_many(b, dampings)  # (P,) each
+        root = self._preconditioner_root()
+        candidates = [root(y) for y in basis.solve_many(root(b), dampings)]  # (P,) each: x = S y
         guard_samples = self._guard_samples(touched=request.touched_ids)
         guard = self.objective.render(guard_samples).to(self.objective.device)
 

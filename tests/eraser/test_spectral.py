@@ -6,7 +6,7 @@ import pytest
 import torch
 from eraser_problems import people, relative_error
 
-from loravault.core import FailedPreconditionError
+from loravault.core import FailedPreconditionError, InvalidArgumentError
 from loravault.eraser import (
     CurvatureConfig,
     Eraser,
@@ -120,3 +120,15 @@ def test_a_fixed_damping_override_on_the_spectral_method_takes_the_automatic_dam
     result = eraser.erase(ErasureRequest.of(removals=[tiny.train[5]]), step="influence")
     assert result.report.step == "influence" and result.report.path is None and eraser.curvature_builds == 1
     assert result.report.damping == pytest.approx(0.1 * eraser.build_curvature().mean_eigenvalue(), rel=0.2)
+
+
+def test_preconditioned_basis_path_stays_within_the_guard_and_refuses_a_fixed_damping(tiny) -> None:
+    """Lanczos on S G S (S the EK-FAC root): the path step answers within the guard; a fixed-damping step, which this
+    basis cannot answer, is refused before any solve."""
+    config = EraserConfig(method="spectral", curvature=CurvatureConfig(sample_size=8),
+                          spectral=SpectralConfig(rank=16, path_points=24, precondition=True))
+    eraser = Eraser(tiny.objective, train=tiny.train, config=config, progress=False)
+    path = eraser.erase(ErasureRequest.of(removals=[tiny.train[5]])).report.path
+    assert path is not None and path.retain_loss_after <= path.retain_bound and eraser.curvature_builds == 1
+    with pytest.raises(InvalidArgumentError, match="path step only"):
+        eraser.erase(ErasureRequest.of(removals=[tiny.train[5]]), step="influence")
