@@ -116,11 +116,12 @@ _EXTRA_FACTS = FactsConfig(entities=48, attributes=4, reference_entities=8, frac
 
 
 def _eraser(max_length: int, *, sample: int, cg_iterations: int, lissa_depth: int, rank: int = 24) -> EraserConfig:
+    # the spectral basis is of the EK-FAC-preconditioned operator, as measured (README, "The spectral path")
     # NOTE: CG stays EK-FAC-preconditioned here, as in the measured smollm2 table (cg/plain gap 0.86): the library's
     # default turned preconditioning off after that run, and unpreconditioned CG-4 on the first 1% request closed
     # a quarter of the gap (forget loss 0.55 against PCG-4's 2.05, oracle 2.10; outside the benchmark, issue 22)
     return EraserConfig(
-        max_length=max_length, curvature=CurvatureConfig(sample_size=sample, batch_size=8), spectral=SpectralConfig(rank=rank),
+        max_length=max_length, curvature=CurvatureConfig(sample_size=sample, batch_size=8), spectral=SpectralConfig(rank=rank, precondition=True),
         cg=CgConfig(tolerance=1e-2, max_iterations=cg_iterations, precondition=True), lissa=LissaConfig(depth=lissa_depth, power_iterations=4),
         calibration=CalibrationConfig(bisection_steps=10),
     )

@@ -107,7 +107,8 @@ def _mean_rows(group: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         }
         mean["build_seconds"] = build_seconds(rows[0], curvature)
         for key, points in (("mia_auc", 1.0), ("forget_recall", 1.0)):
-            differences = [r["metrics"][key] - task["rows"]["retrain (oracle)"]["metrics"][key] for r, task in zip(rows, group)]
+            differences = [r["metrics"].get(key, math.nan) - task["rows"]["retrain (oracle)"]["metrics"].get(key, math.nan)
+                           for r, task in zip(rows, group)]
             suffix = "minus_retrain" if key == "mia_auc" else "minus_retrain_points"
             mean[f"{key}_{suffix}"] = _mean(differences) * points
         if is_method(name) and not refused:
