@@ -16,6 +16,7 @@ from .config import (
     EraserConfig,
     LissaConfig,
     LlmEraserConfig,
+    SpectralConfig,
 )
 from .curvature import CurvatureOperator, curvature_sample
 from .damping import auto_damping, hutchinson_mean_eigenvalue
@@ -25,6 +26,8 @@ from .ekfac import EkfacFactors
 from .erase import Eraser, erase
 from .gradients import RequestGradients, per_sample_gradients, request_gradients, request_vector
 from .layout import ParamLayout
+from .path import PathReport, choose_on_path
+from .spectral import SpectralBasis, lanczos, path_dampings
 from .objective import DecoderSplit, Objective, TokenBatch, lora_objective, scored_positions, token_losses
 from .requests import Change, ErasureRequest
 from .solvers import (
@@ -55,13 +58,17 @@ __all__ = [
     "LlmEraserConfig",
     "Objective",
     "ParamLayout",
+    "PathReport",
     "SolveReport",
+    "SpectralBasis",
+    "SpectralConfig",
     "TokenBatch",
     "adapter_distance",
     "apply_delta",
     "approximate_inverse_solve",
     "auto_damping",
     "calibrate_step",
+    "choose_on_path",
     "conjugate_gradient",
     "curvature_sample",
     "datainf_inverse",
@@ -69,9 +76,11 @@ __all__ = [
     "dense_solve",
     "erase",
     "hutchinson_mean_eigenvalue",
+    "lanczos",
     "lissa",
     "llmeraser_solve",
     "lora_objective",
+    "path_dampings",
     "scored_positions",
     "token_losses",
     "per_sample_gradients",

@@ -20,14 +20,15 @@ __all__ = [
     "LissaConfig",
     "LlmEraserConfig",
     "METHODS",
+    "SpectralConfig",
     "STEPS",
 ]
 
-Method = Literal["cg", "lissa", "ekfac", "datainf", "dense", "llmeraser"]
-Step = Literal["auto", "calibrated", "influence"]
+Method = Literal["spectral", "cg", "lissa", "ekfac", "datainf", "dense", "llmeraser"]
+Step = Literal["auto", "path", "calibrated", "influence"]
 CurvatureKind = Literal["gauss_newton", "hessian"]
-METHODS: tuple[str, ...] = ("cg", "lissa", "ekfac", "datainf", "dense", "llmeraser")
-STEPS: tuple[str, ...] = ("auto", "calibrated", "influence")
+METHODS: tuple[str, ...] = ("spectral", "cg", "lissa", "ekfac", "datainf", "dense", "llmeraser")
+STEPS: tuple[str, ...] = ("auto", "path", "calibrated", "influence")
 
 
 def _positive(name: str, value: float) -> None:
@@ -112,6 +113,42 @@ class LlmEraserConfig:
 
 
 @dataclass(frozen=True)
+class SpectralConfig:
+    """The exact curvature's Lanczos eigenbasis (built once per adapter version) and the path a request chooses on."""
+
+    # the basis
+    rank: int = 24  # Lanczos steps over the curvature sample, each one exact product (kept graphs)
+    seed: int = 0  # seeds the Lanczos start vector
+    # where Lanczos starts: "random" (a seeded Gaussian), or "gradients" (the sum of the curvature sample's per-sample
+    # gradients, each of unit length, so that every sample's gradient direction is in the Krylov space)
+    # NOTE: "gradients" is unmeasured on a real model: on SmolLM2 its Lanczos products ran about 5x slower than from a
+    # random start (35 s against 7 s at the same load; subnormal floats in the products, likely)
+    start: Literal["random", "gradients"] = "random"
+    # Lanczos on S G S with S = (G_ekfac + lambda I)^-1/2 (EK-FAC at the automatic damping), the operator EK-FAC-
+    # preconditioned CG works on: the path is then x(delta) = S (S G S + delta)^-1 S b, EK-FAC's direction outside
+    # the basis instead of b's
+    precondition: bool = False
+    # the path: path_points dampings from path_above x the largest Ritz value down to path_floor x it (Lanczos also
+    # converges to the bottom of the spectrum, near 0, so the smallest Ritz value is no floor)
+    path_points: int = 48
+    path_above: float = 4.0
+    path_floor: float = 1e-4
+    # one exact product over the retained sample measures the chosen point's true residual for the report (and the
+    # signed manifest); off, the report's residual is nan and a request costs no curvature product at all
+    measure_residual: bool = True
+
+    def __post_init__(self) -> None:
+        _positive_int("spectral rank", self.rank)
+        _positive_int("spectral path_points", self.path_points)
+        _positive("spectral path_above", self.path_above)
+        _positive("spectral path_floor", self.path_floor)
+        if self.start not in ("random", "gradients"):
+            raise InvalidArgumentError(f"spectral start {self.start!r} is not random or gradients")
+        if self.path_floor >= self.path_above:
+            raise InvalidArgumentError(f"spectral path_floor {self.path_floor} must lie below path_above {self.path_above}")
+
+
+@dataclass(frozen=True)
 class CalibrationConfig:
     """The calibrated step: its length is set so the forget loss reaches the never-trained reference loss."""
 
@@ -120,7 +157,7 @@ class CalibrationConfig:
     bisection_steps: int = 16  # most narrowing evaluations once the target is bracketed (within 10x)
     loss_tolerance: float = 0.02  # nats above the target at which the search stops
     # guard
-    max_retain_loss_increase: float = 0.1  # nats of mean token NLL the held-out retained loss may rise
+    max_retain_loss_increase: float = 0.1  # nats of mean token NLL the held-out retained loss may rise (path rule too)
     guard_size: int = 16  # held-out retained samples the guard measures
 
     def __post_init__(self) -> None:
@@ -141,7 +178,8 @@ class EraserConfig:
     # iteration (on SmolLM2, two cores, 64 samples: ~15 s for the first, which keeps the graphs, then ~4 s each)
     # for a tighter solve
     method: Method = "ekfac"
-    step: Step = "auto"  # auto: calibrated when the request forgets samples and a reference set exists
+    # auto: path for spectral; else calibrated when the request forgets samples and a reference set exists
+    step: Step = "auto"
     # lambda in (G + lambda I), the same for every method; None: damping_factor x the mean eigenvalue of the
     # retained curvature sample's Gauss-Newton matrix, estimated from its pseudo-gradients (damping.py)
     damping: float | None = None
@@ -155,6 +193,7 @@ class EraserConfig:
     cg: CgConfig = field(default_factory=CgConfig)
     lissa: LissaConfig = field(default_factory=LissaConfig)
     llmeraser: LlmEraserConfig = field(default_factory=LlmEraserConfig)
+    spectral: SpectralConfig = field(default_factory=SpectralConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ from torch import nn
 from loravault.core import AdapterSchema, InvalidArgumentError, effective_distance
 
 from .calibrate import CalibrationReport
+from .path import PathReport
 
 __all__ = ["ErasureReport", "ErasureResult", "adapter_distance", "apply_delta", "peak_memory_bytes"]
 
@@ -25,9 +26,9 @@ class ErasureReport:
     """How a delta was computed, for the signed manifest and for benchmarks."""
 
     # method
-    method: str  # solver: cg, lissa, ekfac, datainf, dense, llmeraser
-    step: str  # calibrated or influence
-    curvature: str  # gauss_newton or hessian, "+ekfac" when EK-FAC preconditioned or solved
+    method: str  # solver: spectral, cg, lissa, ekfac, datainf, dense, llmeraser
+    step: str  # path, calibrated or influence
+    curvature: str  # gauss_newton or hessian, "+ekfac" when EK-FAC preconditioned or solved, "+lanczos" (spectral)
     damping: float
     # solve
     iterations: int
@@ -43,6 +44,8 @@ class ErasureReport:
     size_after: int
     kinds: dict[str, int] = field(default_factory=dict)
     calibration: CalibrationReport | None = None
+    path: PathReport | None = None
+    residual_seconds: float = 0.0  # of wall_seconds, those spent measuring the residual (a check, not the solve)
 
 
 @dataclass(frozen=True)

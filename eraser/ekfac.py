@@ -79,15 +79,15 @@ class EkfacFactors:
             blocks[name] = EkfacBlock(block.q_in, block.q_out, eigenvalues)
         return EkfacFactors(blocks=blocks, ids=keep)
 
-    def inverse(self, layout: ParamLayout, *, damping: float) -> Callable[[torch.Tensor], torch.Tensor]:
-        """v -> (G_ekfac + lambda I)^-1 v on flat vectors (P,)."""
+    def inverse(self, layout: ParamLayout, *, damping: float, power: float = 1.0) -> Callable[[torch.Tensor], torch.Tensor]:
+        """v -> (G_ekfac + lambda I)^-power v on flat vectors (P,); power 1/2 is the symmetric preconditioner's root."""
 
         def apply(v: torch.Tensor) -> torch.Tensor:
             parts = layout.unflatten(v)
             out = {}
             for name, block in self.blocks.items():
                 rotated = block.q_out.T @ parts[name] @ block.q_in  # (d_out, d_in) in the eigenbasis
-                out[name] = block.q_out @ (rotated / (block.eigenvalues + damping)) @ block.q_in.T
+                out[name] = block.q_out @ (rotated / (block.eigenvalues + damping) ** power) @ block.q_in.T
             return layout.flatten(out)
 
         return apply

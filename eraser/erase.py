@@ -5,7 +5,11 @@ as retraining, so curvature is subsampled (a fixed, seeded curvature sample) and
 built once, cached on disk by adapter hash). A request then pays for its own per-sample gradients, the EK-FAC
 solve (the default) or a few curvature products on the sample (CG), and the loss evaluations of its step.
 
-The default erasure takes its direction from the curvature of the retained samples only,
+The spectral method (method="spectral", step "path") builds a Lanczos eigenbasis of the curvature sample's exact
+Gauss-Newton matrix once per adapter version (spectral.py); a request then has the whole damped regularization
+path for the price of one projection, and takes its strongest point within the held-out guard (path.py).
+
+The EK-FAC erasure takes its direction from the curvature of the retained samples only,
 (G_retained + lambda I)^-1 b, and its length from `calibrate_step` when the request forgets samples and a
 never-trained reference set was given; otherwise it takes the plain influence step (LLMEraser, scale 1).
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,11 +41,14 @@ from .curvature import CurvatureOperator, curvature_sample
 from .damping import auto_damping
 from .delta import ErasureReport, ErasureResult, peak_memory_bytes
 from .ekfac import EkfacFactors
-from .gradients import request_gradients
+from .gradients import per_sample_gradients, request_gradients
 from .objective import Objective, TokenBatch, lora_objective
+from .path import PathReport, choose_on_path
 from .pseudo_gradients import PseudoGradients, collect_pseudo_gradients
 from .requests import ErasureRequest
 from .solve import SolveInputs, solve
+from .solvers import SolveReport, relative_residual
+from .spectral import SpectralBasis, lanczos, path_dampings
 
 __all__ = ["Eraser", "erase"]
 
@@ -83,6 +90,10 @@ class Eraser:
         self.curvature_build_seconds: float | None = None  # set when factors are built (not when loaded)
         self.curvature_builds = 0
         self._factors: EkfacFactors | None = None
+        self._basis: SpectralBasis | None = None
+        self._basis_samples = 0  # samples the basis's curvature is a mean over
+        self._root: Callable[[torch.Tensor], torch.Tensor] | None = None  # S of the preconditioned basis
+        self.spectral_build_seconds: float | None = None  # set when the Lanczos basis is built
         self._pseudo: PseudoGradients | None = None
         self._unchanged_losses: dict[Sample, float] = {}  # per-sample loss under the adapter as it is
 
@@ -123,6 +134,52 @@ class Eraser:
             self.cache.store(self._factors, key, setup)
         return self._factors
 
+    def build_spectral_basis(self) -> SpectralBasis:
+        """The Lanczos eigenbasis of the curvature sample's exact Gauss-Newton matrix, built once per version.
+
+        Costs `config.spectral.rank` exact products over the curvature sample (kept graphs, freed after).
+        Raises FailedPreconditionError when the model cannot take exact products (sdpa attention).
+        """
+        if self._basis is None:
+            started = time.perf_counter()
+            curvature, spectral = self.config.curvature, self.config.spectral
+            operator = CurvatureOperator(
+                self.objective, self.theta, self.curvature_samples, kind=curvature.kind, batch_size=curvature.batch_size,
+                graph_budget_bytes=curvature.graph_budget_mib * 2**20,
+            )
+            root = self._preconditioner_root()
+            start = root(self._lanczos_start())
+            self._basis = lanczos(lambda v: root(operator(root(v))), start, steps=spectral.rank, progress=self.progress)
+            self._basis_samples = len(self.curvature_samples)
+            del operator  # its kept graphs (GiBs)
+            self.spectral_build_seconds = time.perf_counter() - started
+            logger.info("Lanczos basis of rank %d built over %d samples in %.2f s (Ritz values %.3g .. %.3g)",
+                        self._basis.rank, len(self.curvature_samples), self.spectral_build_seconds,
+                        float(self._basis.values[0]), float(self._basis.values[-1]))
+        return self._basis
+
+    def _preconditioner_root(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """S = (G_ekfac + lambda I)^-1/2 over the whole curvature sample when config.spectral.precondition, else I;
+        fixed once per adapter version, as the basis is of S G S."""
+        if not self.config.spectral.precondition:
+            return lambda v: v
+        if self._root is None:
+            factors = self.build_curvature()
+            damping = self.config.damping if self.config.damping is not None else auto_damping(
+                factors.mean_eigenvalue(), factor=self.config.damping_factor)
+            self._root = factors.inverse(self.objective.layout, damping=damping, power=0.5)
+        return self._root
+
+    def _lanczos_start(self) -> torch.Tensor:
+        """Lanczos's start vector (P,): seeded Gaussian, or the sum of unit per-sample gradients of the sample."""
+        spectral = self.config.spectral
+        if spectral.start == "random":
+            generator = torch.Generator().manual_seed(spectral.seed)
+            return torch.randn(self.theta.numel(), generator=generator).to(self.theta.device)
+        rows = per_sample_gradients(self.objective, self.theta, self.curvature_samples, chunk=self.config.gradient_chunk,
+                                    progress=self.progress)  # (m, P)
+        return (rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-30)).sum(0)
+
     def prepare(self) -> None:
         """Do the one-off work of this adapter version now: EK-FAC factors, and the losses every calibrated
         request compares against (the reference set's, and the default guard sample's under the adapter as it is).
@@ -130,7 +187,10 @@ class Eraser:
         Why: a request otherwise pays for these on its first call (about 5 s on SmolLM2 on two cores); a tenant
         that answers several requests, or times one, does them once up front.
         """
-        self.build_curvature()
+        if self.config.method == "spectral":
+            self.build_spectral_basis()
+        if self._needs_factors(self.config.method, self.config.step):
+            self.build_curvature()
         if self.reference:
             self._unchanged_loss(self.reference)
             self._unchanged_loss(self._guard_samples(touched=frozenset()))
@@ -142,11 +202,11 @@ class Eraser:
         validation, so a misspelt one is refused before any work.
         Raises InvalidArgumentError for an unknown method or step, or a request that does not match the training
         set, and FailedPreconditionError when the calibrated step finds no length that keeps retained data within
-        bound.
+        bound, or the path step's most regularized point already breaks the guard.
         """
         overrides: dict[str, Any] = {name: value for name, value in (("method", method), ("step", step)) if value is not None}
         config = replace(self.config, **overrides)
-        method, step = config.method, self._choose_step(request, config.step)
+        method, step = config.method, self._choose_step(request, config.step, config.method)
         self._check_request(request)
         device = self.objective.device
         if device.type == "cuda":
@@ -158,13 +218,9 @@ class Eraser:
         retained = self._retained_sample(request)
         if not retained:
             raise InvalidArgumentError("the request touches every sample of the curvature sample: nothing retained")
-        factors = self._retained_factors(request) if self._needs_factors(method) else None
-        damping = self._damping(factors)
-        inputs = self._solve_inputs(request, method, retained=retained, factors=factors)
-        x, solved = solve(method, inputs, b, damping=damping, config=config, progress=self.progress)
-        curvature = self.config.curvature.kind + ("+ekfac" if inputs.factors is not None else "")
-        del inputs  # its operator's kept graphs (GiBs): freed now, and not held by a refusal's traceback below
-        scale, calibration = 1.0, None
+        x, solved, curvature, path, residual_seconds = self._direction(request, b, method=method, step=step,
+                                                                      retained=retained, config=config)
+        damping, scale, calibration = solved.damping, 1.0, None
         if step == "calibrated":
             calibration = self._calibrate(request, x, slope=gradients.forget_slope(x))
             scale = calibration.scale
@@ -174,8 +230,9 @@ class Eraser:
         report = ErasureReport(
             method=method, step=step, curvature=curvature, damping=damping, iterations=solved.iterations,
             residual=solved.residual, converged=solved.converged, scale=scale, wall_seconds=wall,
-            peak_memory_bytes=memory, peak_memory_scope=scope, size_before=len(self.train), size_after=size_after,
-            kinds=request.kinds(), calibration=calibration,
+            peak_memory_bytes=memory, peak_memory_scope=scope, residual_seconds=residual_seconds,
+            size_before=len(self.train), size_after=size_after,
+            kinds=request.kinds(), calibration=calibration, path=path,
         )
         logger.info("erasure %s/%s: damping %.3g, %d iterations, residual %.2e, scale %.3g, %.2f s",
                     method, step, damping, solved.iterations, solved.residual, scale, wall)
@@ -217,9 +274,35 @@ class Eraser:
 
     # steps of erase(), in order
 
-    def _choose_step(self, request: ErasureRequest, step: str) -> str:
+    def _direction(
+        self, request: ErasureRequest, b: torch.Tensor, *, method: str, step: str, retained: list[Sample], config: EraserConfig
+    ) -> tuple[torch.Tensor, SolveReport, str, PathReport | None, float]:
+        """The step before any calibration: (x, solve report, curvature name, path report, residual seconds).
+
+        The path step chooses its damping on the spectral basis's path; every other step solves at the damping
+        of `_damping`.
+        """
+        if step == "path":
+            x, path = self._path_step(request, b, retained=retained)
+            checked = time.perf_counter()
+            solved = self._path_residual(b, x, damping=path.damping, retained=retained)
+            return x, solved, self.config.curvature.kind + "+lanczos", path, time.perf_counter() - checked
+        factors = self._retained_factors(request) if self._needs_factors(method, step) else None
+        damping = self._damping(factors)
+        inputs = self._solve_inputs(request, method, retained=retained, factors=factors)
+        x, solved = solve(method, inputs, b, damping=damping, config=config, progress=self.progress)
+        curvature = self.config.curvature.kind + ("+ekfac" if inputs.factors is not None else "")
+        curvature += "+lanczos" if inputs.basis is not None else ""
+        del inputs  # its operator's kept graphs (GiBs): freed now, and not held by a refusal's traceback later
+        return x, solved, curvature, None, 0.0
+
+    def _choose_step(self, request: ErasureRequest, step: str, method: str) -> str:
         if step == "calibrated" and not (self.reference and request.old_samples):
             raise InvalidArgumentError("the calibrated step needs a reference set and a request that forgets samples")
+        if step == "path" and method != "spectral":
+            raise InvalidArgumentError(f"the path step needs the spectral method (a solve per damping), not {method}")
+        if step == "auto" and method == "spectral":
+            return "path"
         if step == "auto":
             return "calibrated" if self.reference and request.old_samples else "influence"
         return step
@@ -234,8 +317,11 @@ class Eraser:
             if change.old is None and known is not None:
                 raise InvalidArgumentError(f"sample {change.id!r} is already in the training set: add it under a new id")
 
-    def _needs_factors(self, method: str) -> bool:
-        """EK-FAC factors serve the automatic damping, and the methods that solve with them."""
+    def _needs_factors(self, method: str, step: str) -> bool:
+        """EK-FAC factors serve the automatic damping, and the methods that solve with them (the path step takes
+        its damping from its path, so the spectral method needs them only for a fixed-damping step)."""
+        if method == "spectral" and step in ("auto", "path"):
+            return False
         return self.config.damping is None or self._solves_with_factors(method)
 
     def _solves_with_factors(self, method: str) -> bool:
@@ -265,7 +351,52 @@ class Eraser:
             gradients = self._retained_gradients(request)
         single = sorted(retained, key=lambda s: s.id)
         random.Random(self.config.llmeraser.seed).shuffle(single)
-        return SolveInputs(self.objective, self.theta, operator, factors, gradients, single)
+        if method == "spectral" and self.config.spectral.precondition:
+            raise InvalidArgumentError("a preconditioned spectral basis answers the path step only: use step='path'")
+        basis = self._retained_basis(retained) if method == "spectral" else None
+        return SolveInputs(self.objective, self.theta, operator, factors, gradients, single, basis)
+
+    def _retained_basis(self, retained: Sequence[Sample]) -> SpectralBasis:
+        """The basis of the whole curvature sample, rescaled to a mean over the retained samples.
+
+        Approximated: the touched samples' own curvature is left in the sum (memorized samples' curvature nearly
+        vanishes, as their softmax is saturated); only the mean's divisor changes, m -> m'.
+        """
+        basis = self.build_spectral_basis()
+        return basis.scaled(self._basis_samples / len(retained))
+
+    def _path_residual(self, b: torch.Tensor, x: torch.Tensor, *, damping: float, retained: Sequence[Sample]) -> SolveReport:
+        """The chosen point's true relative residual against the exact retained curvature: one product, when asked
+        (config.spectral.measure_residual) and the model can take it; else nan."""
+        if not (self.config.spectral.measure_residual and self.objective.supports_vmap):
+            return SolveReport("spectral", damping, 0, float("nan"), False)
+        curvature = self.config.curvature
+        operator = CurvatureOperator(self.objective, self.theta, retained, kind=curvature.kind, batch_size=curvature.batch_size)
+        residual = relative_residual(operator, b, x, damping=damping)
+        return SolveReport("spectral", damping, 0, residual, residual <= 1e-2)
+
+    def _path_step(self, request: ErasureRequest, b: torch.Tensor, *, retained: Sequence[Sample]) -> tuple[torch.Tensor, PathReport]:
+        """The strongest point of the spectral regularization path within the guard (path.py)."""
+        spectral = self.config.spectral
+        basis = self._retained_basis(retained)
+        dampings = path_dampings(basis, points=spectral.path_points, above=spectral.path_above, floor=spectral.path_floor)
+        root = self._preconditioner_root()
+        candidates = [root(y) for y in basis.solve_many(root(b), dampings)]  # (P,) each: x = S y
+        guard_samples = self._guard_samples(touched=request.touched_ids)
+        guard = self.objective.render(guard_samples).to(self.objective.device)
+
+        def guard_loss(index: int) -> float:
+            with torch.no_grad():
+                return float(self.objective.per_sample_loss(self.theta + candidates[index], guard).mean())
+
+        report = choose_on_path(dampings, guard_loss, before=self._unchanged_loss(guard_samples),
+                                max_increase=self.config.calibration.max_retain_loss_increase)
+        if request.old_samples:  # one forward over the forgotten samples, for the report
+            with torch.no_grad():
+                forget = self.objective.render(request.old_samples).to(self.objective.device)
+                loss = float(self.objective.per_sample_loss(self.theta + candidates[report.index], forget).mean())
+            report = replace(report, forget_loss_after=loss)
+        return candidates[report.index], report
 
     def _retained_sample(self, request: ErasureRequest) -> list[Sample]:
         """The curvature sample as a uniform sample of the *new* training set, whose curvature the step needs.

@@ -14,6 +14,7 @@ from .curvature import CurvatureOperator
 from .datainf import datainf_inverse
 from .ekfac import EkfacFactors
 from .objective import Objective
+from .spectral import SpectralBasis
 from .solvers import (
     SolveReport,
     approximate_inverse_solve,
@@ -39,6 +40,7 @@ class SolveInputs:
     factors: EkfacFactors | None  # EK-FAC, downdated to the retained samples
     gradients: torch.Tensor | None  # (m, P) retained pseudo-gradients, for DataInf
     shuffled: Sequence[Sample]  # retained samples in a seeded order, for single-sample products
+    basis: SpectralBasis | None = None  # the exact curvature's Lanczos basis, for the spectral method
 
 
 def solve(
@@ -50,6 +52,10 @@ def solve(
         raise FailedPreconditionError(
             f"method {method} needs curvature products: load the base with attn_implementation='eager', or use ekfac"
         )
+    if method == "spectral":
+        assert inputs.basis is not None  # the eraser builds it for this method
+        # no residual: measuring it would cost an exact product over the sample, the price this method avoids
+        return approximate_inverse_solve(lambda v: inputs.basis.solve(v, damping=damping), b, method="spectral", damping=damping)
     if method == "cg":
         assert operator is not None  # refused above
         preconditioner = inputs.factors.inverse(layout, damping=damping) if inputs.factors is not None else None

@@ -25,7 +25,7 @@ from loravault.eraser import Eraser, EraserConfig, ErasureRequest, ErasureResult
 
 __all__ = ["EXACT_PRODUCT_METHODS", "EraserPair", "MethodOutcome"]
 
-EXACT_PRODUCT_METHODS = ("cg", "lissa", "llmeraser")
+EXACT_PRODUCT_METHODS = ("spectral", "cg", "lissa", "llmeraser")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class EraserPair:
 
     def __init__(
         self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, *, train: Sequence[Sample], reference: Sequence[Sample],
-        config: EraserConfig, cache_dir: Path,
+        config: EraserConfig, cache_dir: Path, spectral: bool = False,
     ) -> None:
         self.model = model
         self.erasers: dict[str, Eraser] = {}
@@ -58,6 +58,11 @@ class EraserPair:
         self._use("sdpa").prepare()
         self.curvature_build_seconds = time.perf_counter() - started  # the one-off: EK-FAC and reference losses
         self._use("eager").prepare()  # the same work again (factors from the cache): not counted twice
+        self.spectral_build_seconds: float | None = None  # the spectral method's own one-off: its Lanczos basis
+        if spectral:
+            self._use("eager").build_spectral_basis()
+            self.spectral_build_seconds = self.erasers["eager"].spectral_build_seconds
+            self._use("eager")
 
     def _use(self, attention: str) -> Eraser:
         self.model.set_attn_implementation(attention)
@@ -70,6 +75,8 @@ class EraserPair:
         positive scale: the solve is identical, and its time (the calibrated call's) is an upper bound.
         """
         eraser = self._use("eager" if method in EXACT_PRODUCT_METHODS else "sdpa")
+        if method == "spectral":
+            return [self._path(eraser, request)]
         try:
             started = time.perf_counter()
             calibrated = eraser.erase(request, method=method, step="calibrated")
@@ -89,6 +96,20 @@ class EraserPair:
         self._use("eager")
         return out
 
+    def _path(self, eraser: Eraser, request: ErasureRequest) -> MethodOutcome:
+        """The spectral method's path step (its only step), with its own one-off build in the details."""
+        started = time.perf_counter()
+        try:
+            result = eraser.erase(request, method="spectral", step="path")
+        except FailedPreconditionError as refusal:
+            return MethodOutcome("spectral/path", time.perf_counter() - started, True, refused=str(refusal),
+                                 details={"build_seconds": self.spectral_build_seconds})
+        outcome = _outcome("spectral/path", result, time.perf_counter() - started)
+        path = result.report.path
+        outcome.details.update(build_seconds=self.spectral_build_seconds, chosen=f"path point {path.index}",
+                               path_index=path.index)
+        return outcome
+
     @staticmethod
     def _timed(eraser: Eraser, request: ErasureRequest, method: str) -> MethodOutcome:
         started = time.perf_counter()
@@ -99,7 +120,10 @@ class EraserPair:
 def _details(result: ErasureResult) -> dict[str, Any]:
     report = result.report
     return {"damping": report.damping, "iterations": report.iterations, "residual": report.residual, "scale": report.scale,
-            "peak_memory_bytes": report.peak_memory_bytes, "peak_memory_scope": report.peak_memory_scope}
+            "peak_memory_bytes": report.peak_memory_bytes, "peak_memory_scope": report.peak_memory_scope,
+            "residual_seconds": report.residual_seconds, "path": None if report.path is None else {
+                "index": report.path.index, "damping": report.path.damping, "guard_evaluated": report.path.evaluated,
+                "guard_bound": report.path.retain_bound, "forget_loss_after": report.path.forget_loss_after}}
 
 
 def _outcome(name: str, result: ErasureResult, seconds: float) -> MethodOutcome:

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
 
 from ..harness import markdown_table  # noqa: E402
-from .scoring import RETAIN_POINTS, is_candidate, is_method, speedups  # noqa: E402
+from .scoring import RETAIN_POINTS, build_seconds, is_candidate, is_method, speedups  # noqa: E402
 
 __all__ = ["headline", "mean_table", "plot", "tables"]
 
@@ -28,7 +28,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def headline(results: dict[str, Any]) -> dict[str, Any]:
+def headline(results: dict[str, Any], *, default_method: str | None = None) -> dict[str, Any]:
     """Top-level keys of the JSON: the requests that remove the smallest share of entities, averaged over them.
 
     Each request has its own retraining; a method's headline numbers are its means over the requests, and it is
@@ -54,8 +54,30 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
             f"no method kept retain recall within {RETAIN_POINTS:g} point of the retrained models' on average over "
             f"the requests without a refusal; retraining with other seeds itself spreads "
             f"{out['retrain_seeds_retain_recall_spread_points']:.1f} points")
+    if default_method is not None:
+        out["default_method"] = default_method
+        out["default_method_figures"] = _figures(methods.get(default_method))
     out["methods"] = methods
     return out
+
+
+def _figures(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The issue's metrics of one method's mean row (None when the method did not run)."""
+    if row is None:
+        return None
+    metrics = row["metrics"]
+    return {
+        "forget_recall": metrics.get("forget_recall"), "mia_auc": metrics.get("mia_auc"),
+        "retain_recall": metrics.get("retain_recall"), "para_forget_recall": metrics.get("para_forget_recall"),
+        "para_retain_recall": metrics.get("para_retain_recall"), "perplexity": metrics.get("perplexity"),
+        "gap_closed_forget_loss": row["gap_closed"].get("forget_loss"), "kl_forget": metrics.get("kl_forget"),
+        "kl_retain": metrics.get("kl_retain"), "seconds_per_request": row["seconds"], "build_seconds": row["build_seconds"],
+        "speedup_amortized": row.get("speedup_amortized"), "speedup_with_curvature": row.get("speedup_with_curvature"),
+        "peak_memory_bytes": row["peak_memory_bytes"], "refused_requests": row["refused_requests"],
+        "mia_auc_minus_retrain": row["mia_auc_minus_retrain"],
+        "forget_recall_minus_retrain_points": row["forget_recall_minus_retrain_points"],
+        "retain_recall_minus_retrain_points": row["retain_recall_minus_retrain_points"],
+    }
 
 
 def _mean(values: list[float]) -> float:
@@ -83,8 +105,14 @@ def _mean_rows(group: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "seconds": seconds, "refused_requests": len(refused), "refused": refused[0] if refused else None,
             "peak_memory_bytes": max((r["details"].get("peak_memory_bytes") or 0) for r in rows) or None,
         }
+        mean["build_seconds"] = build_seconds(rows[0], curvature)
+        for key, points in (("mia_auc", 1.0), ("forget_recall", 1.0)):
+            differences = [r["metrics"].get(key, math.nan) - task["rows"]["retrain (oracle)"]["metrics"].get(key, math.nan)
+                           for r, task in zip(rows, group)]
+            suffix = "minus_retrain" if key == "mia_auc" else "minus_retrain_points"
+            mean[f"{key}_{suffix}"] = _mean(differences) * points
         if is_method(name) and not refused:
-            mean.update(speedups(retrain_seconds, seconds, curvature_seconds=curvature if rows[0]["uses_curvature"] else 0.0))
+            mean.update(speedups(retrain_seconds, seconds, curvature_seconds=mean["build_seconds"]))
         out[name] = mean
     return out
 
@@ -113,10 +141,12 @@ def mean_table(results: dict[str, Any]) -> str:
         retains = ", ".join(_cell(r) for r in row["retain_recall_minus_retrain_points_per_request"])
         refused = f"{row['refused_requests']} of {head['requests']}" if row["refused_requests"] else ""
         body.append([name, _cell(row["gap_closed"]["forget_loss"]), gaps, _cell(row["retain_recall_minus_retrain_points"]),
-                     retains, _cell(row["seconds"]), _cell(row.get("speedup_amortized")), _cell(row.get("speedup_with_curvature")),
-                     refused])
+                     retains, _cell(row["seconds"]), _cell(row["build_seconds"]), _cell(row.get("speedup_amortized")),
+                     _cell(row.get("speedup_with_curvature")), _cell(row["forget_recall_minus_retrain_points"]),
+                     _cell(row["mia_auc_minus_retrain"]), refused])
     header = ["method", "gap forget_loss (mean)", "per request", "retain recall - retrain (mean, points)", "per request",
-              "s/request", "x retrain (amortized)", "x retrain (+curvature)", "refused"]
+              "s/request", "build s", "x retrain (amortized)", "x retrain (+curvature)", "forget recall - retrain (points)",
+              "MIA AUC - retrain", "refused"]
     return (f"### facts: {head['task'].split(' #')[0]}, mean over {head['requests']} requests\n\nbest method (never refused, "
             f"mean retain recall within {RETAIN_POINTS:g} point of retraining, largest mean gap closed on forget_loss): "
             f"**{head['best_method']}**\n\n" + markdown_table(header, body) + "\n")

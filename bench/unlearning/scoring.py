@@ -13,7 +13,7 @@ from typing import Any
 from .metrics import gap_closed
 from .tasks import Task
 
-__all__ = ["RETAIN_POINTS", "is_candidate", "is_method", "score_task", "speedups"]
+__all__ = ["RETAIN_POINTS", "build_seconds", "is_candidate", "is_method", "score_task", "speedups"]
 
 RETAIN_POINTS = 1.0
 
@@ -29,6 +29,15 @@ def speedups(retrain_seconds: float, seconds: float, *, curvature_seconds: float
     seconds = max(seconds, 1e-9)
     return {"speedup_amortized": retrain_seconds / seconds,
             "speedup_with_curvature": retrain_seconds / (seconds + curvature_seconds)}
+
+
+def build_seconds(row: dict[str, Any], shared: float) -> float:
+    """The one-off seconds a row's method pays: its own build when it reports one (the spectral basis), else the
+    shared EK-FAC build when it uses curvature, else none."""
+    if not row["uses_curvature"]:
+        return 0.0
+    own = row["details"].get("build_seconds")
+    return float(own) if own is not None else shared
 
 
 def is_candidate(name: str, row: dict[str, Any], metric: str) -> bool:
@@ -47,8 +56,7 @@ def score_task(rows: dict[str, dict[str, Any]], task: Task, *, curvature_seconds
                              for key in task.gap_metrics}
         row["retain_recall_minus_retrain_points"] = metrics["retain_recall"] - oracle["metrics"]["retain_recall"]
         if is_method(name) and row["refused"] is None:  # a refused method left the adapter as it was: no speedup
-            row.update(speedups(retrain_seconds, row["seconds"],
-                                curvature_seconds=curvature_seconds if row["uses_curvature"] else 0.0))
+            row.update(speedups(retrain_seconds, row["seconds"], curvature_seconds=build_seconds(row, curvature_seconds)))
     headline = task.gap_metrics[0]
     eligible = [name for name, row in rows.items() if is_candidate(name, row, headline)]
     best = max(eligible, key=lambda name: rows[name]["gap_closed"][headline], default=None)

@@ -14,13 +14,19 @@ def test_quick_benchmark_writes_json_table_and_plot_with_every_method(tmp_path: 
     results = json.loads((tmp_path / "erasure-tiny-quick.json").read_text())
     task = next(iter(results["facts"]["tasks"].values()))
     rows = task["rows"]
-    for method in ("retrain (oracle)", "original (no-op)", "ascent (rule)", "first-order/calibrated", "ekfac/plain", "cg/plain"):
+    for method in ("retrain (oracle)", "original (no-op)", "ascent (rule)", "first-order/calibrated", "ekfac/plain", "cg/plain", "spectral/path"):
         assert method in rows, method
     assert rows["retrain (oracle)"]["gap_closed"]["forget_loss"] == 1.0
     assert rows["original (no-op)"]["gap_closed"]["forget_loss"] == 0.0
     assert rows["cg/plain"]["refused"] is None and rows["cg/plain"]["details"]["iterations"] >= 1
     assert all(math.isfinite(rows[name]["metrics"]["perplexity"]) for name in rows)
     assert results["facts"]["curvature_build_seconds"] > 0
+    spectral = rows["spectral/path"]
+    assert spectral["details"]["build_seconds"] > 0 and spectral["seconds"] > 0
+    assert spectral["refused"] is not None or spectral["details"]["path_index"] >= 0
+    head = results["headline"]
+    assert head["default_method"] in head["methods"] and head["default_method_figures"]["build_seconds"] >= 0
+    assert "mia_auc_minus_retrain" in head["methods"]["cg/plain"]
     assert {"best_method", "wall_seconds"} <= set(results["headline"]) | set(results)
     assert results["headline"]["task"].startswith("removal") and results["headline"]["retrain_seeds_retain_recall_spread_points"] >= 0
     assert results["headline"]["requests"] == 2 and len(results["headline"]["tasks"]) == 2  # removal_repeats=2

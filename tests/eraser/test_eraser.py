@@ -28,7 +28,8 @@ CONFIG = EraserConfig(method="cg", curvature=CurvatureConfig(sample_size=8), cg=
 def test_public_api_is_exactly_all() -> None:
     exported = {name for name in dir(eraser_api) if not name.startswith("_")}
     modules = {"calibrate", "config", "curvature", "damping", "datainf", "delta", "ekfac", "gradients",
-               "layout", "linearization", "objective", "requests", "solvers", "solve", "cache", "pseudo_gradients"}
+               "layout", "linearization", "objective", "requests", "solvers", "solve", "cache", "pseudo_gradients",
+               "path", "spectral"}
     assert set(eraser_api.__all__) == exported - modules
     assert all(hasattr(eraser_api, name) for name in eraser_api.__all__)
 
