@@ -53,9 +53,10 @@ def solve(
             f"method {method} needs curvature products: load the base with attn_implementation='eager', or use ekfac"
         )
     if method == "spectral":
-        assert inputs.basis is not None  # the eraser builds it for this method
+        basis = inputs.basis
+        assert basis is not None  # the eraser builds it for this method
         # no residual: measuring it would cost an exact product over the sample, the price this method avoids
-        return approximate_inverse_solve(lambda v: inputs.basis.solve(v, damping=damping), b, method="spectral", damping=damping)
+        return approximate_inverse_solve(lambda v: basis.solve(v, damping=damping), b, method="spectral", damping=damping)
     if method == "cg":
         assert operator is not None  # refused above
         preconditioner = inputs.factors.inverse(layout, damping=damping) if inputs.factors is not None else None
