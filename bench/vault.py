@@ -352,8 +352,8 @@ def run(config: VaultBenchConfig) -> dict:
         "durable_write_mib_s": round(disk, 1),
         "upload_ratio_to_durable_write": round(vault.upload_mib_s(size) / disk, 3),
         "upload_ratio_bound_by_disk": round(min(1.0, disk / raw.upload_mib_s(size)), 3),
-        **_cpu_bound(raw, vault, required),
-        **_download_cpu_bound(raw, vault, required_down),
+        **_cpu_bound(raw, vault, required, direction="upload"),
+        **_cpu_bound(raw, vault, required_down, direction="download"),
         "versions": config.versions,
         "fill_versions_per_s": round(config.versions / fill_seconds, 1),
         "head_p50_ms": head["p50_ms"], "head_p99_ms": head["p99_ms"],
@@ -364,26 +364,18 @@ def run(config: VaultBenchConfig) -> dict:
     return results | share_of_cpu_bound(results)
 
 
-def _cpu_bound(raw: Transfers, vault: Transfers, required: float) -> dict[str, float]:
-    """An estimated ceiling for the upload ratio on this machine's cores: the raw upload's CPU plus the required
-    work, perfectly spread over every core, against the raw upload's wall time."""
-    raw_seconds = statistics.median(raw.uploads)
-    floor = max(raw_seconds, (raw.upload_cpu_seconds() + required) / os.cpu_count())
-    return {"raw_upload_cpu_seconds": round(raw.upload_cpu_seconds(), 3),
-            "vault_upload_cpu_seconds": round(vault.upload_cpu_seconds(), 3),
-            "required_upload_cpu_seconds": round(required, 3),
-            "upload_ratio_bound_by_cpu": round(raw_seconds / floor, 3)}
-
-
-def _download_cpu_bound(raw: Transfers, vault: Transfers, required: float) -> dict[str, float]:
-    """The download twin of _cpu_bound: the raw download's CPU plus the work a verified download cannot skip,
-    spread over every core, against the raw download's wall time; and how close the vault comes to each bound."""
-    raw_seconds = statistics.median(raw.downloads)
-    floor = max(raw_seconds, (raw.download_cpu_seconds() + required) / os.cpu_count())
-    return {"raw_download_cpu_seconds": round(raw.download_cpu_seconds(), 3),
-            "vault_download_cpu_seconds": round(vault.download_cpu_seconds(), 3),
-            "required_download_cpu_seconds": round(required, 3),
-            "download_ratio_bound_by_cpu": round(raw_seconds / floor, 3)}
+def _cpu_bound(raw: Transfers, vault: Transfers, required: float, *, direction: str) -> dict[str, float]:
+    """An estimated ceiling for the vault/raw ratio of `direction` ("upload" or "download") on this machine's
+    cores: the raw transfer's CPU plus the work a verified transfer cannot skip, perfectly spread over every
+    core, against the raw transfer's wall time."""
+    raw_seconds = statistics.median(raw.uploads if direction == "upload" else raw.downloads)
+    raw_cpu = raw.upload_cpu_seconds() if direction == "upload" else raw.download_cpu_seconds()
+    vault_cpu = vault.upload_cpu_seconds() if direction == "upload" else vault.download_cpu_seconds()
+    floor = max(raw_seconds, (raw_cpu + required) / os.cpu_count())
+    return {f"raw_{direction}_cpu_seconds": round(raw_cpu, 3),
+            f"vault_{direction}_cpu_seconds": round(vault_cpu, 3),
+            f"required_{direction}_cpu_seconds": round(required, 3),
+            f"{direction}_ratio_bound_by_cpu": round(raw_seconds / floor, 3)}
 
 
 def share_of_cpu_bound(results: dict) -> dict[str, float]:
