@@ -134,10 +134,9 @@ class AdapterSchema:
                     f"tensor name {spec.name[:40]!r} must have 1 to {_MAX_NAME_CHARS} characters")
             if not spec.shape or any((not isinstance(d, int)) or d <= 0 for d in spec.shape):
                 raise InvalidArgumentError(f"tensor {spec.name} has invalid shape {spec.shape}")
-        ranks = dict(self.rank_pattern)
         for pair in self.pairs():
             a, b = self.shape_of(pair.a_name), self.shape_of(pair.b_name)
-            rank = ranks.get(pair.base_module, self.rank)
+            rank = self.rank_of(pair)
             if len(a) != 2 or len(b) != 2 or a[0] != rank or b[1] != rank:
                 raise InvalidArgumentError(f"module {pair.module}: lora_A {a} and lora_B {b} do not have rank {rank}")
 
@@ -210,7 +209,8 @@ class AdapterSchema:
     def describes_the_same_adapter(self, other: AdapterSchema) -> bool:
         """Same tensors, dtype, binding and LoRA settings. The kept metadata may differ (a later version made
         with another peft release): an adapter's is fixed when it is created, and that is what is exported."""
-        return dataclasses.replace(self, peft_metadata="") == dataclasses.replace(other, peft_metadata="")
+        return all(getattr(self, field.name) == getattr(other, field.name)
+                   for field in dataclasses.fields(self) if field.name != "peft_metadata")
 
     def check_binding(self, base_fingerprint: str) -> None:
         """Raise FailedPreconditionError when the adapter was made for another base model."""
