@@ -304,7 +304,7 @@ class InferenceEngine:
             tokens[sequence.kv_row] = sequence.generated[-1]
             positions[sequence.kv_row] = sequence.length
         prefills = [Prefill(row=s.kv_row, tokens=torch.tensor(s.prompt_ids + s.continuation_ids, device=device),
-                            adapter=s.target.slot, all_logits=s.is_score) for s in prefilling]
+                            all_logits=s.is_score) for s in prefilling]
         return StepBatch(tokens.to(device), positions.to(device), prefills), decoding, prefilling
 
     def _run_step(self) -> None:

@@ -2,10 +2,12 @@
 
 The step's tokens are flattened into one (N, D) batch: first one token for every KV row in the decode range
 [0, R) (rows that are not decoding carry a dummy token whose output is dropped), then the prompts of the
-sequences joining this step, one segment each. Every base projection runs once over all N tokens; each row's
-LoRA is added on top: BGMV for the decode rows (LoraStacks), one pair of products per prompt segment for the
-prefills (SGMV). Attention differs by kind: decode rows attend over their own KV row with a length mask,
-prompts attend causally within their segment. This is Orca's selective batching (OSDI '22) with the LoRA
+sequences joining this step, back to back. Every base projection runs once over all N tokens; each row's LoRA
+is added on top from the per-row stacks (LoraStacks, written when a sequence joins): BGMV for the decode rows,
+and for the prompts one pair of batched products over the prompts laid out in a right-padded (P, T_max) grid
+(SGMV). Attention differs by kind: decode rows attend over their own KV row with a length mask; the prompts
+attend causally in one call over the same padded grid (a causal mask never lets a real position see the
+padding after it, so no other mask is needed). This is Orca's selective batching (OSDI '22) with the LoRA
 handling of Punica (arXiv 2310.18547) and S-LoRA (arXiv 2311.03285), written in plain torch.
 
 The math is the base model's own (Llama: RMSNorm, rotary embeddings, grouped-query attention, SwiGLU) calling
@@ -22,7 +24,6 @@ import torch.nn.functional as F
 
 from loravault.core.errors import FailedPreconditionError
 
-from .adapters import AdapterSlot
 from .kv import KVCache
 from .llama import Attention, Mlp, as_llama
 from .stacks import LoraStacks
@@ -32,12 +33,11 @@ __all__ = ["StepModel", "StepBatch", "Prefill"]
 
 @dataclass(frozen=True)
 class Prefill:
-    """A prompt joining the batch: its KV row, tokens, adapter (None: base), and whether every position's
-    logits are wanted (Score) or only the last one's (Generate)."""
+    """A prompt joining the batch: its KV row (whose LoRA stacks already hold its adapter), its tokens, and
+    whether every position's logits are wanted (Score) or only the last one's (Generate)."""
 
     row: int
     tokens: torch.Tensor  # (T,) long
-    adapter: AdapterSlot | None
     all_logits: bool = False
 
 
@@ -52,6 +52,28 @@ class StepBatch:
     @property
     def n_decode(self) -> int:
         return int(self.decode_tokens.shape[0])
+
+
+class _PromptGrid:
+    """The step's prompts as a right-padded (P, T_max) grid, so that their attention and their LoRA products
+    run as one batched call each instead of one per prompt."""
+
+    def __init__(self, prefills: list[Prefill], *, device: torch.device) -> None:
+        lengths = [len(p.tokens) for p in prefills]
+        self.count, self.width = len(prefills), max(lengths)
+        self.rows = torch.tensor([p.row for p in prefills], dtype=torch.long, device=device)  # (P,)
+        self._cells = torch.cat([torch.arange(n, device=device) + i * self.width
+                                 for i, n in enumerate(lengths)])  # (n_prompt_tokens,): flat grid cell of each
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """(n_prompt_tokens, *F) -> (P, T_max, *F), zeros in the padding."""
+        grid = x.new_zeros(self.count * self.width, *x.shape[1:])
+        grid.index_copy_(0, self._cells, x)
+        return grid.view(self.count, self.width, *x.shape[1:])
+
+    def unpad(self, grid: torch.Tensor) -> torch.Tensor:
+        """(P, T_max, *F) -> (n_prompt_tokens, *F)."""
+        return grid.reshape(self.count * self.width, *grid.shape[2:]).index_select(0, self._cells)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -80,30 +102,23 @@ class StepModel:
         tokens = torch.cat([batch.decode_tokens, *[p.tokens for p in batch.prefills]])  # (N,)
         positions = torch.cat([batch.decode_pos,
                                *[torch.arange(len(p.tokens), device=device) for p in batch.prefills]])  # (N,)
-        segments = self._segments(batch)
+        grid = _PromptGrid(batch.prefills, device=device) if batch.prefills else None
         inner = self._model.model
         h = inner.embed_tokens(tokens)  # (N, D)
         cos, sin = inner.rotary_emb(h.unsqueeze(0), positions.unsqueeze(0))  # (1, N, hd) each
         rope = (cos[0].unsqueeze(1), sin[0].unsqueeze(1))  # (N, 1, hd): broadcast over heads
         mask = self._decode_mask(batch)
         for index, layer in enumerate(inner.layers):
-            h = h + self._attention(index, layer.self_attn, layer.input_layernorm(h), rope, batch, segments, mask)
-            h = h + self._mlp(index, layer.mlp, layer.post_attention_layernorm(h), batch, segments)
-        picked = self._picked(batch, segments)
-        return self._model.lm_head(inner.norm(h[picked]))  # (M, V)
+            h = h + self._attention(index, layer.self_attn, layer.input_layernorm(h), rope, batch, grid, mask)
+            h = h + self._mlp(index, layer.mlp, layer.post_attention_layernorm(h), batch, grid)
+        return self._model.lm_head(inner.norm(h[self._picked(batch)]))  # (M, V)
 
-    def _segments(self, batch: StepBatch) -> list[tuple[int, int, Prefill]]:
-        """(start, end, prefill) of each prompt in the flattened token batch."""
-        start, out = batch.n_decode, []
+    def _picked(self, batch: StepBatch) -> torch.Tensor:
+        index, start = list(range(batch.n_decode)), batch.n_decode
         for prefill in batch.prefills:
-            out.append((start, start + len(prefill.tokens), prefill))
-            start += len(prefill.tokens)
-        return out
-
-    def _picked(self, batch: StepBatch, segments: list[tuple[int, int, Prefill]]) -> torch.Tensor:
-        index = list(range(batch.n_decode))
-        for start, end, prefill in segments:
+            end = start + len(prefill.tokens)
             index.extend(range(start, end) if prefill.all_logits else [end - 1])
+            start = end
         return torch.tensor(index, dtype=torch.long, device=self._kv.keys[0].device)
 
     def _decode_mask(self, batch: StepBatch) -> torch.Tensor | None:
@@ -115,28 +130,29 @@ class StepModel:
         return (span.unsqueeze(0) <= batch.decode_pos.unsqueeze(1))[:, None, None, :]  # (R, 1, 1, L)
 
     def _project(self, key: tuple[int, str], linear: torch.nn.Linear, x: torch.Tensor, batch: StepBatch,
-                 segments: list[tuple[int, int, Prefill]]) -> torch.Tensor:
+                 grid: _PromptGrid | None) -> torch.Tensor:
         """The base projection once for all N tokens, plus each token's own LoRA delta."""
         out = linear(x)  # (N, d_out)
+        stack = self._stacks.get(key)
+        if stack is None:
+            return out
         rows = batch.n_decode
-        stack = self._stacks.get(key) if rows else None
-        if stack is not None:
+        if rows:
             shrunk = torch.bmm(x[:rows].unsqueeze(1), stack.a_t[:rows])  # (R, 1, d_in) @ (R, d_in, r) -> (R, 1, r)
             out[:rows] += torch.bmm(shrunk, stack.b_t[:rows]).squeeze(1)  # (R, 1, r) @ (R, r, d_out) -> (R, d_out)
-        for start, end, prefill in segments:
-            weights = prefill.adapter.modules.get(key) if prefill.adapter is not None else None
-            if weights is not None:
-                out[start:end] += (x[start:end] @ weights.a.T) @ weights.b.T  # (T, d_in) @ (d_in, r) @ (r, d_out)
+        if grid is not None:
+            shrunk = torch.bmm(grid.pad(x[rows:]), stack.a_t[grid.rows])  # (P, T, d_in) @ (P, d_in, r) -> (P, T, r)
+            out[rows:] += grid.unpad(torch.bmm(shrunk, stack.b_t[grid.rows]))  # (P, T, r) @ (P, r, d_out)
         return out
 
     def _attention(self, index: int, attn: Attention, x: torch.Tensor,
                    rope: tuple[torch.Tensor, torch.Tensor], batch: StepBatch,
-                   segments: list[tuple[int, int, Prefill]], mask: torch.Tensor | None) -> torch.Tensor:
+                   grid: _PromptGrid | None, mask: torch.Tensor | None) -> torch.Tensor:
         N, H, KV, hd = x.shape[0], self.n_heads, self.n_kv, self.head_dim
         cos, sin = rope
-        q = self._project((index, "q_proj"), attn.q_proj, x, batch, segments).view(N, H, hd)
-        k = self._project((index, "k_proj"), attn.k_proj, x, batch, segments).view(N, KV, hd)
-        v = self._project((index, "v_proj"), attn.v_proj, x, batch, segments).view(N, KV, hd)
+        q = self._project((index, "q_proj"), attn.q_proj, x, batch, grid).view(N, H, hd)
+        k = self._project((index, "k_proj"), attn.k_proj, x, batch, grid).view(N, KV, hd)
+        v = self._project((index, "v_proj"), attn.v_proj, x, batch, grid).view(N, KV, hd)
         q = q * cos + _rotate_half(q) * sin  # (N, H, hd)
         k = k * cos + _rotate_half(k) * sin  # (N, KV, hd)
         keys, values = self._kv.keys[index], self._kv.values[index]  # (S, KV, L_max, hd)
@@ -146,14 +162,12 @@ class StepModel:
             row_ids = torch.arange(rows, device=x.device)
             keys[row_ids, :, batch.decode_pos] = k[:rows]  # (R, KV, hd) written at each row's position
             values[row_ids, :, batch.decode_pos] = v[:rows]
-        for start, end, prefill in segments:  # after the decode writes: a joining row overwrites its dummy
-            keys[prefill.row, :, : end - start] = k[start:end].transpose(0, 1)  # (KV, T, hd)
-            values[prefill.row, :, : end - start] = v[start:end].transpose(0, 1)
-            seg = F.scaled_dot_product_attention(
-                q[start:end].transpose(0, 1).unsqueeze(0),  # (1, H, T, hd)
-                k[start:end].transpose(0, 1).unsqueeze(0),  # (1, KV, T, hd)
-                v[start:end].transpose(0, 1).unsqueeze(0), is_causal=True, enable_gqa=KV != H)
-            out[start:end] = seg[0].transpose(0, 1)  # (T, H, hd)
+        if grid is not None:  # after the decode writes: a joining row overwrites its dummy
+            qp, kp, vp = (grid.pad(t[rows:]).transpose(1, 2) for t in (q, k, v))  # (P, heads, T_max, hd)
+            keys[grid.rows, :, :grid.width] = kp  # the padding's keys land past each prompt, where decode writes
+            values[grid.rows, :, :grid.width] = vp
+            prompts = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True, enable_gqa=KV != H)
+            out[rows:] = grid.unpad(prompts.transpose(1, 2))  # (P, T_max, H, hd) -> (n_prompt_tokens, H, hd)
         if mask is not None:  # there are decode rows
             length = mask.shape[-1]
             dec = F.scaled_dot_product_attention(
@@ -161,10 +175,9 @@ class StepModel:
                 keys[:rows, :, :length], values[:rows, :, :length],  # (R, KV, L, hd): a view, no copy
                 attn_mask=mask, enable_gqa=KV != H)
             out[:rows] = dec.squeeze(2)  # (R, H, hd)
-        return self._project((index, "o_proj"), attn.o_proj, out.view(N, H * hd), batch, segments)
+        return self._project((index, "o_proj"), attn.o_proj, out.view(N, H * hd), batch, grid)
 
-    def _mlp(self, index: int, mlp: Mlp, x: torch.Tensor, batch: StepBatch,
-             segments: list[tuple[int, int, Prefill]]) -> torch.Tensor:
-        gate = self._project((index, "gate_proj"), mlp.gate_proj, x, batch, segments)  # (N, I)
-        up = self._project((index, "up_proj"), mlp.up_proj, x, batch, segments)  # (N, I)
-        return self._project((index, "down_proj"), mlp.down_proj, mlp.act_fn(gate) * up, batch, segments)
+    def _mlp(self, index: int, mlp: Mlp, x: torch.Tensor, batch: StepBatch, grid: _PromptGrid | None) -> torch.Tensor:
+        gate = self._project((index, "gate_proj"), mlp.gate_proj, x, batch, grid)  # (N, I)
+        up = self._project((index, "up_proj"), mlp.up_proj, x, batch, grid)  # (N, I)
+        return self._project((index, "down_proj"), mlp.down_proj, mlp.act_fn(gate) * up, batch, grid)

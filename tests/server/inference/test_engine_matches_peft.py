@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from inference_kit import ALL_PROJECTIONS, collect, peft_greedy, tiny_adapter, upload
 
-from loravault.server.inference import Delta, SamplingParams
+from loravault.server.inference import Delta, InferenceConfig, InferenceEngine, SamplingParams
 
 PROMPTS = ["Hello world", "The vault keeps", "abc", "Erasure is a signed delta", "x", "multi-tenant", "LoRA!", "q?"]
 
@@ -90,3 +90,37 @@ def test_seeded_sampling_is_identical_alone_and_in_a_mixed_batch(vault, make_eng
     assert collect(engine.generate(tenant="t0", adapter="a", version=0, prompt="Hello", params=other))[0] != alone
     for handle in others:
         collect(handle)
+
+
+def test_prompts_of_different_lengths_prefilled_in_one_step_match_peft(tiny, vault):
+    """Every request is queued before the engine starts, so all of them join the first step and are prefilled
+    together in the padded prompt grid: generations and a Score of different lengths, different adapters and
+    ranks, and a base-only row."""
+    adapters = [tiny_adapter(30 + i, rank=2 + 2 * i, targets=ALL_PROJECTIONS if i % 2 else None) for i in range(4)]
+    for i, adapter in enumerate(adapters):
+        vault.credentials.create_tenant(f"t{i}")
+        upload(vault, tenant=f"t{i}", name="a", adapter=adapter)
+    config = InferenceConfig(max_batch=8, max_seq_len=128, max_prompt_tokens=64, max_new_tokens=64,
+                             default_new_tokens=16)
+    engine = InferenceEngine(tiny, vault=vault, config=config)
+    try:
+        generations = [engine.generate(tenant=f"t{i}", adapter="a", version=0, prompt=PROMPTS[3 + i],
+                                       params=SamplingParams(max_new_tokens=8)) for i in range(3)]
+        base = engine.generate(tenant="t0", adapter=None, version=0, prompt="x", params=SamplingParams(max_new_tokens=8))
+        prompt, continuation = "Erasure is a signed delta", " that the server verifies"
+        scored = engine.score(tenant="t3", adapter="a", version=0, prompt=prompt, continuation=continuation)
+        engine.start()
+        results = [collect(h)[0] for h in generations]
+        score = scored.result(timeout=60)
+        base_tokens = collect(base)[0]
+        assert engine.stats().steps == 8  # one step prefilled all five, then seven decode steps
+    finally:
+        engine.close()
+    assert results == [peft_greedy(a.peft, tiny.tokenizer, PROMPTS[3 + i], 8) for i, a in enumerate(adapters[:3])]
+    assert base_tokens == peft_greedy(tiny.model, tiny.tokenizer, "x", 8)
+    full = tiny.tokenizer(prompt + continuation, return_tensors="pt")["input_ids"]
+    start = len(tiny.tokenizer(prompt)["input_ids"])
+    with torch.no_grad():
+        reference = torch.log_softmax(adapters[3].peft(full).logits[0].float(), dim=-1)
+    expected = [reference[start - 1 + i, full[0, start + i]].item() for i in range(full.shape[1] - start)]
+    assert max(abs(a - b) for a, b in zip(score.logprobs, expected)) < 1e-5
