@@ -10,7 +10,6 @@ from loravault.federation.ledger import Ledger
 
 from .erasure_kit import erasure_server  # noqa: F401  (fixture)
 from .federation_kit import SHARED, make_federation
-from .flower_processes import free_port
 
 
 @pytest.fixture
@@ -19,16 +18,6 @@ def database_url() -> None:
     PostgreSQL in test_federation_rounds.py. Each test starts a local Ray cluster, and starting two of them back
     to back timed out once on a loaded machine ("node timed out during startup"), so each runs once."""
     return None
-
-
-
-@pytest.fixture(autouse=True)
-def ray_gcs_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ray's head picks its GCS port itself and then waits at most 30 s (not configurable) for the GCS to write
-    it to a file; on a loaded 2-core machine that wait once ran out ("Timed out waiting for file
-    .../gcs_server_port"). Given a port, Ray skips that wait and connects with its own, longer retries."""
-    monkeypatch.setenv("RAY_GCS_SERVER_PORT", str(free_port()))
-
 
 pytestmark = pytest.mark.slow
 
