@@ -26,11 +26,13 @@ def vault(tmp_path, tiny) -> Iterator[Vault]:
 def make_engine(tiny, vault):
     engines = []
 
-    def make(**overrides) -> InferenceEngine:
+    def make(*, start: bool = True, **overrides) -> InferenceEngine:
+        """start=False: requests queued before engine.start() all join its first step."""
         config = InferenceConfig(**{"max_batch": 8, "max_seq_len": 128, "max_prompt_tokens": 64,
                                     "max_new_tokens": 64, "default_new_tokens": 16, **overrides})
         engine = InferenceEngine(tiny, vault=vault, config=config)
-        engine.start()
+        if start:
+            engine.start()
         engines.append(engine)
         return engine
 

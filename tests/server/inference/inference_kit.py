@@ -53,6 +53,15 @@ def peft_greedy(model: torch.nn.Module, tokenizer, prompt: str, n: int) -> list[
     return out[0, ids["input_ids"].shape[1]:].tolist()
 
 
+def peft_logprobs(model: torch.nn.Module, tokenizer, prompt: str, continuation: str) -> list[float]:
+    """The reference for Score: PEFT's log-probability of each continuation token after `prompt`."""
+    full = tokenizer(prompt + continuation, return_tensors="pt")["input_ids"]
+    start = len(tokenizer(prompt)["input_ids"])
+    with torch.no_grad():
+        reference = torch.log_softmax(model(full).logits[0].float(), dim=-1)  # (T, V)
+    return [reference[start - 1 + i, full[0, start + i]].item() for i in range(full.shape[1] - start)]
+
+
 def collect(handle: Handle, timeout: float = 60) -> tuple[list[int], Finished]:
     tokens, done = [], None
     for event in handle.events(timeout=timeout):

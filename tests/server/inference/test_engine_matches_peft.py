@@ -4,10 +4,9 @@ adapter's output, including rows that join while others decode."""
 
 from __future__ import annotations
 
-import torch
-from inference_kit import ALL_PROJECTIONS, collect, peft_greedy, tiny_adapter, upload
+from inference_kit import ALL_PROJECTIONS, collect, peft_greedy, peft_logprobs, tiny_adapter, upload
 
-from loravault.server.inference import Delta, InferenceConfig, InferenceEngine, SamplingParams
+from loravault.server.inference import Delta, SamplingParams
 
 PROMPTS = ["Hello world", "The vault keeps", "abc", "Erasure is a signed delta", "x", "multi-tenant", "LoRA!", "q?"]
 
@@ -33,15 +32,13 @@ def test_score_logprobs_equal_peft_to_1e_5(tiny, vault, make_engine):
     prompt, continuation = "The vault keeps", " every version"
     scored = engine.score(tenant="acme", adapter="a", version=0, prompt=prompt, continuation=continuation
                           ).result(timeout=60)
-    full = tiny.tokenizer(prompt + continuation, return_tensors="pt")["input_ids"]
+    expected = peft_logprobs(adapter.peft, tiny.tokenizer, prompt, continuation)
+    full = tiny.tokenizer(prompt + continuation)["input_ids"]
     start = len(tiny.tokenizer(prompt)["input_ids"])
-    with torch.no_grad():
-        reference = torch.log_softmax(adapter.peft(full).logits[0].float(), dim=-1)  # (T, V)
-    expected = [reference[start - 1 + i, full[0, start + i]].item() for i in range(full.shape[1] - start)]
     # float32 end to end; the only difference is the order of float additions in batched products (~1e-7)
     assert max(abs(a - b) for a, b in zip(scored.logprobs, expected)) < 1e-5
     assert abs(scored.mean_nll + sum(expected) / len(expected)) < 1e-5
-    assert scored.token_ids == tuple(full[0, start:].tolist()) and scored.prompt_tokens == start
+    assert scored.token_ids == tuple(full[start:]) and scored.prompt_tokens == start
 
 
 def test_mixed_batch_of_8_tenants_gives_each_row_its_own_adapter(tiny, vault, make_engine):
@@ -92,7 +89,7 @@ def test_seeded_sampling_is_identical_alone_and_in_a_mixed_batch(vault, make_eng
         collect(handle)
 
 
-def test_prompts_of_different_lengths_prefilled_in_one_step_match_peft(tiny, vault):
+def test_prompts_of_different_lengths_prefilled_in_one_step_match_peft(tiny, vault, make_engine):
     """Every request is queued before the engine starts, so all of them join the first step and are prefilled
     together in the padded prompt grid: generations and a Score of different lengths, different adapters and
     ranks, and a base-only row."""
@@ -100,27 +97,18 @@ def test_prompts_of_different_lengths_prefilled_in_one_step_match_peft(tiny, vau
     for i, adapter in enumerate(adapters):
         vault.credentials.create_tenant(f"t{i}")
         upload(vault, tenant=f"t{i}", name="a", adapter=adapter)
-    config = InferenceConfig(max_batch=8, max_seq_len=128, max_prompt_tokens=64, max_new_tokens=64,
-                             default_new_tokens=16)
-    engine = InferenceEngine(tiny, vault=vault, config=config)
-    try:
-        generations = [engine.generate(tenant=f"t{i}", adapter="a", version=0, prompt=PROMPTS[3 + i],
-                                       params=SamplingParams(max_new_tokens=8)) for i in range(3)]
-        base = engine.generate(tenant="t0", adapter=None, version=0, prompt="x", params=SamplingParams(max_new_tokens=8))
-        prompt, continuation = "Erasure is a signed delta", " that the server verifies"
-        scored = engine.score(tenant="t3", adapter="a", version=0, prompt=prompt, continuation=continuation)
-        engine.start()
-        results = [collect(h)[0] for h in generations]
-        score = scored.result(timeout=60)
-        base_tokens = collect(base)[0]
-        assert engine.stats().steps == 8  # one step prefilled all five, then seven decode steps
-    finally:
-        engine.close()
+    engine = make_engine(start=False)
+    generations = [engine.generate(tenant=f"t{i}", adapter="a", version=0, prompt=PROMPTS[3 + i],
+                                   params=SamplingParams(max_new_tokens=8)) for i in range(3)]
+    base = engine.generate(tenant="t0", adapter=None, version=0, prompt="x", params=SamplingParams(max_new_tokens=8))
+    prompt, continuation = "Erasure is a signed delta", " that the server verifies"
+    scored = engine.score(tenant="t3", adapter="a", version=0, prompt=prompt, continuation=continuation)
+    engine.start()
+    results = [collect(h)[0] for h in generations]
+    score = scored.result(timeout=60)
+    base_tokens = collect(base)[0]
+    assert engine.stats().steps == 8  # one step prefilled all five, then seven decode steps
     assert results == [peft_greedy(a.peft, tiny.tokenizer, PROMPTS[3 + i], 8) for i, a in enumerate(adapters[:3])]
     assert base_tokens == peft_greedy(tiny.model, tiny.tokenizer, "x", 8)
-    full = tiny.tokenizer(prompt + continuation, return_tensors="pt")["input_ids"]
-    start = len(tiny.tokenizer(prompt)["input_ids"])
-    with torch.no_grad():
-        reference = torch.log_softmax(adapters[3].peft(full).logits[0].float(), dim=-1)
-    expected = [reference[start - 1 + i, full[0, start + i]].item() for i in range(full.shape[1] - start)]
+    expected = peft_logprobs(adapters[3].peft, tiny.tokenizer, prompt, continuation)
     assert max(abs(a - b) for a, b in zip(score.logprobs, expected)) < 1e-5
