@@ -65,6 +65,11 @@ class _PromptGrid:
         self._cells = torch.cat([torch.arange(n, device=device) + i * self.width
                                  for i, n in enumerate(lengths)])  # (n_prompt_tokens,): flat grid cell of each
 
+    @property
+    def positions(self) -> torch.Tensor:
+        """(n_prompt_tokens,): each prompt token's position in its own prompt."""
+        return self._cells % self.width
+
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         """(n_prompt_tokens, *F) -> (P, T_max, *F), zeros in the padding."""
         grid = x.new_zeros(self.count * self.width, *x.shape[1:])
@@ -100,9 +105,8 @@ class StepModel:
         (Generate) or every position (Score)."""
         device = self._kv.keys[0].device
         tokens = torch.cat([batch.decode_tokens, *[p.tokens for p in batch.prefills]])  # (N,)
-        positions = torch.cat([batch.decode_pos,
-                               *[torch.arange(len(p.tokens), device=device) for p in batch.prefills]])  # (N,)
         grid = _PromptGrid(batch.prefills, device=device) if batch.prefills else None
+        positions = batch.decode_pos if grid is None else torch.cat([batch.decode_pos, grid.positions])  # (N,)
         inner = self._model.model
         h = inner.embed_tokens(tokens)  # (N, D)
         cos, sin = inner.rotary_emb(h.unsqueeze(0), positions.unsqueeze(0))  # (1, N, hd) each
