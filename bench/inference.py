@@ -9,8 +9,9 @@ same work) over N distinct adapters (N in 1, 8, 32; LoRA r=8 on q and v), in one
 - peft-mixed: PEFT's mixed batch, `generate(adapter_names=[...])`
 - peft-grouped: PEFT with set_adapter per adapter group, one batched generate per group
 
-Time to first token and inter-token latency come from a clock per decode step (the engine's streamed deltas,
-a logits processor for generate). Writes bench/results/inference.json, .md and .png.
+The systems the targets compare run in interleaved rounds (--rounds, default 3); the ratios are medians of the
+per-round ratios. Time to first token and inter-token latency come from a clock per decode step (the engine's
+streamed deltas, a logits processor for generate). Writes bench/results/inference.json, .md and .png.
 
     python -m loravault.bench.inference --base tiny --base smollm2-135m --threads 2
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import resource
+import statistics
 import tempfile
 import threading
 import time
@@ -50,10 +52,11 @@ class BenchConfig:
     adapter_counts: tuple[int, ...] = (1, 8, 32)
     rank: int = 8
     threads: int = 2
+    rounds: int = 3
 
     def __post_init__(self) -> None:
-        if self.requests < max(self.adapter_counts) or self.new_tokens < 2:
-            raise ValueError("need at least as many requests as adapters, and 2 new tokens")
+        if self.requests < max(self.adapter_counts) or self.new_tokens < 2 or self.rounds < 1:
+            raise ValueError("need at least as many requests as adapters, 2 new tokens and 1 round")
 
 
 class _StepClock(LogitsProcessor):
@@ -96,12 +99,12 @@ def _adapter_tensors(model: Any, name: str) -> dict[str, torch.Tensor]:
 def _engine_run(engine: InferenceEngine, names: list[str | None], config: BenchConfig, label: str) -> dict:
     """All requests submitted at once; one reader thread per request stamps each delta as it arrives."""
     params = SamplingParams(max_new_tokens=config.new_tokens, ignore_eos=True)
-    stamps: list[list[float]] = [[] for _ in range(config.requests)]
+    stamps: list[list[tuple[float, int]]] = [[] for _ in range(config.requests)]  # (arrival, tokens)
 
-    def read(handle: Any, times: list[float]) -> None:
+    def read(handle: Any, times: list[tuple[float, int]]) -> None:
         for event in handle.events(timeout=600):
             if isinstance(event, Delta):
-                times.append(time.perf_counter())
+                times.append((time.perf_counter(), len(event.token_ids)))
 
     start = time.perf_counter()
     handles = [engine.generate(tenant="bench", adapter=names[i % len(names)], version=0, prompt=PROMPTS[i],
@@ -112,9 +115,11 @@ def _engine_run(engine: InferenceEngine, names: list[str | None], config: BenchC
     for reader in readers:
         reader.join()
     wall = time.perf_counter() - start
-    ttft = [times[0] - start for times in stamps]
-    itl = [b - a for times in stamps for a, b in zip(times, times[1:])]
-    return _stats(label, wall=wall, tokens=sum(len(t) for t in stamps), ttft=ttft, itl=itl)
+    ttft = [times[0][0] - start for times in stamps]
+    # a delta carries every token made since the previous one (the engine's stream interval): each of its
+    # tokens is counted with an equal share of the gap, as a per-step clock would see them
+    itl = [(b - a) / n for times in stamps for (a, _), (b, n) in zip(times, times[1:]) for _ in range(n)]
+    return _stats(label, wall=wall, tokens=sum(n for times in stamps for _, n in times), ttft=ttft, itl=itl)
 
 
 def _generate_run(model: Any, tokenizer: Any, rows: list[int], config: BenchConfig, **kwargs: Any
@@ -159,11 +164,14 @@ def _vault_with_adapters(vault: Vault, peft: Any, config: BenchConfig, fingerpri
 
 
 def bench_base(base_name: str, config: BenchConfig, *, report: Any = None) -> dict[str, Any]:
-    """Every system on one base, the ones the targets need first; `report(results)` after each system, so a run
-    cut short on a loaded machine still leaves what it measured."""
+    """Every system on one base. The four systems the targets compare (engine-base, engine-lora and peft-mixed
+    with the most adapters, hf-batched) run `config.rounds` times, interleaved, and each target ratio is the
+    median of its per-round ratios: this machine's speed drifts by 10-20% between minutes, which one run of
+    each system cannot tell from a difference between systems. `report(results)` after each round and system,
+    so a run cut short on a loaded machine still leaves what it measured."""
     base = load_base(base_name)
     rows_all, top = list(range(config.requests)), max(config.adapter_counts)
-    results: dict[str, Any] = {"systems": []}
+    results: dict[str, Any] = {"systems": [], "rounds": []}
 
     def record(entry: dict[str, Any], adapters: int) -> None:
         results["systems"].append({**entry, "adapters": adapters})
@@ -171,26 +179,38 @@ def bench_base(base_name: str, config: BenchConfig, *, report: Any = None) -> di
         if report is not None:
             report(_summarize(results, config))
 
+    def mixed(n: int) -> dict[str, Any]:
+        return {"adapter_names": [f"a{i % n}" for i in rows_all]}
+
     with tempfile.TemporaryDirectory() as folder, Vault.open(Path(folder), base_fingerprint=base.fingerprint) as vault:
         peft = _peft_with_adapters(base_name, top, config.rank)
         _vault_with_adapters(vault, peft, config, base.fingerprint)
         engine = InferenceEngine(base, vault=vault, config=InferenceConfig(max_batch=config.requests, max_seq_len=192,
                                                                            max_prompt_tokens=96))
         engine.start()
+        tokenizer = base.tokenizer
         try:
             # warm: every adapter loaded into the cache once (a cold load reads, verifies and decodes its blob)
             _engine_run(engine, [f"a{i}" for i in range(top)], BenchConfig(requests=top, new_tokens=2), "warmup")
-            record(_engine_run(engine, [None], config, "engine-base"), 0)
-            for n in sorted(config.adapter_counts, reverse=True):
+            _generate_run(base.model, tokenizer, [0, 1], BenchConfig(requests=2, new_tokens=2, adapter_counts=(1,)))
+            for _ in range(config.rounds):
+                round_ = {"engine-base@0": _engine_run(engine, [None], config, "engine-base"),
+                          f"engine-lora@{top}": _engine_run(engine, [f"a{i}" for i in range(top)], config,
+                                                            "engine-lora"),
+                          "hf-batched@0": _batched("hf-batched", base.model, tokenizer, [(rows_all, {})], config),
+                          f"peft-mixed@{top}": _batched("peft-mixed", peft, tokenizer, [(rows_all, mixed(top))],
+                                                        config)}
+                results["rounds"].append(round_)
+                logger.info("%s round %d: %s", base_name, len(results["rounds"]),
+                            {k: v["tokens_per_s"] for k, v in round_.items()})
+                if report is not None:
+                    report(_summarize(results, config))
+            for n in sorted(config.adapter_counts, reverse=True)[1:]:
                 record(_engine_run(engine, [f"a{i}" for i in range(n)], config, "engine-lora"), n)
         finally:
             engine.close()
-        tokenizer = base.tokenizer
-        _generate_run(base.model, tokenizer, [0, 1], BenchConfig(requests=2, new_tokens=2, adapter_counts=(1,)))
-        record(_batched("hf-batched", base.model, tokenizer, [(rows_all, {})], config), 0)
-        for n in sorted(config.adapter_counts, reverse=True):
-            labels = [f"a{i % n}" for i in rows_all]
-            record(_batched("peft-mixed", peft, tokenizer, [(rows_all, {"adapter_names": labels})], config), n)
+        for n in sorted(config.adapter_counts, reverse=True)[1:]:
+            record(_batched("peft-mixed", peft, tokenizer, [(rows_all, mixed(n))], config), n)
         for n in sorted(config.adapter_counts, reverse=True):
             groups = [([r for r in rows_all if r % n == g], {}) for g in range(n)]
             record(_batched("peft-grouped", peft, tokenizer, groups, config,
@@ -198,57 +218,30 @@ def bench_base(base_name: str, config: BenchConfig, *, report: Any = None) -> di
     return _summarize(results, config)
 
 
-def bench_base_pair(base_name: str, config: BenchConfig, *, repeats: int) -> dict[str, Any]:
-    """engine-base, engine-lora with the most adapters and hf-batched, alternated `repeats` times, so a change in
-    the machine's load hits all three alike; the ratios are taken within each repeat."""
-    base = load_base(base_name)
-    top = max(config.adapter_counts)
-    runs: dict[str, list[dict]] = {"engine-base": [], f"engine-lora@{top}": [], "hf-batched": []}
-    with tempfile.TemporaryDirectory() as folder, Vault.open(Path(folder), base_fingerprint=base.fingerprint) as vault:
-        _vault_with_adapters(vault, _peft_with_adapters(base_name, top, config.rank), config, base.fingerprint)
-        engine = InferenceEngine(base, vault=vault, config=InferenceConfig(max_batch=config.requests, max_seq_len=192,
-                                                                           max_prompt_tokens=96))
-        engine.start()
-        try:
-            names = [f"a{i}" for i in range(top)]
-            _engine_run(engine, names, BenchConfig(requests=top, new_tokens=2), "warmup")
-            _generate_run(base.model, base.tokenizer, [0, 1], BenchConfig(requests=2, new_tokens=2, adapter_counts=(1,)))
-            for repeat in range(repeats):
-                runs["engine-base"].append(_engine_run(engine, [None], config, "engine-base"))
-                runs[f"engine-lora@{top}"].append(_engine_run(engine, names, config, "engine-lora"))
-                runs["hf-batched"].append(_batched("hf-batched", base.model, base.tokenizer,
-                                                   [(list(range(config.requests)), {})], config))
-                logger.info("%s pair %d/%d: %s", base_name, repeat + 1, repeats,
-                            {k: v[-1]["tokens_per_s"] for k, v in runs.items()})
-        finally:
-            engine.close()
-    lora, hf = runs[f"engine-lora@{top}"], runs["hf-batched"]
-    to_base = [l["tokens_per_s"] / e["tokens_per_s"] for l, e in zip(lora, runs["engine-base"])]
-    to_hf = [e["tokens_per_s"] / h["tokens_per_s"] for e, h in zip(runs["engine-base"], hf)]
-    return {"runs": runs, "ratio_to_base_32": [round(r, 3) for r in to_base],
-            "base_engine_ratio_to_hf": [round(r, 3) for r in to_hf]}
-
-
 def _summarize(results: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
-    """Add the target ratios (None while a system they need has not run yet)."""
-    def tps(system: str, n: int) -> float | None:
-        return next((s["tokens_per_s"] for s in results["systems"] if s["system"] == system and s["adapters"] == n),
-                    None)
-
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else round(a / b, 3)
-
+    """The median round of each repeated system joins the systems table; the target ratios are medians of the
+    per-round ratios (None until a round has run)."""
     top = max(config.adapter_counts)
-    lora = next((s for s in results["systems"] if s["system"] == "engine-lora" and s["adapters"] == top), {})
-    results.update(
-        ratio_to_base_32=ratio(tps("engine-lora", top), tps("engine-base", 0)),
-        ratio_to_peft_mixed_32=ratio(tps("engine-lora", top), tps("peft-mixed", top)),
-        base_engine_ratio_to_hf=ratio(tps("engine-base", 0), tps("hf-batched", 0)),
-        ttft_p99_ms=lora.get("ttft_p99_ms"), itl_p99_ms=lora.get("itl_p99_ms"),
-        tokens_per_s={f"{s['system']}@{s['adapters']}": s["tokens_per_s"] for s in results["systems"]},
-        complete=len(results["systems"]) == 2 + 3 * len(config.adapter_counts),
-    )
-    return results
+    lora, base, hf, peft = f"engine-lora@{top}", "engine-base@0", "hf-batched@0", f"peft-mixed@{top}"
+    rounds = results["rounds"]
+
+    def per_round(a: str, b: str) -> list[float]:
+        return [round(r[a]["tokens_per_s"] / r[b]["tokens_per_s"], 3) for r in rounds]
+
+    def median_round(key: str) -> dict[str, Any]:
+        entries = sorted((r[key] for r in rounds), key=lambda e: e["tokens_per_s"])
+        return {**entries[(len(entries) - 1) // 2], "adapters": int(key.split("@")[1]), "rounds": len(entries)}
+
+    repeated = [median_round(k) for k in (base, lora, hf, peft)] if rounds else []
+    systems = [*repeated, *results["systems"]]
+    ratios = {"ratio_to_base_32": per_round(lora, base), "ratio_to_peft_mixed_32": per_round(lora, peft),
+              "base_engine_ratio_to_hf": per_round(base, hf)}
+    summary = {name: (round(statistics.median(values), 3) if values else None) for name, values in ratios.items()}
+    lora_entry = next((s for s in repeated if s["system"] == "engine-lora"), {})
+    return {"systems": systems, "rounds": rounds, **summary, "per_round": ratios,
+            "ttft_p99_ms": lora_entry.get("ttft_p99_ms"), "itl_p99_ms": lora_entry.get("itl_p99_ms"),
+            "tokens_per_s": {f"{s['system']}@{s['adapters']}": s["tokens_per_s"] for s in systems},
+            "complete": len(rounds) == config.rounds and len(results["systems"]) == 3 * len(config.adapter_counts) - 2}
 
 
 def _plot(per_base: dict[str, Any], path: Path) -> None:
@@ -275,23 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", action="append", help="tiny, smollm2-135m (repeatable; default both, tiny first)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine is shared)")
-    parser.add_argument("--base-pair", type=int, default=0, metavar="REPEATS",
-                        help="only alternate engine-base, engine-lora@32 and hf-batched REPEATS times (inference-base-pair.json)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of the systems the targets compare (medians reported)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = BenchConfig(threads=args.threads)
+    config = BenchConfig(threads=args.threads, rounds=args.rounds)
     torch.set_num_threads(config.threads)
     bases = args.base or ["tiny", "smollm2-135m"]  # tiny first: minutes; smollm2 with PEFT takes far longer
-    if args.base_pair:
-        pairs = {base: bench_base_pair(base, config, repeats=args.base_pair) for base in bases}
-        rows = [[base, i + 1, *(p["runs"][k][i]["tokens_per_s"] for k in p["runs"]), p["ratio_to_base_32"][i],
-                 p["base_engine_ratio_to_hf"][i]] for base, p in pairs.items() for i in range(args.base_pair)]
-        header = ["base", "repeat", "engine-base tok/s", "engine-lora@32 tok/s", "hf-batched tok/s",
-                  "lora/base", "base/hf"]
-        table = markdown_table(header, rows) + "\n"
-        write_results("inference-base-pair", {"bases": pairs, "config": asdict(config), "machine": machine()}, table)
-        print(table)
-        return 0
     load_before = machine()
     per_base: dict[str, Any] = {}
 
@@ -316,13 +299,14 @@ def _write(per_base: dict[str, Any], *, primary: str, config: BenchConfig, load_
                                             "ttft_p99_ms", "itl_p99_ms", "tokens_per_s", "complete")},
                "primary_base": primary, "bases": per_base, "config": asdict(config),
                "machine_before": load_before, "machine": machine()}
-    header = ["base", "system", "adapters", "tokens/s", "TTFT p50/p99 ms", "ITL p50/p99 ms", "peak RSS MB"]
-    rows = [[base, s["system"], s["adapters"], s["tokens_per_s"], f"{s['ttft_p50_ms']}/{s['ttft_p99_ms']}",
+    header = ["base", "system", "adapters", "tokens/s (median of rounds)", "TTFT p50/p99 ms", "ITL p50/p99 ms", "peak RSS MB"]
+    rows = [[base, s["system"], s["adapters"], f"{s['tokens_per_s']}" + (f" ({s['rounds']})" if "rounds" in s else ""), f"{s['ttft_p50_ms']}/{s['ttft_p99_ms']}",
              f"{s['itl_p50_ms']}/{s['itl_p99_ms']}", s["peak_rss_mb"]]
             for base, result in per_base.items() for s in result["systems"]]
     table = markdown_table(header, rows) + "\n" + "\n".join(
         f"{base}: ratio_to_base_32={r['ratio_to_base_32']} ratio_to_peft_mixed_32={r['ratio_to_peft_mixed_32']} "
-        f"base_engine_ratio_to_hf={r['base_engine_ratio_to_hf']}" for base, r in per_base.items()) + "\n"
+        f"base_engine_ratio_to_hf={r['base_engine_ratio_to_hf']} (medians; per round: {r['per_round']})"
+        for base, r in per_base.items()) + "\n"
     write_results("inference", results, table)
     _plot(per_base, RESULTS_DIR / "inference.png")
     return {**results, "table": table}

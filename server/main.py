@@ -137,6 +137,9 @@ def _add_inference_flags(serve_cmd: argparse.ArgumentParser) -> None:
     group.add_argument("--max-waiting", type=int, default=256, help="queued requests before RESOURCE_EXHAUSTED")
     group.add_argument("--max-new-tokens", type=int, default=256, help="the largest max_new_tokens a request may ask")
     group.add_argument("--adapter-cache-mb", type=int, default=256, help="adapter weights held on the device")
+    group.add_argument("--stream-interval-ms", type=float, default=20.0,
+                       help="a request's tokens are sent together until this long after its previous message (0: "
+                            "every token alone)")
 
 
 def _inference_config(args: argparse.Namespace) -> InferenceConfig | None:
@@ -145,7 +148,7 @@ def _inference_config(args: argparse.Namespace) -> InferenceConfig | None:
     return InferenceConfig(device=args.inference_device, dtype=args.inference_dtype, max_batch=args.max_batch,
                            max_waiting=args.max_waiting, max_waiting_per_tenant=max(1, args.max_waiting // 4),
                            max_new_tokens=args.max_new_tokens, default_new_tokens=min(64, args.max_new_tokens),
-                           cache_bytes=args.adapter_cache_mb << 20)
+                           cache_bytes=args.adapter_cache_mb << 20, stream_interval_s=args.stream_interval_ms / 1000)
 
 
 def main(argv: list[str] | None = None) -> int:

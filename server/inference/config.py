@@ -31,6 +31,8 @@ class InferenceConfig:
     max_new_tokens: int = 256  # the largest max_new_tokens a request may ask for
     default_new_tokens: int = 64  # when the request leaves max_new_tokens at 0
     max_prompt_tokens: int = 384  # longer prompts (or prompt + continuation for Score) are refused
+    # streaming: a request's tokens are sent together until this long after its previous message
+    stream_interval_s: float = 0.02
     # the adapter cache
     cache_bytes: int = 256 << 20  # adapter weights held on the device, in bytes (LRU beyond)
     # how soon another replica's purge cancels generations in flight here (server/inference/purge_watch.py)
@@ -49,6 +51,9 @@ class InferenceConfig:
                 raise InvalidArgumentError(f"inference {name} must be at least 1, got {getattr(self, name)}")
         if not 0.001 <= self.purge_poll_s <= 60:
             raise InvalidArgumentError(f"inference purge_poll_s must be 0.001 to 60 seconds, got {self.purge_poll_s}")
+        if not 0 <= self.stream_interval_s <= 1:
+            raise InvalidArgumentError(
+                f"inference stream_interval_s must be 0 to 1 seconds, got {self.stream_interval_s}")
         if self.default_new_tokens > self.max_new_tokens:
             raise InvalidArgumentError(
                 f"default_new_tokens {self.default_new_tokens} exceeds max_new_tokens {self.max_new_tokens}")

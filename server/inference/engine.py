@@ -373,7 +373,8 @@ class InferenceEngine:
             reason = "length"
         if reason is not None:
             text += stream.flush()
-        sequence.outbox.put(Delta(text=text, token_ids=(token,)))
+        sequence.send(Delta(text=text, token_ids=(token,)), now=time.monotonic(),
+                      interval=self.config.stream_interval_s, final=reason is not None)
         if reason is None:
             return True
         sequence.outbox.put(Finished(reason=reason, prompt_tokens=len(sequence.prompt_ids),

@@ -29,6 +29,11 @@ class SharedTokenizer:
         self._tokenizer = tokenizer
         self._lock = threading.Lock()
         self.eos_token_id = tokenizer.eos_token_id
+        # The engine decodes every running sequence after every step; transformers' decode spends as long
+        # checking its argument's type as the Rust decode takes, so a fast tokenizer without space clean-up
+        # (which is all its decode adds) is asked directly.
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._backend = None if backend is None or tokenizer.clean_up_tokenization_spaces else backend
 
     def encode(self, text: str, *, special_tokens: bool = True) -> list[int]:
         with self._lock:
@@ -36,6 +41,8 @@ class SharedTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         with self._lock:
+            if self._backend is not None:
+                return cast(str, self._backend.decode(list(ids), skip_special_tokens=True))
             return cast(str, self._tokenizer.decode(list(ids), skip_special_tokens=True))  # one id list, one string
 
 

@@ -65,7 +65,7 @@ def test_generate_streams_deltas_then_done_and_score_answers(inference_server, t
     reference = peft_tiny(0)  # make_world's v2 is these weights + 0.01
     generation = world.client.generate(ADAPTER, "Hello world", max_new_tokens=10)
     deltas = list(generation)
-    assert len(deltas) == 10 and "".join(deltas) == generation.done.text
+    assert len(generation.token_ids) == 10 and 1 <= len(deltas) <= 10 and "".join(deltas) == generation.done.text
     assert (generation.done.finish_reason, generation.done.version, generation.done.completion_tokens) == (
         "length", 2, 10)
     v1 = world.client.generate(ADAPTER, "Hello world", version=1, max_new_tokens=10)
