@@ -298,14 +298,14 @@ class InferenceEngine:
         if not decoding and not prefilling:
             return None
         rows = max((s.kv_row for s in decoding), default=-1) + 1
-        tokens = torch.zeros(rows, dtype=torch.long)
-        positions = torch.zeros(rows, dtype=torch.long)
+        tokens, positions = [0] * rows, [0] * rows  # lists, then one tensor each: not one tensor write per row
         for sequence in decoding:
             tokens[sequence.kv_row] = sequence.generated[-1]
             positions[sequence.kv_row] = sequence.length
         prefills = [Prefill(row=s.kv_row, tokens=torch.tensor(s.prompt_ids + s.continuation_ids, device=device),
                             all_logits=s.is_score) for s in prefilling]
-        return StepBatch(tokens.to(device), positions.to(device), prefills), decoding, prefilling
+        return (StepBatch(torch.tensor(tokens, dtype=torch.long, device=device),
+                          torch.tensor(positions, dtype=torch.long, device=device), prefills), decoding, prefilling)
 
     def _run_step(self) -> None:
         plan = self._plan()
