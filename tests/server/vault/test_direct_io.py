@@ -1,5 +1,5 @@
-"""Blob files written with O_DIRECT: exact bytes and sizes at every alignment, errors surfaced, blocks reused,
-and the page-cache path where a filesystem refuses O_DIRECT."""
+"""Blob files written with O_DIRECT: exact bytes and sizes at every alignment (full blocks written behind on a
+writer thread), errors surfaced, blocks reused, and the page-cache path where a filesystem refuses O_DIRECT."""
 
 from __future__ import annotations
 
@@ -62,27 +62,40 @@ def test_an_empty_file_stays_empty(tmp_path, blocks):
     assert (tmp_path / "f").read_bytes() == b""
 
 
-def test_the_block_is_reused_by_the_next_file(tmp_path, blocks):
+def test_the_blocks_are_reused_by_the_next_file(tmp_path, blocks):
     first = DirectAppender(_direct_fd(tmp_path / "a"), blocks)
-    first.write(b"x" * (BLOCK_BYTES + 5))
-    held = id(first._block)
+    first.write(b"x" * (2 * BLOCK_BYTES + 5))  # both blocks used: one written behind while the other filled
+    held = {id(first._block), id(first._spare)}
     first.finish()
+    assert {id(b) for b in blocks._idle} == held
     second = DirectAppender(_direct_fd(tmp_path / "b"), blocks)
-    assert id(second._block) == held
+    assert id(second._block) in held
     second.abandon()
 
 
-def test_a_failed_disk_write_raises_and_hands_the_block_back(tmp_path, blocks):
+def test_a_failed_disk_write_raises_at_finish_and_hands_the_blocks_back(tmp_path, blocks):
     (tmp_path / "f").write_bytes(b"")
     read_only = os.open(tmp_path / "f", os.O_RDONLY | open_direct_flag())
     appender = DirectAppender(read_only, blocks)
+    appender.write(b"y" * BLOCK_BYTES)  # the full block goes to a writer thread, whose write fails (EBADF)
     with pytest.raises(OSError):
-        appender.write(b"y" * BLOCK_BYTES)  # the full block is written at once, and the write fails (EBADF)
+        appender.finish()
     appender.abandon()
     os.close(read_only)
     with pytest.raises(ValueError, match="already finished or abandoned"):
         appender.write(b"z")
-    assert len(blocks._idle) == 1
+    assert len(blocks._idle) == 2
+
+
+def test_a_failed_write_behind_raises_before_its_block_is_filled_again(tmp_path, blocks):
+    (tmp_path / "f").write_bytes(b"")
+    read_only = os.open(tmp_path / "f", os.O_RDONLY | open_direct_flag())
+    appender = DirectAppender(read_only, blocks)
+    with pytest.raises(OSError):
+        appender.write(b"y" * (2 * BLOCK_BYTES))  # the second full block waits for the first write: it failed
+    appender.abandon()
+    os.close(read_only)
+    assert len(blocks._idle) == 2
 
 
 def test_the_store_writes_large_blobs_directly_and_small_ones_through_the_page_cache(tmp_path):
