@@ -55,18 +55,21 @@ def anonymous_mapping(size: int) -> mmap.mmap:
 
 
 def tensors_from_buffer(
-    buffer: Buffer, schema: AdapterSchema, *, what: str = "download"
+    buffer: Buffer, schema: AdapterSchema, *, what: str = "download", fed: StreamingTensorCheck | None = None
 ) -> dict[str, torch.Tensor]:
     """The tensors of safetensors bytes in `buffer`, as views that share its memory (keep it unmodified).
 
     Raises DeserializationError for bytes that are not safetensors and InvalidArgumentError for tensors that do
-    not match `schema` or hold non-finite values, as StreamingTensorCheck does.
+    not match `schema` or hold non-finite values, as StreamingTensorCheck does. `fed`: a check (of `schema`)
+    that was already fed every byte of `buffer` in order, as they arrived, so they are not read a second time.
     """
-    check = StreamingTensorCheck(schema, what=what)
-    view = memoryview(buffer)
-    header_end = 8 + int.from_bytes(view[:8], "little") if len(view) >= 8 else len(view)
-    check.feed(view[: min(header_end, len(view))])  # NOTE: fed apart, so the check copies the header only
-    check.feed(view[min(header_end, len(view)) :])
+    check = fed
+    if check is None:
+        check = StreamingTensorCheck(schema, what=what)
+        view = memoryview(buffer)
+        header_end = 8 + int.from_bytes(view[:8], "little") if len(view) >= 8 else len(view)
+        check.feed(view[: min(header_end, len(view))])  # NOTE: fed apart, so the check copies the header only
+        check.feed(view[min(header_end, len(view)) :])
     check.finish()
     if sys.byteorder != "little":  # safetensors is little-endian; frombuffer reads native order
         return decode_tensors(bytes(buffer))
