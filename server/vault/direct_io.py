@@ -4,9 +4,9 @@ Why: a buffered write copies each upload into freshly allocated page-cache pages
 (the vault's handler thread also hashes and checks every byte while the client hashes and sends). With O_DIRECT
 the bytes are copied once into a block that the next upload reuses and the device reads them from there.
 Measured end to end (README, "Vault"), this and writing each full block out on a writer thread while the next
-fills are the blob-write mechanisms that pay for themselves. Where the filesystem refuses O_DIRECT (tmpfs on older kernels, some
-FUSE and network filesystems) or the platform has no such flag, `direct_io_supported` says so and the caller
-writes through the page cache.
+fills are the blob-write mechanisms that pay for themselves. Where the filesystem refuses O_DIRECT (tmpfs on
+older kernels, some FUSE and network filesystems) or the platform has no such flag, `direct_io_supported` says
+so and the caller writes through the page cache.
 
 O_DIRECT needs the buffer address, the file offset and the length to be multiples of the logical block size;
 blocks are page-aligned anonymous mappings written at multiples of BLOCK_BYTES, and the last, partial block is
