@@ -26,7 +26,7 @@ from .ekfac import EkfacFactors
 from .erase import Eraser, erase
 from .gradients import RequestGradients, per_sample_gradients, request_gradients, request_vector
 from .layout import ParamLayout
-from .path import PathReport, choose_on_path
+from .path import PathReport, choose_on_path, walk_path
 from .spectral import SpectralBasis, lanczos, path_dampings
 from .objective import DecoderSplit, Objective, TokenBatch, lora_objective, scored_positions, token_losses
 from .requests import Change, ErasureRequest
@@ -38,6 +38,7 @@ from .solvers import (
     dense_solve,
     lissa,
     llmeraser_solve,
+    pcg_steps,
 )
 
 __all__ = [
@@ -81,10 +82,12 @@ __all__ = [
     "llmeraser_solve",
     "lora_objective",
     "path_dampings",
+    "pcg_steps",
     "scored_positions",
     "token_losses",
     "per_sample_gradients",
     "RequestGradients",
     "request_gradients",
     "request_vector",
+    "walk_path",
 ]

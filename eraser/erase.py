@@ -8,6 +8,8 @@ solve (the default) or a few curvature products on the sample (CG), and the loss
 The spectral method (method="spectral", step "path") builds a Lanczos eigenbasis of the curvature sample's exact
 Gauss-Newton matrix once per adapter version (spectral.py); a request then has the whole damped regularization
 path for the price of one projection, and takes its strongest point within the held-out guard (path.py).
+CG's path step (method="cg", step "path") takes EK-FAC-preconditioned CG's iterates as the path instead, one exact
+product over a small retained subset each (`cg.sample_size`), and stops at the first iterate past its guard.
 
 The EK-FAC erasure takes its direction from the curvature of the retained samples only,
 (G_retained + lambda I)^-1 b, and its length from `calibrate_step` when the request forgets samples and a
@@ -21,9 +23,11 @@ never-trained reference set was given; otherwise it takes the plain influence st
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from itertools import islice
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from loravault.core import InvalidArgumentError, Sample, canonical_float32, sha256_hex
+from loravault.core import FailedPreconditionError, InvalidArgumentError, Sample, canonical_float32, sha256_hex
 
 from .cache import EkfacCache
 from .calibrate import CalibrationReport, calibrate_step
@@ -43,11 +47,11 @@ from .delta import ErasureReport, ErasureResult, peak_memory_bytes
 from .ekfac import EkfacFactors
 from .gradients import per_sample_gradients, request_gradients
 from .objective import Objective, TokenBatch, lora_objective
-from .path import PathReport, choose_on_path
+from .path import PathReport, choose_on_path, walk_path
 from .pseudo_gradients import PseudoGradients, collect_pseudo_gradients
 from .requests import ErasureRequest
 from .solve import SolveInputs, solve
-from .solvers import SolveReport, relative_residual
+from .solvers import SolveReport, pcg_steps, relative_residual
 from .spectral import SpectralBasis, lanczos, path_dampings
 
 __all__ = ["Eraser", "erase"]
@@ -57,6 +61,7 @@ logger = logging.getLogger(__name__)
 # methods that take several products on each batch of the curvature sample, for which keeping each batch's graph
 # pays (the others use the full operator once, for the residual, or single samples once each)
 REPEATED_PRODUCT_METHODS = ("cg", "lissa")
+PATH_METHODS = ("spectral", "cg")  # methods with a regularization path: a solve per damping, or CG's iterates
 
 
 class Eraser:
@@ -282,6 +287,9 @@ class Eraser:
         The path step chooses its damping on the spectral basis's path; every other step solves at the damping
         of `_damping`.
         """
+        if step == "path" and method == "cg":
+            x, solved, path = self._cg_path_step(request, b, retained=retained)
+            return x, solved, self.config.curvature.kind + ("+ekfac" if self.config.cg.precondition else ""), path, 0.0
         if step == "path":
             x, path = self._path_step(request, b, retained=retained)
             checked = time.perf_counter()
@@ -299,8 +307,11 @@ class Eraser:
     def _choose_step(self, request: ErasureRequest, step: str, method: str) -> str:
         if step == "calibrated" and not (self.reference and request.old_samples):
             raise InvalidArgumentError("the calibrated step needs a reference set and a request that forgets samples")
-        if step == "path" and method != "spectral":
-            raise InvalidArgumentError(f"the path step needs the spectral method (a solve per damping), not {method}")
+        if step == "path" and method not in PATH_METHODS:
+            raise InvalidArgumentError(
+                f"the path step needs a method with a regularization path (spectral: a solve per damping; cg: its "
+                f"iterates), not {method}"
+            )
         if step == "auto" and method == "spectral":
             return "path"
         if step == "auto":
@@ -342,7 +353,8 @@ class Eraser:
         if self.objective.supports_vmap:
             curvature = self.config.curvature
             operator = CurvatureOperator(
-                self.objective, self.theta, retained, kind=curvature.kind, batch_size=curvature.batch_size,
+                self.objective, self.theta, self._cg_samples(retained) if method == "cg" else retained,
+                kind=curvature.kind, batch_size=curvature.batch_size,
                 graph_budget_bytes=curvature.graph_budget_mib * 2**20 if method in REPEATED_PRODUCT_METHODS else 0,
             )
         factors = factors if self._solves_with_factors(method) else None  # else built for the damping only
@@ -355,6 +367,54 @@ class Eraser:
             raise InvalidArgumentError("a preconditioned spectral basis answers the path step only: use step='path'")
         basis = self._retained_basis(retained) if method == "spectral" else None
         return SolveInputs(self.objective, self.theta, operator, factors, gradients, single, basis)
+
+    def _cg_samples(self, retained: Sequence[Sample]) -> list[Sample]:
+        """The samples CG's exact products average over: a seeded subset of the retained curvature sample
+        (`cg.sample_size`), or all of it. The preconditioner and the damping keep the whole sample's EK-FAC."""
+        size = self.config.cg.sample_size
+        if size is None or size >= len(retained):
+            return list(retained)
+        return sorted(random.Random(self.config.curvature.seed).sample(list(retained), size), key=lambda s: s.id)
+
+    def _cg_path_step(
+        self, request: ErasureRequest, b: torch.Tensor, *, retained: list[Sample]
+    ) -> tuple[torch.Tensor, SolveReport, PathReport]:
+        """The last PCG iterate whose guard loss stays within `cg.path_max_retain_loss_increase` (path.walk_path):
+        one exact product and one guard evaluation per iterate, at most `cg.max_iterations` of them."""
+        factors = self._retained_factors(request) if self._needs_factors("cg", "path") else None
+        damping = self._damping(factors)
+        inputs = self._solve_inputs(request, "cg", retained=retained, factors=factors)
+        if inputs.operator is None:
+            raise FailedPreconditionError("the cg path step needs curvature products: load the base with "
+                                          "attn_implementation='eager'")
+        preconditioner = inputs.factors.inverse(self.objective.layout, damping=damping) if inputs.factors is not None else None
+        iterates = islice(pcg_steps(inputs.operator, b, damping=damping, preconditioner=preconditioner),
+                          self.config.cg.max_iterations)
+        guard_loss, before = self._guard_along_path(request)
+        x, report = walk_path(iterates, guard_loss, before=before, max_increase=self.config.cg.path_max_retain_loss_increase,
+                              damping=damping)
+        del inputs  # its operator's kept graphs
+        solved = SolveReport("cg", damping, report.evaluations, math.nan, False)
+        return x, solved, self._with_forget_loss(request, x, report)
+
+    def _guard_along_path(self, request: ErasureRequest) -> tuple[Callable[[torch.Tensor], float], float]:
+        """x -> the guard's mean loss at theta + x (its batch rendered once), and the guard's loss as it is."""
+        guard_samples = self._guard_samples(touched=request.touched_ids)
+        guard = self.objective.render(guard_samples).to(self.objective.device)
+
+        def guard_loss(x: torch.Tensor) -> float:
+            with torch.no_grad():
+                return float(self.objective.per_sample_loss(self.theta + x, guard).mean())
+
+        return guard_loss, self._unchanged_loss(guard_samples)
+
+    def _with_forget_loss(self, request: ErasureRequest, x: torch.Tensor, report: PathReport) -> PathReport:
+        """The report with the forgotten samples' mean loss at the chosen point (one forward), when it forgets any."""
+        if not request.old_samples:
+            return report
+        with torch.no_grad():
+            forget = self.objective.render(request.old_samples).to(self.objective.device)
+            return replace(report, forget_loss_after=float(self.objective.per_sample_loss(self.theta + x, forget).mean()))
 
     def _retained_basis(self, retained: Sequence[Sample]) -> SpectralBasis:
         """The basis of the whole curvature sample, rescaled to a mean over the retained samples.
@@ -382,21 +442,10 @@ class Eraser:
         dampings = path_dampings(basis, points=spectral.path_points, above=spectral.path_above, floor=spectral.path_floor)
         root = self._preconditioner_root()
         candidates = [root(y) for y in basis.solve_many(root(b), dampings)]  # (P,) each: x = S y
-        guard_samples = self._guard_samples(touched=request.touched_ids)
-        guard = self.objective.render(guard_samples).to(self.objective.device)
-
-        def guard_loss(index: int) -> float:
-            with torch.no_grad():
-                return float(self.objective.per_sample_loss(self.theta + candidates[index], guard).mean())
-
-        report = choose_on_path(dampings, guard_loss, before=self._unchanged_loss(guard_samples),
+        guard_loss, before = self._guard_along_path(request)
+        report = choose_on_path(dampings, lambda index: guard_loss(candidates[index]), before=before,
                                 max_increase=self.config.calibration.max_retain_loss_increase)
-        if request.old_samples:  # one forward over the forgotten samples, for the report
-            with torch.no_grad():
-                forget = self.objective.render(request.old_samples).to(self.objective.device)
-                loss = float(self.objective.per_sample_loss(self.theta + candidates[report.index], forget).mean())
-            report = replace(report, forget_loss_after=loss)
-        return candidates[report.index], report
+        return candidates[report.index], self._with_forget_loss(request, candidates[report.index], report)
 
     def _retained_sample(self, request: ErasureRequest) -> list[Sample]:
         """The curvature sample as a uniform sample of the *new* training set, whose curvature the step needs.

@@ -9,17 +9,24 @@ samples) is at most its value under the unchanged adapter plus `max_retain_loss_
 model and no target for the forget loss. The guard loss is assumed to rise along the path (each step is longer
 than the one before), so the point is found by bisection: about log2(n) + 2 guard evaluations.
 
+A path whose points cost a curvature product each (PCG's iterates x_1, x_2, ...: early stopping is the
+regularization, each iterate longer than the last) is walked instead (`walk_path`): the same rule, taking points
+only until the first one past the bound.
+
 Pure math: losses come in as callables of the path index.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from loravault.core import FailedPreconditionError
 
-__all__ = ["PathReport", "choose_on_path"]
+__all__ = ["PathReport", "choose_on_path", "walk_path"]
+
+Point = TypeVar("Point")
 
 
 @dataclass(frozen=True)
@@ -53,10 +60,7 @@ def choose_on_path(
 
     last = len(dampings) - 1
     if guard(0) > bound:
-        raise FailedPreconditionError(
-            f"path step refused: even the most regularized point (damping {dampings[0]:.4g}) raises held-out retained "
-            f"loss from {before:.4f} to {seen[0]:.4f}, above the bound {bound:.4f} (raise max_retain_loss_increase)"
-        )
+        raise _refusal(dampings[0], before, seen[0], bound)
     low, high = 0, last  # guard(low) within bound; the answer is in [low, high]
     if guard(last) <= bound:
         low = last
@@ -65,3 +69,34 @@ def choose_on_path(
             middle = (low + high) // 2
             low, high = (middle, high) if guard(middle) <= bound else (low, middle)
     return PathReport(low, float(dampings[low]), before, seen[low], bound, len(seen), dict(sorted(seen.items())))
+
+
+def walk_path(
+    points: Iterable[Point], guard_loss: Callable[[Point], float], *, before: float, max_increase: float, damping: float
+) -> tuple[Point, PathReport]:
+    """The last point before the first whose guard_loss breaks before + max_increase, taking no point after that one.
+
+    `damping` is the path's fixed damping (for the report). Raises FailedPreconditionError, with the numbers, when
+    the first point already breaks the bound; ValueError for an empty path (a caller's bug).
+    """
+    bound = before + max_increase
+    seen: dict[int, float] = {}
+    chosen: tuple[int, Point] | None = None
+    for index, point in enumerate(points):
+        seen[index] = guard_loss(point)
+        if seen[index] > bound:
+            break
+        chosen = index, point
+    if not seen:
+        raise ValueError("walk_path needs at least one point")
+    if chosen is None:
+        raise _refusal(damping, before, seen[0], bound)
+    index, point = chosen
+    return point, PathReport(index, damping, before, seen[index], bound, len(seen), seen)
+
+
+def _refusal(damping: float, before: float, after: float, bound: float) -> FailedPreconditionError:
+    return FailedPreconditionError(
+        f"path step refused: even the most regularized point (damping {damping:.4g}) raises held-out retained "
+        f"loss from {before:.4f} to {after:.4f}, above the bound {bound:.4f} (raise max_retain_loss_increase)"
+    )

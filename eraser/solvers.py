@@ -12,7 +12,7 @@ whose residual is the true relative residual ||b - (G + lambda I) x|| / ||b||, m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +28,7 @@ __all__ = [
     "dense_solve",
     "lissa",
     "llmeraser_solve",
+    "pcg_steps",
     "relative_residual",
 ]
 
@@ -104,24 +105,47 @@ def conjugate_gradient(
     return x, SolveReport("cg", damping, iterations, residual, residual <= config.tolerance, recurrence)
 
 
-def _cg_iterations(
-    A: Operator, M: Operator, x: torch.Tensor, r: torch.Tensor, *, tolerance: float, budget: int, bar: tqdm
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """PCG from (x, r = b - Ax) until ||r|| <= tolerance (absolute) or `budget` products: (x, r, products)."""
+def pcg_steps(operator: Operator, b: torch.Tensor, *, damping: float, preconditioner: Operator | None = None
+              ) -> Iterator[torch.Tensor]:
+    """The PCG iterates x_1, x_2, ... of (G + lambda I) x = b from x_0 = 0, one product each, for as long as the
+    caller keeps taking them.
+
+    Why a stream: early iterates are a regularized solution (their norm grows with each one), so a caller that
+    chooses an iterate by what it does (the path step) takes products only until its rule stops.
+    """
+    A = _damped(operator, damping)
+    for x, _ in _pcg(A, preconditioner or (lambda v: v), torch.zeros_like(b), b.clone()):
+        yield x
+
+
+def _pcg(A: Operator, M: Operator, x: torch.Tensor, r: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """PCG (Hestenes & Stiefel 1952) from (x, r = b - Ax): (x, r) after each product, scalars in float64."""
     z = M(r)
     p, rz = z.clone(), float((r.double() * z.double()).sum())
-    spent = 0
-    while spent < budget and float(r.double().norm()) > tolerance:
+    while True:
         Ap = A(p)
         alpha = rz / float((p.double() * Ap.double()).sum())
         x = x + alpha * p
         r = r - alpha * Ap
+        yield x, r
         z = M(r)
         rz_next = float((r.double() * z.double()).sum())
         p = z + (rz_next / rz) * p
         rz = rz_next
+
+
+def _cg_iterations(
+    A: Operator, M: Operator, x: torch.Tensor, r: torch.Tensor, *, tolerance: float, budget: int, bar: tqdm
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """PCG from (x, r = b - Ax) until ||r|| <= tolerance (absolute) or `budget` products: (x, r, products)."""
+    spent = 0
+    if budget <= 0 or float(r.double().norm()) <= tolerance:
+        return x, r, spent
+    for x, r in _pcg(A, M, x, r):
         spent += 1
         bar.update(1)
+        if spent >= budget or float(r.double().norm()) <= tolerance:
+            break
     return x, r, spent
 
 

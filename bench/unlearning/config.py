@@ -75,6 +75,9 @@ class MethodsConfig:
     solvers: tuple[str, ...] = SOLVERS  # the eraser's methods, each with the calibrated and the plain step
     ascent_steps: tuple[int, ...] = (1, 2, 4, 8)  # gradient-ascent step counts measured (ascending)
     guard_size: int = 16  # held-out retained samples the ascent and first-order rules watch
+    # CG's path step (the cg/path row): exact products over 16 retained samples, up to 6 iterates walked; its own
+    # eraser, as the cg/calibrated and cg/plain rows keep the eraser config's CG (PCG-4 over the whole sample)
+    cg_path: CgConfig = CgConfig(max_iterations=6, precondition=True, sample_size=16)
 
     def __post_init__(self) -> None:
         if any(s not in SOLVERS for s in self.solvers):

@@ -68,7 +68,7 @@ def _run_family(
     model, tokenizer, trained_seconds = _train(config, family.train, training, progress=progress)
     original = lora_state(model)
     pair = EraserPair(model, tokenizer, train=family.train, reference=family.reference, config=config.eraser, cache_dir=cache_dir,
-                      spectral="spectral" in solvers)
+                      spectral="spectral" in solvers, cg_path=config.methods.cg_path if "cg" in solvers else None)
     tasks = {}
     for task in tqdm(family.tasks, desc=f"{family.name} tasks", disable=None if progress else True):
         rows = _task_rows(config, task, training, solvers, model, tokenizer, original, pair, progress)

@@ -14,7 +14,8 @@ def test_quick_benchmark_writes_json_table_and_plot_with_every_method(tmp_path: 
     results = json.loads((tmp_path / "erasure-tiny-quick.json").read_text())
     task = next(iter(results["facts"]["tasks"].values()))
     rows = task["rows"]
-    for method in ("retrain (oracle)", "original (no-op)", "ascent (rule)", "first-order/calibrated", "ekfac/plain", "cg/plain", "spectral/path"):
+    for method in ("retrain (oracle)", "original (no-op)", "ascent (rule)", "first-order/calibrated", "ekfac/plain", "cg/plain", "spectral/path",
+                   "cg/path"):
         assert method in rows, method
     assert rows["retrain (oracle)"]["gap_closed"]["forget_loss"] == 1.0
     assert rows["original (no-op)"]["gap_closed"]["forget_loss"] == 0.0
@@ -24,6 +25,9 @@ def test_quick_benchmark_writes_json_table_and_plot_with_every_method(tmp_path: 
     spectral = rows["spectral/path"]
     assert spectral["details"]["build_seconds"] > 0 and spectral["seconds"] > 0
     assert spectral["refused"] is not None or spectral["details"]["path_index"] >= 0
+    cg_path = rows["cg/path"]  # its own eraser: the walk's guard losses, and the shared EK-FAC build as its one-off
+    assert cg_path["refused"] is not None or len(cg_path["details"]["path"]["guard_evaluated"]) >= 1
+    assert "build_seconds" not in cg_path["details"] and cg_path["uses_curvature"]
     head = results["headline"]
     assert head["default_method"] in head["methods"] and head["default_method_figures"]["build_seconds"] >= 0
     assert "mia_auc_minus_retrain" in head["methods"]["cg/plain"]
