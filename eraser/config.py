@@ -74,12 +74,13 @@ class CgConfig:
     # (README, "Eraser") it took more products than plain CG, as its Kronecker eigenbasis and its block diagonal
     # (no curvature between A and B of one LoRA module) fit the LoRA Gauss-Newton matrix worse than the identity
     precondition: bool = False
-    # exact products over this many samples of the retained curvature sample (seeded; None: all of it). Each costs
-    # its share of a product: on SmolLM2 (two cores) 16 samples made PCG's path step 50x faster than retraining
+    # exact products over this many samples of the retained curvature sample (seeded; None: all of it), each costing
+    # its share of a product: on SmolLM2 (two cores) a path step over 16 took 16.7 s against retraining's 495 s, and
+    # 64 did no better at 3-4x the time (README, "The CG path")
     sample_size: int | None = None
-    # the path step (its iterates as the regularization path) takes the last iterate whose held-out retained loss
-    # rises at most this many nats: on SmolLM2's memorized facts a rise of 0.01-0.02 already cost a retained fact,
-    # where retraining itself rose it 0.004 (README, "The CG path"); tighter than the calibrated step's 0.1
+    # the path step (its iterates as the regularization path) takes the last iterate before the first whose held-out
+    # retained loss rises more than this many nats: on SmolLM2's memorized facts a rise of 0.01-0.02 already cost a retained fact,
+    # where retraining itself raised it 0.004; tighter than the calibrated step's 0.1
     path_max_retain_loss_increase: float = 0.015
 
     def __post_init__(self) -> None:
