@@ -13,7 +13,7 @@ A path whose points cost a curvature product each (PCG's iterates x_1, x_2, ...:
 regularization, each iterate longer than the last) is walked instead (`walk_path`): the same rule, taking points
 only until the first one past the bound.
 
-Pure math: losses come in as callables of the path index.
+Pure math: losses come in as callables (of the path index, or of the walked point).
 """
 
 from __future__ import annotations

@@ -80,9 +80,8 @@ class EraserPair:
         The plain step reuses the calibrated call's direction (delta / scale) when that call succeeded with a
         positive scale: the solve is identical, and its time (the calibrated call's) is an upper bound.
         """
-        eraser = self._use("eager" if method in EXACT_PRODUCT_METHODS else "sdpa")
         if method == "spectral":
-            return [self._path(eraser, request, "spectral")]
+            return [self._path(self._use("eager"), request, "spectral")]
         path = [self._path(self._use("cg-path"), request, "cg")] if method == "cg" and "cg-path" in self.erasers else []
         eraser = self._use("eager" if method in EXACT_PRODUCT_METHODS else "sdpa")
         try:
