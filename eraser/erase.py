@@ -379,8 +379,8 @@ class Eraser:
     def _cg_path_step(
         self, request: ErasureRequest, b: torch.Tensor, *, retained: list[Sample]
     ) -> tuple[torch.Tensor, SolveReport, PathReport]:
-        """The last PCG iterate whose guard loss stays within `cg.path_max_retain_loss_increase` (path.walk_path):
-        one exact product and one guard evaluation per iterate, at most `cg.max_iterations` of them."""
+        """The last PCG iterate before the first whose guard loss rises past `cg.path_max_retain_loss_increase`
+        (path.walk_path): one exact product and one guard evaluation per iterate, at most `cg.max_iterations`."""
         factors = self._retained_factors(request) if self._needs_factors("cg", "path") else None
         damping = self._damping(factors)
         inputs = self._solve_inputs(request, "cg", retained=retained, factors=factors)
