@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from loravault.core import FailedPreconditionError, InvalidArgumentError, Sample, canonical_float32, sha256_hex
+from loravault.core import InvalidArgumentError, Sample, canonical_float32, sha256_hex
 
 from .cache import EkfacCache
 from .calibrate import CalibrationReport, calibrate_step
@@ -50,8 +50,8 @@ from .objective import Objective, TokenBatch, lora_objective
 from .path import PathReport, choose_on_path, walk_path
 from .pseudo_gradients import PseudoGradients, collect_pseudo_gradients
 from .requests import ErasureRequest
-from .solve import SolveInputs, solve
-from .solvers import SolveReport, pcg_steps, relative_residual
+from .solve import SolveInputs, cg_iterates, solve
+from .solvers import SolveReport, relative_residual
 from .spectral import SpectralBasis, lanczos, path_dampings
 
 __all__ = ["Eraser", "erase"]
@@ -384,12 +384,7 @@ class Eraser:
         factors = self._retained_factors(request) if self._needs_factors("cg", "path") else None
         damping = self._damping(factors)
         inputs = self._solve_inputs(request, "cg", retained=retained, factors=factors)
-        if inputs.operator is None:
-            raise FailedPreconditionError("the cg path step needs curvature products: load the base with "
-                                          "attn_implementation='eager'")
-        preconditioner = inputs.factors.inverse(self.objective.layout, damping=damping) if inputs.factors is not None else None
-        iterates = islice(pcg_steps(inputs.operator, b, damping=damping, preconditioner=preconditioner),
-                          self.config.cg.max_iterations)
+        iterates = islice(cg_iterates(inputs, b, damping=damping), self.config.cg.max_iterations)
         guard_loss, before = self._guard_along_path(request)
         x, report = walk_path(iterates, guard_loss, before=before, max_increase=self.config.cg.path_max_retain_loss_increase,
                               damping=damping)

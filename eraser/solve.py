@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +16,7 @@ from .ekfac import EkfacFactors
 from .objective import Objective
 from .spectral import SpectralBasis
 from .solvers import (
+    Operator,
     SolveReport,
     approximate_inverse_solve,
     conjugate_gradient,
@@ -23,10 +24,12 @@ from .solvers import (
     dense_solve,
     lissa,
     llmeraser_solve,
+    pcg_steps,
 )
 
-__all__ = ["DENSE_LIMIT", "SolveInputs", "solve"]
+__all__ = ["DENSE_LIMIT", "SolveInputs", "cg_iterates", "solve"]
 
+_NO_PRODUCTS = "method {method} needs curvature products: load the base with attn_implementation='eager', or use ekfac"
 DENSE_LIMIT = 20_000  # parameters: a (P, P) float64 matrix of 3.2 GB and P curvature products
 
 
@@ -49,9 +52,7 @@ def solve(
     """x ~ (G_retained + lambda I)^-1 b by `method`; raises FailedPreconditionError when its curvature is missing."""
     operator, layout = inputs.operator, inputs.objective.layout
     if method in ("cg", "lissa", "dense", "llmeraser") and operator is None:
-        raise FailedPreconditionError(
-            f"method {method} needs curvature products: load the base with attn_implementation='eager', or use ekfac"
-        )
+        raise FailedPreconditionError(_NO_PRODUCTS.format(method=method))
     if method == "spectral":
         basis = inputs.basis
         assert basis is not None  # the eraser builds it for this method
@@ -59,8 +60,8 @@ def solve(
         return approximate_inverse_solve(lambda v: basis.solve(v, damping=damping), b, method="spectral", damping=damping)
     if method == "cg":
         assert operator is not None  # refused above
-        preconditioner = inputs.factors.inverse(layout, damping=damping) if inputs.factors is not None else None
-        return conjugate_gradient(operator, b, damping=damping, config=config.cg, preconditioner=preconditioner, progress=progress)
+        return conjugate_gradient(operator, b, damping=damping, config=config.cg, preconditioner=_cg_preconditioner(inputs, damping),
+                                  progress=progress)
     if method == "lissa":
         assert operator is not None  # refused above
         return lissa(operator, b, damping=damping, config=config.lissa, sampled_operator=operator.batch_product, progress=progress)
@@ -81,6 +82,18 @@ def solve(
         single = CurvatureOperator(inputs.objective, inputs.theta, inputs.shuffled, kind=config.curvature.kind, batch_size=1)
         return llmeraser_solve(single.batch_product, b, damping=damping, config=config.llmeraser, operator=operator, progress=progress)
     raise InvalidArgumentError(f"unknown method {method!r}")
+
+
+def cg_iterates(inputs: SolveInputs, b: torch.Tensor, *, damping: float) -> Iterator[torch.Tensor]:
+    """PCG's iterates with the same operator and preconditioner `solve("cg", ...)` uses, for the path step."""
+    if inputs.operator is None:
+        raise FailedPreconditionError(_NO_PRODUCTS.format(method="cg"))
+    return pcg_steps(inputs.operator, b, damping=damping, preconditioner=_cg_preconditioner(inputs, damping))
+
+
+def _cg_preconditioner(inputs: SolveInputs, damping: float) -> Operator | None:
+    """EK-FAC's damped inverse when the eraser built factors for CG, else none."""
+    return inputs.factors.inverse(inputs.objective.layout, damping=damping) if inputs.factors is not None else None
 
 
 def _module_blocks(objective: Objective) -> list[slice]:
